@@ -1,0 +1,300 @@
+//! `mnemo`: the native shell over Mnemo's engine. Train models, write their checkpoints,
+//! data order, losses and charts; print example specs; benchmark the backends.
+
+use std::fs;
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use mnemo_core::spec::{DataSource, Duration, SplitMode};
+use mnemo_core::train::{Trainer, run_blocking};
+use mnemo_core::{BackendKind, ExperimentSpec, SpecError, TrainError};
+use mnemo_plots::{LossSeries, loss_svg};
+use thiserror::Error;
+
+#[derive(Parser)]
+#[command(name = "mnemo", version, about = "Measure how small language models memorise their training data.", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train the model a spec describes and write checkpoints, order.csv, loss.csv,
+    /// loss.svg, instances.csv and spec.json into the output directory.
+    Train(TrainArgs),
+    /// Print an experiment spec as JSON.
+    Spec {
+        /// Print the complete example spec (the browser's default demo).
+        #[arg(long)]
+        example: bool,
+        /// Print the TinyMem example instead (2 layers, d_model 128, context 150).
+        #[arg(long)]
+        tinymem: bool,
+        /// Check a spec file and print it normalised (defaults filled in).
+        #[arg(long, value_name = "SPEC.json", conflicts_with_all = ["example", "tinymem"])]
+        check: Option<PathBuf>,
+    },
+    /// Benchmarks that print figures.
+    #[command(subcommand)]
+    Bench(Bench),
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// The experiment spec (see `mnemo spec --example`).
+    #[arg(long, value_name = "SPEC.json")]
+    spec: PathBuf,
+    /// Output directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// CPU backend to train on.
+    #[arg(long, value_enum, default_value_t = Backend::Flex)]
+    backend: Backend,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Training tokens/s of the TinyMem-size model (2 layers, d_model 128, 4 heads,
+    /// context 150, batch 32) on each native CPU backend of this build.
+    Train {
+        /// Timed steps (after one warm-up step).
+        #[arg(long, default_value_t = 5)]
+        steps: usize,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Backend {
+    /// burn's pure-Rust CPU backend.
+    Flex,
+}
+
+impl From<Backend> for BackendKind {
+    fn from(b: Backend) -> Self {
+        match b {
+            Backend::Flex => BackendKind::Flex,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+enum CliError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Spec { path: PathBuf, source: SpecError },
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    #[error("writing CSV: {0}")]
+    Csv(#[from] csv::Error),
+    #[error("backend {0} is not compiled into this build")]
+    Backend(&'static str),
+    #[error("nothing to do: pass --example, --tinymem or --check FILE")]
+    NothingToDo,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
+    move |source| CliError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => train(args),
+        Command::Spec {
+            example,
+            tinymem,
+            check,
+        } => spec_cmd(example, tinymem, check),
+        Command::Bench(Bench::Train { steps }) => bench_train(steps),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn read_spec(path: &Path) -> Result<ExperimentSpec, CliError> {
+    let text = fs::read_to_string(path).map_err(io_err(path))?;
+    ExperimentSpec::from_json(&text).map_err(|source| CliError::Spec {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn spec_cmd(example: bool, tinymem: bool, check: Option<PathBuf>) -> Result<(), CliError> {
+    let spec = if let Some(path) = check {
+        read_spec(&path)?
+    } else if tinymem {
+        ExperimentSpec::tinymem_example()
+    } else if example {
+        ExperimentSpec::demo()
+    } else {
+        return Err(CliError::NothingToDo);
+    };
+    println!("{}", spec.to_json());
+    Ok(())
+}
+
+fn device(kind: BackendKind) -> Result<mnemo_core::backend::Device, CliError> {
+    kind.cpu_device().ok_or(CliError::Backend(kind.label()))
+}
+
+fn train(args: TrainArgs) -> Result<(), CliError> {
+    let spec = read_spec(&args.spec)?;
+    let kind: BackendKind = args.backend.into();
+    let mut trainer = Trainer::new(spec.clone(), device(kind)?)?;
+    let out = &args.out;
+    let ck_dir = out.join("checkpoints");
+    fs::create_dir_all(&ck_dir).map_err(io_err(&ck_dir))?;
+    let spec_path = out.join("spec.json");
+    fs::write(&spec_path, spec.to_json()).map_err(io_err(&spec_path))?;
+    write_instances(&out.join("instances.csv"), trainer.corpus())?;
+
+    let corpus = trainer.corpus();
+    eprintln!(
+        "{} training / {} held-out instances, vocabulary {}, {} steps on {}{}",
+        corpus.train.len(),
+        corpus.heldout.len(),
+        corpus.tokenizer.vocab_size(),
+        trainer.total_steps(),
+        kind.label(),
+        if corpus.truncated > 0 {
+            format!(" ({} instances truncated to the context)", corpus.truncated)
+        } else {
+            String::new()
+        }
+    );
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(trainer.total_steps() as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} steps  {msg}  eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let outcome = run_blocking(
+        &mut trainer,
+        |p| {
+            bar.set_position(p.step as u64);
+            bar.set_message(format!("loss {:.4}  {:.0} tok/s", p.loss, p.tokens_per_s));
+            ControlFlow::Continue(())
+        },
+        |ck| {
+            let path = ck_dir.join(format!("step_{:06}.safetensors", ck.step));
+            let bytes = ck.to_safetensors()?;
+            fs::write(&path, bytes).map_err(|e| TrainError::Device(format!("{}: {e}", path.display())))
+        },
+    )?;
+    bar.finish_and_clear();
+
+    let mut w = csv::Writer::from_path(out.join("order.csv"))?;
+    w.write_record(["step", "instance_id"])?;
+    for (step, id) in trainer.order() {
+        w.write_record([step.to_string(), id.to_string()])?;
+    }
+    w.flush().map_err(io_err(out))?;
+    let mut w = csv::Writer::from_path(out.join("loss.csv"))?;
+    w.write_record(["step", "loss"])?;
+    for (step, loss) in trainer.losses() {
+        w.write_record([step.to_string(), loss.to_string()])?;
+    }
+    w.flush().map_err(io_err(out))?;
+    let svg_path = out.join("loss.svg");
+    let series = LossSeries {
+        label: String::new(),
+        points: trainer.losses().to_vec(),
+    };
+    fs::write(&svg_path, loss_svg(&[series], (800, 480))).map_err(io_err(&svg_path))?;
+    let last = trainer.losses().last().map(|l| l.1).unwrap_or(f32::NAN);
+    eprintln!(
+        "done in {:.1} s: final loss {last:.4}; wrote {}",
+        outcome.elapsed_s,
+        out.display()
+    );
+    Ok(())
+}
+
+fn write_instances(path: &Path, corpus: &mnemo_core::Corpus) -> Result<(), CliError> {
+    let held: std::collections::HashSet<u32> = corpus.heldout.iter().copied().collect();
+    let mut w = csv::Writer::from_path(path)?;
+    w.write_record(["instance_id", "split", "tokens", "text"])?;
+    for inst in &corpus.instances {
+        let split = if held.contains(&inst.id) { "heldout" } else { "train" };
+        w.write_record([
+            inst.id.to_string(),
+            split.to_string(),
+            inst.tokens.len().to_string(),
+            inst.text.clone(),
+        ])?;
+    }
+    w.flush().map_err(io_err(path))?;
+    Ok(())
+}
+
+/// The benchmark spec: the TinyMem-size model on windows of random digits that fill the
+/// context exactly (32 x 150 target tokens per step).
+fn bench_spec(steps: usize) -> ExperimentSpec {
+    let mut spec = ExperimentSpec::tinymem_example();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let text: String = (0..149 * 64)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if i % 4 == 3 { ' ' } else { char::from(b'0' + (x % 10) as u8) }
+        })
+        .collect();
+    spec.data.source = DataSource::Text {
+        text,
+        split: SplitMode::Windows { length: 149 },
+    };
+    spec.data.heldout_fraction = 0.0;
+    spec.training.duration = Duration::Steps(steps + 1);
+    spec.training.checkpoint_every = 0;
+    spec
+}
+
+fn bench_train(steps: usize) -> Result<(), CliError> {
+    let steps = steps.max(1);
+    let spec = bench_spec(steps);
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(
+        stdout,
+        "model: 2 layers, d_model 128, 4 heads, context 150, batch 32; {steps} timed steps after 1 warm-up"
+    );
+    let _ = writeln!(stdout, "{:<16} {:>12} {:>14}", "backend", "ms/step", "tokens/s");
+    for kind in [BackendKind::Flex, BackendKind::Ndarray] {
+        let Some(dev) = kind.cpu_device() else { continue };
+        let mut trainer = Trainer::new(spec.clone(), dev)?;
+        mnemo_core::train::block_on(trainer.step())?;
+        let tokens_before = trainer.tokens_seen();
+        let start = std::time::Instant::now();
+        while mnemo_core::train::block_on(trainer.step())?.is_some() {}
+        let secs = start.elapsed().as_secs_f64();
+        let tokens = trainer.tokens_seen() - tokens_before;
+        let _ = writeln!(
+            stdout,
+            "{:<16} {:>12.1} {:>14.0}",
+            kind.label(),
+            secs * 1000.0 / steps as f64,
+            tokens as f64 / secs
+        );
+    }
+    Ok(())
+}

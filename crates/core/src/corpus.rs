@@ -1,0 +1,530 @@
+//! Corpora: text cut into training instances with stable ids, a held-out split that is
+//! never trained on, and Mnemo's generators (facts, TinyMem sequences, canaries).
+//! Everything is seeded from the experiment's seed.
+
+use std::collections::HashMap;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::rng::{self, Stream};
+use crate::spec::{
+    BuiltinCorpus, CanarySpec, DataSource, DataSpec, SplitMode, TinyMemSpec, TinyMemTask, limits,
+};
+use crate::tokenizer::{Tokenizer, TokenizerError, TokenizerKind};
+
+/// What an instance is, for analyses that treat some instances specially.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum InstanceKind {
+    /// Ordinary text.
+    Plain,
+    /// A TinyMem sequence that carries noise; `clean` is its noise-free version.
+    Noised {
+        /// The sequence before noise was added.
+        clean: String,
+    },
+    /// A copy of the canary.
+    Canary,
+}
+
+/// One training or held-out instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    /// Stable id: the instance's position in the corpus as built from the spec.
+    pub id: u32,
+    /// The text.
+    pub text: String,
+    /// Token ids: BOS, the text's tokens, EOS; truncated to the model's context + 1.
+    pub tokens: Vec<u32>,
+    /// What this instance is.
+    pub kind: InstanceKind,
+}
+
+/// The secret a canary carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CanaryInfo {
+    /// The full inserted text.
+    pub text: String,
+    /// The secret digits, as written (space separated).
+    pub secret: String,
+    /// Ids of the inserted copies.
+    pub ids: Vec<u32>,
+}
+
+/// A corpus ready for training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Corpus {
+    /// The tokenizer, its vocabulary included.
+    pub tokenizer: Tokenizer,
+    /// All instances; `instances[i].id == i`.
+    pub instances: Vec<Instance>,
+    /// Ids of the instances training may visit.
+    pub train: Vec<u32>,
+    /// Ids of the instances that are never trained on.
+    pub heldout: Vec<u32>,
+    /// Instances cut because they exceeded the context.
+    pub truncated: usize,
+    /// The canary, when the spec inserts one.
+    pub canary: Option<CanaryInfo>,
+}
+
+/// Why a corpus could not be built.
+#[derive(Debug, Error, PartialEq)]
+pub enum CorpusError {
+    /// No instances at all.
+    #[error("the text has no instances: it is empty or only whitespace")]
+    Empty,
+    /// Too few instances to train on after the held-out split.
+    #[error("only {0} instance(s) would remain for training; add text or lower the held-out fraction")]
+    TooFewForTraining(usize),
+    /// Too much text.
+    #[error("the text is {0} bytes; the limit is {max} bytes", max = limits::TEXT_BYTES)]
+    TooLarge(usize),
+    /// Too many instances.
+    #[error("the text makes {0} instances; the limit is {max}", max = limits::INSTANCES)]
+    TooManyInstances(usize),
+    /// Text the tokenizer cannot encode.
+    #[error("tokenizer: {0}")]
+    Tokenizer(#[from] TokenizerError),
+}
+
+/// Cut text into instances.
+pub fn split_text(text: &str, mode: SplitMode) -> Vec<String> {
+    match mode {
+        SplitMode::Lines => text
+            .lines()
+            .map(str::trim_end)
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect(),
+        SplitMode::Paragraphs => {
+            let mut out = Vec::new();
+            let mut current: Vec<&str> = Vec::new();
+            for line in text.lines() {
+                if line.trim().is_empty() {
+                    if !current.is_empty() {
+                        out.push(current.join("\n"));
+                        current.clear();
+                    }
+                } else {
+                    current.push(line.trim_end());
+                }
+            }
+            if !current.is_empty() {
+                out.push(current.join("\n"));
+            }
+            out
+        }
+        SplitMode::Windows { length } => {
+            let chars: Vec<char> = text.chars().collect();
+            chars
+                .chunks(length.max(1))
+                .map(|c| c.iter().collect::<String>())
+                .filter(|s| !s.trim().is_empty())
+                .collect()
+        }
+    }
+}
+
+const FIRST: &[&str] = &[
+    "Ada", "Bram", "Cleo", "Dara", "Emil", "Faye", "Gus", "Hana", "Ivo", "Juno", "Kai", "Lena",
+    "Milo", "Nora", "Otto", "Pia", "Quin", "Rosa", "Sami", "Tova", "Uma", "Vik", "Wren", "Yara",
+];
+const LAST: &[&str] = &[
+    "Quill", "Marsh", "Vane", "Holt", "Brisk", "Fenn", "Lark", "Moss", "Reed", "Sol", "Thorn",
+    "Wick", "Ash", "Birch", "Cove", "Dale",
+];
+const CITIES: &[&str] = &[
+    "Leeds", "Porto", "Lyon", "Turku", "Graz", "Cork", "Bergen", "Split", "Gdansk", "Basel",
+    "Ghent", "Brno", "Lille", "Bari", "Kiel", "Oulu",
+];
+const ANIMALS: &[&str] = &[
+    "owl", "cat", "goat", "hen", "fox", "newt", "crow", "mole", "duck", "frog", "bee", "yak",
+];
+const COLOURS: &[&str] = &[
+    "teal", "amber", "plum", "jade", "rust", "navy", "lime", "ochre", "rose", "slate",
+];
+
+fn pick<'a>(rng: &mut impl Rng, list: &[&'a str]) -> &'a str {
+    list[rng.random_range(0..list.len())]
+}
+
+/// Invented one-line biographies. Their details are random, so a model can only
+/// reproduce them by memorising them: a good first corpus for the analyses.
+pub fn facts(n: usize, seed: u64) -> Vec<String> {
+    let mut rng = rng::stream(seed, Stream::Data);
+    (0..n)
+        .map(|_| {
+            let count = rng.random_range(2..10);
+            format!(
+                "{} {} lives in {}, keeps {} {}s and loves {}.",
+                pick(&mut rng, FIRST),
+                pick(&mut rng, LAST),
+                pick(&mut rng, CITIES),
+                count,
+                pick(&mut rng, ANIMALS),
+                pick(&mut rng, COLOURS)
+            )
+        })
+        .collect()
+}
+
+/// One TinyMem sequence of `terms` numbers for constant `k`, indexed `index`.
+pub fn tinymem_terms(task: TinyMemTask, k: u32, index: u64, terms: usize) -> Vec<u64> {
+    let mut x = match task {
+        TinyMemTask::Increment => index,
+        TinyMemTask::Mult => index + 1,
+    };
+    let mut out = Vec::with_capacity(terms);
+    for _ in 0..terms {
+        out.push(x);
+        x = match task {
+            TinyMemTask::Increment => x + k as u64,
+            TinyMemTask::Mult => (x * k as u64) % 20134,
+        };
+    }
+    out
+}
+
+fn join_terms(terms: &[u64]) -> String {
+    terms
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// TinyMem data as (text, kind) pairs: main-task sequences (some replaced by noised,
+/// duplicated copies) and auxiliary-task sequences.
+pub fn tinymem(spec: &TinyMemSpec, seed: u64) -> Vec<(String, InstanceKind)> {
+    let mut rng = rng::stream(seed, Stream::Data);
+    let mut out = Vec::new();
+    // Which main-task sequences carry noise: a seeded choice.
+    let mut idx: Vec<usize> = (0..spec.main_sequences).collect();
+    rng::shuffle(&mut idx, &mut rng);
+    let mut noised = vec![false; spec.main_sequences];
+    for &i in idx.iter().take(spec.noised_sequences) {
+        noised[i] = true;
+    }
+    let half = spec.noise_prob / 2.0;
+    for (i, is_noised) in noised.iter().enumerate() {
+        let clean = tinymem_terms(spec.task, spec.k, i as u64, spec.terms);
+        if *is_noised {
+            // Redraw until at least one term changed, so every noised sequence carries noise.
+            let mut noisy = clean.clone();
+            for _ in 0..1000 {
+                noisy = clean
+                    .iter()
+                    .map(|&x| {
+                        let u: f64 = rng.random();
+                        if u < half {
+                            x + 1
+                        } else if u < 2.0 * half && x > 0 {
+                            x - 1
+                        } else {
+                            x
+                        }
+                    })
+                    .collect();
+                if noisy != clean || half == 0.0 {
+                    break;
+                }
+            }
+            let kind = InstanceKind::Noised {
+                clean: join_terms(&clean),
+            };
+            for _ in 0..spec.duplication {
+                out.push((join_terms(&noisy), kind.clone()));
+            }
+        } else {
+            out.push((join_terms(&clean), InstanceKind::Plain));
+        }
+    }
+    for &k in &spec.aux_ks {
+        for i in 0..spec.aux_sequences {
+            out.push((
+                join_terms(&tinymem_terms(spec.task, k, i as u64, spec.terms)),
+                InstanceKind::Plain,
+            ));
+        }
+    }
+    out
+}
+
+/// The canary's text and secret, drawn from the seed.
+pub fn canary(spec: &CanarySpec, seed: u64) -> (String, String) {
+    let mut rng = rng::stream(seed ^ 0xCA4A_11E5, Stream::Data);
+    let secret = (0..spec.digits)
+        .map(|_| rng.random_range(0..10u8).to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    (format!("{}{}", spec.prefix, secret), secret)
+}
+
+impl Corpus {
+    /// Build the corpus a spec describes. `context` is the model's context length:
+    /// instances are truncated to `context + 1` tokens (inputs plus the shifted targets).
+    pub fn build(
+        data: &DataSpec,
+        tokenizer: TokenizerKind,
+        context: usize,
+        seed: u64,
+    ) -> Result<Self, CorpusError> {
+        let mut texts: Vec<(String, InstanceKind)> = match &data.source {
+            DataSource::Builtin {
+                corpus: BuiltinCorpus::Facts,
+                instances,
+            } => facts(*instances, seed)
+                .into_iter()
+                .map(|t| (t, InstanceKind::Plain))
+                .collect(),
+            DataSource::Text { text, split } => {
+                if text.len() > limits::TEXT_BYTES {
+                    return Err(CorpusError::TooLarge(text.len()));
+                }
+                split_text(text, *split)
+                    .into_iter()
+                    .map(|t| (t, InstanceKind::Plain))
+                    .collect()
+            }
+            DataSource::Tinymem(t) => tinymem(t, seed),
+        };
+        if texts.is_empty() {
+            return Err(CorpusError::Empty);
+        }
+        let mut canary_info = None;
+        if let Some(c) = &data.canary {
+            let (text, secret) = canary(c, seed);
+            let first = texts.len() as u32;
+            for _ in 0..c.repetitions {
+                texts.push((text.clone(), InstanceKind::Canary));
+            }
+            canary_info = Some(CanaryInfo {
+                text,
+                secret,
+                ids: (first..first + c.repetitions).collect(),
+            });
+        }
+        if texts.len() > limits::INSTANCES {
+            return Err(CorpusError::TooManyInstances(texts.len()));
+        }
+        let tokenizer = Tokenizer::build(tokenizer, texts.iter().map(|(t, _)| t.as_str()))?;
+        let mut truncated = 0;
+        let mut instances = Vec::with_capacity(texts.len());
+        for (i, (text, kind)) in texts.into_iter().enumerate() {
+            let mut tokens = Vec::with_capacity(text.len() + 2);
+            tokens.push(tokenizer.bos());
+            tokens.extend(tokenizer.encode(&text)?);
+            tokens.push(tokenizer.eos());
+            if tokens.len() > context + 1 {
+                tokens.truncate(context + 1);
+                truncated += 1;
+            }
+            instances.push(Instance {
+                id: i as u32,
+                text,
+                tokens,
+                kind,
+            });
+        }
+        let (train, heldout) = split_heldout(&instances, data.heldout_fraction, seed);
+        if train.len() < 1 {
+            return Err(CorpusError::TooFewForTraining(train.len()));
+        }
+        Ok(Corpus {
+            tokenizer,
+            instances,
+            train,
+            heldout,
+            truncated,
+            canary: canary_info,
+        })
+    }
+
+    /// The instance with this id.
+    pub fn get(&self, id: u32) -> Option<&Instance> {
+        self.instances.get(id as usize)
+    }
+
+    /// Training tokens per epoch (targets only, i.e. tokens minus one per instance).
+    pub fn train_tokens(&self) -> usize {
+        self.train
+            .iter()
+            .map(|&i| self.instances[i as usize].tokens.len().saturating_sub(1))
+            .sum()
+    }
+}
+
+/// Hold out a seeded share of the *distinct* plain texts: all copies of a held-out
+/// text are held out, so no duplicate of a held-out instance is ever trained on.
+/// Noised sequences and canaries are always in training (they exist to be trained on).
+fn split_heldout(instances: &[Instance], fraction: f64, seed: u64) -> (Vec<u32>, Vec<u32>) {
+    let mut groups: HashMap<&str, Vec<u32>> = HashMap::new();
+    let mut order: Vec<&str> = Vec::new();
+    for inst in instances {
+        if inst.kind != InstanceKind::Plain {
+            continue;
+        }
+        let entry = groups.entry(inst.text.as_str()).or_default();
+        if entry.is_empty() {
+            order.push(inst.text.as_str());
+        }
+        entry.push(inst.id);
+    }
+    let mut rng = rng::stream(seed, Stream::Split);
+    rng::shuffle(&mut order, &mut rng);
+    let n_held = ((order.len() as f64) * fraction).floor() as usize;
+    let n_held = n_held.min(order.len().saturating_sub(1));
+    let mut is_held = vec![false; instances.len()];
+    for text in &order[..n_held] {
+        for &id in &groups[text] {
+            is_held[id as usize] = true;
+        }
+    }
+    let (mut train, mut held) = (Vec::new(), Vec::new());
+    for inst in instances {
+        if is_held[inst.id as usize] {
+            held.push(inst.id);
+        } else {
+            train.push(inst.id);
+        }
+    }
+    (train, held)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::ExperimentSpec;
+
+    fn text_spec(text: &str, split: SplitMode, heldout: f64) -> DataSpec {
+        DataSpec {
+            source: DataSource::Text {
+                text: text.into(),
+                split,
+            },
+            heldout_fraction: heldout,
+            canary: None,
+        }
+    }
+
+    #[test]
+    fn split_modes() {
+        let t = "a b\n\n  \nc\nd\n\n\ne";
+        assert_eq!(split_text(t, SplitMode::Lines), ["a b", "c", "d", "e"]);
+        assert_eq!(split_text(t, SplitMode::Paragraphs), ["a b", "c\nd", "e"]);
+        assert_eq!(
+            split_text("abcdefg", SplitMode::Windows { length: 3 }),
+            ["abc", "def", "g"]
+        );
+    }
+
+    #[test]
+    fn empty_text_is_an_error() {
+        let d = text_spec(" \n\n ", SplitMode::Lines, 0.2);
+        assert_eq!(
+            Corpus::build(&d, TokenizerKind::Byte, 32, 1),
+            Err(CorpusError::Empty)
+        );
+    }
+
+    #[test]
+    fn heldout_never_shares_text_with_train_and_ids_are_stable() {
+        let text = "x\ny\nx\nz\nw\nx\nv\nu\nt\ns";
+        let d = text_spec(text, SplitMode::Lines, 0.5);
+        let c = Corpus::build(&d, TokenizerKind::Byte, 32, 7).unwrap();
+        let c2 = Corpus::build(&d, TokenizerKind::Byte, 32, 7).unwrap();
+        assert_eq!(c, c2, "same seed, same corpus");
+        assert_eq!(c.train.len() + c.heldout.len(), 10);
+        assert_eq!(c.heldout.len() >= 3, true, "7 distinct texts, half held out");
+        for &h in &c.heldout {
+            for &t in &c.train {
+                assert_ne!(c.instances[h as usize].text, c.instances[t as usize].text);
+            }
+        }
+        for (i, inst) in c.instances.iter().enumerate() {
+            assert_eq!(inst.id as usize, i);
+            assert_eq!(inst.tokens[0], c.tokenizer.bos());
+        }
+    }
+
+    #[test]
+    fn truncation_respects_context() {
+        let d = text_spec(&"a".repeat(100), SplitMode::Lines, 0.0);
+        let c = Corpus::build(&d, TokenizerKind::Byte, 16, 1).unwrap();
+        assert_eq!(c.instances[0].tokens.len(), 17);
+        assert_eq!(c.truncated, 1);
+    }
+
+    #[test]
+    fn tinymem_sequences_follow_their_rules() {
+        assert_eq!(
+            tinymem_terms(TinyMemTask::Increment, 7, 3, 4),
+            vec![3, 10, 17, 24]
+        );
+        assert_eq!(
+            tinymem_terms(TinyMemTask::Mult, 7, 2999, 3),
+            vec![3000, 21000 % 20134, (21000 % 20134) * 7 % 20134]
+        );
+        let spec = match ExperimentSpec::tinymem_example().data.source {
+            DataSource::Tinymem(t) => t,
+            _ => unreachable!(),
+        };
+        let data = tinymem(&spec, 5);
+        let noised: Vec<_> = data
+            .iter()
+            .filter(|(_, k)| matches!(k, InstanceKind::Noised { .. }))
+            .collect();
+        assert_eq!(noised.len(), spec.noised_sequences * spec.duplication);
+        assert_eq!(
+            data.len(),
+            spec.main_sequences - spec.noised_sequences
+                + spec.noised_sequences * spec.duplication
+                + spec.aux_ks.len() * spec.aux_sequences
+        );
+        // Noise: each noised copy differs from its clean version by +-1 in some terms only.
+        let mut changed = 0usize;
+        let mut total = 0usize;
+        for (text, kind) in &noised {
+            let InstanceKind::Noised { clean } = kind else { unreachable!() };
+            let a: Vec<i64> = text.split(' ').map(|x| x.parse().unwrap()).collect();
+            let b: Vec<i64> = clean.split(' ').map(|x| x.parse().unwrap()).collect();
+            assert_ne!(a, b);
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() <= 1);
+                changed += usize::from(x != y);
+                total += 1;
+            }
+        }
+        let rate = changed as f64 / total as f64;
+        // Conditioned on at least one change per sequence, the rate sits a bit above 0.1.
+        assert!(rate > 0.08 && rate < 0.2, "noise rate {rate}");
+    }
+
+    #[test]
+    fn canary_is_inserted_and_trained() {
+        let mut d = text_spec("alpha\nbeta\ngamma\ndelta", SplitMode::Lines, 0.5);
+        d.canary = Some(CanarySpec {
+            prefix: "my PIN is ".into(),
+            digits: 4,
+            repetitions: 3,
+        });
+        let c = Corpus::build(&d, TokenizerKind::Byte, 64, 9).unwrap();
+        let info = c.canary.clone().unwrap();
+        assert_eq!(info.ids.len(), 3);
+        assert_eq!(info.secret.split(' ').count(), 4);
+        assert!(info.text.starts_with("my PIN is "));
+        for id in info.ids {
+            assert!(c.train.contains(&id));
+            assert_eq!(c.instances[id as usize].text, info.text);
+        }
+    }
+
+    #[test]
+    fn facts_are_seeded() {
+        assert_eq!(facts(5, 1), facts(5, 1));
+        assert_ne!(facts(5, 1), facts(5, 2));
+    }
+}

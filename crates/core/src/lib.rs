@@ -1,0 +1,25 @@
+//! Mnemo's engine core: tokenizers, corpora, the GPT model, the deterministic trainer,
+//! checkpoints and the experiment specification.
+//!
+//! Nothing here knows about the browser: the web app and the CLI are thin shells over
+//! these functions, so every number the browser shows can be reproduced natively.
+
+pub use burn;
+
+pub mod backend;
+pub mod checkpoint;
+pub mod corpus;
+pub mod model;
+pub mod rng;
+pub mod spec;
+pub mod tokenizer;
+pub mod train;
+pub mod upload;
+
+pub use backend::BackendKind;
+pub use checkpoint::{Checkpoint, CheckpointError, NamedTensor};
+pub use corpus::{Corpus, CorpusError, Instance};
+pub use model::{Gpt, ModelConfig};
+pub use spec::{ExperimentSpec, SpecError};
+pub use tokenizer::{Tokenizer, TokenizerError, TokenizerKind};
+pub use train::{Progress, StepReport, TrainError, Trainer};

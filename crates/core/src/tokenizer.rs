@@ -1,0 +1,234 @@
+//! Tokenizers: byte-level (default for uploaded text), character-level (vocabulary built
+//! from the corpus) and the 14-token numeric vocabulary of TinyMem.
+//!
+//! Every tokenizer reserves three special tokens: BOS (prepended to each instance so its
+//! first real token is scored), EOS (appended) and PAD (fills batches; never scored).
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Which tokenizer a spec asks for. The character vocabulary is built from the corpus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenizerKind {
+    /// UTF-8 bytes: 256 ids plus the three specials.
+    #[default]
+    Byte,
+    /// One id per distinct character of the corpus, plus the three specials.
+    Char,
+    /// TinyMem's numeric vocabulary: digits 0-9, space, BOS, EOS, PAD (14 tokens).
+    Tinymem,
+}
+
+/// Errors from encoding text.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum TokenizerError {
+    /// A character that the vocabulary does not contain.
+    #[error("character {0:?} is not in the tokenizer's vocabulary")]
+    UnknownChar(char),
+    /// A character-level tokenizer needs a non-empty vocabulary.
+    #[error("the character vocabulary is empty")]
+    EmptyVocabulary,
+    /// Too many distinct characters for a character-level vocabulary.
+    #[error("the text has {0} distinct characters; the character tokenizer allows at most {max}", max = MAX_CHAR_VOCAB)]
+    VocabularyTooLarge(usize),
+}
+
+/// Largest character vocabulary accepted (a model's embedding table grows with it).
+pub const MAX_CHAR_VOCAB: usize = 4096;
+
+/// A concrete tokenizer, serialisable with its vocabulary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Tokenizer {
+    /// UTF-8 bytes.
+    Byte,
+    /// Characters, with the sorted vocabulary.
+    Char {
+        /// The vocabulary, sorted; id = index.
+        vocab: Vec<char>,
+    },
+    /// TinyMem digits.
+    Tinymem,
+}
+
+const TINYMEM_SPACE: u32 = 10;
+
+impl Tokenizer {
+    /// Build the tokenizer of `kind`, reading the character vocabulary from `texts`.
+    pub fn build<'a>(
+        kind: TokenizerKind,
+        texts: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self, TokenizerError> {
+        Ok(match kind {
+            TokenizerKind::Byte => Tokenizer::Byte,
+            TokenizerKind::Tinymem => Tokenizer::Tinymem,
+            TokenizerKind::Char => {
+                let mut set = std::collections::BTreeSet::new();
+                for t in texts {
+                    set.extend(t.chars());
+                }
+                if set.is_empty() {
+                    return Err(TokenizerError::EmptyVocabulary);
+                }
+                if set.len() > MAX_CHAR_VOCAB {
+                    return Err(TokenizerError::VocabularyTooLarge(set.len()));
+                }
+                Tokenizer::Char {
+                    vocab: set.into_iter().collect(),
+                }
+            }
+        })
+    }
+
+    /// The kind of this tokenizer.
+    pub fn kind(&self) -> TokenizerKind {
+        match self {
+            Tokenizer::Byte => TokenizerKind::Byte,
+            Tokenizer::Char { .. } => TokenizerKind::Char,
+            Tokenizer::Tinymem => TokenizerKind::Tinymem,
+        }
+    }
+
+    fn n_regular(&self) -> u32 {
+        match self {
+            Tokenizer::Byte => 256,
+            Tokenizer::Char { vocab } => vocab.len() as u32,
+            Tokenizer::Tinymem => 11,
+        }
+    }
+
+    /// Number of ids, specials included.
+    pub fn vocab_size(&self) -> usize {
+        self.n_regular() as usize + 3
+    }
+
+    /// Beginning-of-sequence id.
+    pub fn bos(&self) -> u32 {
+        self.n_regular()
+    }
+
+    /// End-of-sequence id.
+    pub fn eos(&self) -> u32 {
+        self.n_regular() + 1
+    }
+
+    /// Padding id (never scored).
+    pub fn pad(&self) -> u32 {
+        self.n_regular() + 2
+    }
+
+    /// Encode text to ids, without specials.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {
+        match self {
+            Tokenizer::Byte => Ok(text.bytes().map(u32::from).collect()),
+            Tokenizer::Char { vocab } => text
+                .chars()
+                .map(|c| {
+                    vocab
+                        .binary_search(&c)
+                        .map(|i| i as u32)
+                        .map_err(|_| TokenizerError::UnknownChar(c))
+                })
+                .collect(),
+            Tokenizer::Tinymem => text
+                .chars()
+                .map(|c| match c {
+                    '0'..='9' => Ok(c as u32 - '0' as u32),
+                    ' ' => Ok(TINYMEM_SPACE),
+                    other => Err(TokenizerError::UnknownChar(other)),
+                })
+                .collect(),
+        }
+    }
+
+    /// Decode ids to text. Specials are dropped; bytes that are not valid UTF-8 are
+    /// replaced by U+FFFD; ids out of range are skipped.
+    pub fn decode(&self, ids: &[u32]) -> String {
+        let regular = ids.iter().copied().filter(|&i| i < self.n_regular());
+        match self {
+            Tokenizer::Byte => {
+                let bytes: Vec<u8> = regular.map(|i| i as u8).collect();
+                String::from_utf8_lossy(&bytes).into_owned()
+            }
+            Tokenizer::Char { vocab } => regular.map(|i| vocab[i as usize]).collect(),
+            Tokenizer::Tinymem => regular
+                .map(|i| {
+                    if i == TINYMEM_SPACE {
+                        ' '
+                    } else {
+                        char::from(b'0' + i as u8)
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// A readable label for one id, specials included (for token-by-token views).
+    pub fn token_label(&self, id: u32) -> String {
+        if id == self.bos() {
+            "<bos>".into()
+        } else if id == self.eos() {
+            "<eos>".into()
+        } else if id == self.pad() {
+            "<pad>".into()
+        } else {
+            self.decode(&[id])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_round_trip_including_multibyte() {
+        let t = Tokenizer::Byte;
+        let s = "héllo, wörld — ✓";
+        let ids = t.encode(s).unwrap();
+        assert_eq!(ids.len(), s.len());
+        assert_eq!(t.decode(&ids), s);
+        assert_eq!(t.vocab_size(), 259);
+        assert!(ids.iter().all(|&i| i < 256));
+    }
+
+    #[test]
+    fn char_round_trip_and_unknown() {
+        let t = Tokenizer::build(TokenizerKind::Char, ["abc", "cab d"]).unwrap();
+        assert_eq!(t.vocab_size(), 5 + 3);
+        let ids = t.encode("bad cab").unwrap();
+        assert_eq!(ids, vec![2, 1, 4, 0, 3, 1, 2]);
+        assert_eq!(t.decode(&ids), "bad cab");
+        assert_eq!(t.encode("x"), Err(TokenizerError::UnknownChar('x')));
+    }
+
+    #[test]
+    fn tinymem_vocabulary_is_14_tokens() {
+        let t = Tokenizer::Tinymem;
+        assert_eq!(t.vocab_size(), 14);
+        let ids = t.encode("7 14 21").unwrap();
+        assert_eq!(ids, vec![7, 10, 1, 4, 10, 2, 1]);
+        assert_eq!(t.decode(&ids), "7 14 21");
+        assert_eq!(
+            [t.bos(), t.eos(), t.pad()],
+            [11, 12, 13],
+            "specials follow the 11 regular tokens"
+        );
+        assert!(t.encode("7a").is_err());
+    }
+
+    #[test]
+    fn specials_are_dropped_on_decode() {
+        let t = Tokenizer::Byte;
+        assert_eq!(t.decode(&[t.bos(), 104, 105, t.eos(), t.pad()]), "hi");
+    }
+
+    #[test]
+    fn tokenizer_serialises() {
+        let t = Tokenizer::build(TokenizerKind::Char, ["xyz"]).unwrap();
+        let json = serde_json::to_string(&t).unwrap();
+        let back: Tokenizer = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, t);
+    }
+}

@@ -1,0 +1,402 @@
+//! The deterministic trainer: a hand-written loop (burn's training crate does not run in
+//! wasm) with AdamW, warm-up then cosine or linear decay, a recorded data order and
+//! checkpoints at chosen steps.
+//!
+//! The trainer is a step machine: a shell calls [`Trainer::step`] until
+//! [`Trainer::is_done`], saving [`Trainer::checkpoint`] when [`Trainer::checkpoint_due`].
+//! The browser's worker drives it with asynchronous reads and yields between steps (so a
+//! Cancel message is seen); natively, [`run_blocking`] does the same on one thread.
+
+use std::collections::BTreeSet;
+
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::corpus::{Corpus, CorpusError};
+use crate::model::{Gpt, ids_tensor};
+use crate::rng::{self, Stream};
+use crate::spec::{Decay, Duration, ExperimentSpec, SpecError};
+
+/// Why training could not start or go on.
+#[derive(Debug, Error)]
+pub enum TrainError {
+    /// The spec is invalid.
+    #[error("invalid spec: {0}")]
+    Spec(#[from] SpecError),
+    /// The data could not be turned into a corpus.
+    #[error("data: {0}")]
+    Corpus(#[from] CorpusError),
+    /// The loss became NaN or infinite.
+    #[error("the loss became {loss} at step {step}; lower the learning rate")]
+    Diverged {
+        /// Step.
+        step: usize,
+        /// The value.
+        loss: f32,
+    },
+    /// A device operation failed (for example a lost WebGPU device).
+    #[error("device error: {0}")]
+    Device(String),
+    /// Reading a checkpoint failed.
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] CheckpointError),
+}
+
+/// What one optimiser step did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// The step number (1-based).
+    pub step: usize,
+    /// Mean token cross-entropy of the batch (nats), before the update.
+    pub loss: f32,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Target tokens in the batch.
+    pub tokens: usize,
+}
+
+/// Progress of a run, as the interfaces show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Steps done.
+    pub step: usize,
+    /// Steps in the run.
+    pub total_steps: usize,
+    /// Loss of the last step.
+    pub loss: f32,
+    /// Training tokens per second so far.
+    pub tokens_per_s: f64,
+    /// Seconds since the start.
+    pub elapsed_s: f64,
+    /// Estimated seconds left.
+    pub eta_s: f64,
+}
+
+impl Progress {
+    /// Progress after `step` of `total_steps`, with `tokens` trained in `elapsed_s`.
+    pub fn new(step: usize, total_steps: usize, loss: f32, tokens: usize, elapsed_s: f64) -> Self {
+        let per_step = if step > 0 { elapsed_s / step as f64 } else { 0.0 };
+        Progress {
+            step,
+            total_steps,
+            loss,
+            tokens_per_s: if elapsed_s > 0.0 {
+                tokens as f64 / elapsed_s
+            } else {
+                0.0
+            },
+            elapsed_s,
+            eta_s: per_step * (total_steps.saturating_sub(step)) as f64,
+        }
+    }
+}
+
+/// A run in progress.
+pub struct Trainer {
+    spec: ExperimentSpec,
+    corpus: Corpus,
+    model: Option<Gpt>,
+    optim: ModuleOptimizer,
+    device: Device,
+    stream: Vec<u32>,
+    total_steps: usize,
+    step: usize,
+    checkpoints: BTreeSet<usize>,
+    tokens_seen: usize,
+    losses: Vec<(usize, f32)>,
+}
+
+/// How many steps a run has, and the order in which it visits training instances.
+pub fn plan(spec: &ExperimentSpec, corpus: &Corpus) -> (usize, Vec<u32>) {
+    let n = corpus.train.len();
+    let b = spec.training.batch_size;
+    let (total_steps, needed) = match spec.training.duration {
+        Duration::Steps(s) => (s, s * b),
+        Duration::Epochs(e) => ((e * n).div_ceil(b), e * n),
+    };
+    let mut rng = rng::stream(spec.seed, Stream::DataOrder);
+    let mut stream = Vec::with_capacity(needed + n);
+    while stream.len() < needed {
+        let mut epoch = corpus.train.clone();
+        rng::shuffle(&mut epoch, &mut rng);
+        stream.extend(epoch);
+    }
+    stream.truncate(needed);
+    (total_steps, stream)
+}
+
+impl Trainer {
+    /// Validate the spec, build its corpus and a fresh model on `device` (autodiff is
+    /// switched on here).
+    pub fn new(spec: ExperimentSpec, device: Device) -> Result<Self, TrainError> {
+        spec.validate()?;
+        let corpus = Corpus::build(&spec.data, spec.tokenizer, spec.model.context, spec.seed)?;
+        Self::with_corpus(spec, corpus, device)
+    }
+
+    /// Like [`Trainer::new`] with a corpus built elsewhere.
+    pub fn with_corpus(spec: ExperimentSpec, corpus: Corpus, device: Device) -> Result<Self, TrainError> {
+        spec.validate()?;
+        let device = device.autodiff();
+        let model = Gpt::new(&spec.model, corpus.tokenizer.vocab_size(), spec.seed, &device);
+        let t = &spec.training;
+        let optim = AdamWConfig::new()
+            .with_beta_1(t.betas.0 as f32)
+            .with_beta_2(t.betas.1 as f32)
+            .with_epsilon(1e-8)
+            .with_weight_decay(t.weight_decay as f32)
+            .init();
+        let (total_steps, stream) = plan(&spec, &corpus);
+        let mut checkpoints: BTreeSet<usize> = [0, total_steps].into();
+        if t.checkpoint_every > 0 {
+            checkpoints.extend((0..=total_steps).step_by(t.checkpoint_every));
+        }
+        checkpoints.extend(t.checkpoint_steps.iter().copied().filter(|&s| s <= total_steps));
+        Ok(Trainer {
+            spec,
+            corpus,
+            model: Some(model),
+            optim,
+            device,
+            stream,
+            total_steps,
+            step: 0,
+            checkpoints,
+            tokens_seen: 0,
+            losses: Vec::new(),
+        })
+    }
+
+    /// The spec being run.
+    pub fn spec(&self) -> &ExperimentSpec {
+        &self.spec
+    }
+
+    /// The corpus.
+    pub fn corpus(&self) -> &Corpus {
+        &self.corpus
+    }
+
+    /// The model in its current state.
+    pub fn model(&self) -> &Gpt {
+        self.model.as_ref().unwrap_or_else(|| unreachable!("model is only taken inside step"))
+    }
+
+    /// Steps in the run.
+    pub fn total_steps(&self) -> usize {
+        self.total_steps
+    }
+
+    /// Steps done.
+    pub fn steps_done(&self) -> usize {
+        self.step
+    }
+
+    /// Target tokens trained on so far.
+    pub fn tokens_seen(&self) -> usize {
+        self.tokens_seen
+    }
+
+    /// `(step, loss)` of every step done.
+    pub fn losses(&self) -> &[(usize, f32)] {
+        &self.losses
+    }
+
+    /// Steps at which checkpoints are saved (0 and the last always).
+    pub fn checkpoint_steps(&self) -> &BTreeSet<usize> {
+        &self.checkpoints
+    }
+
+    /// Instances trained at step `step` (1-based).
+    pub fn batch_ids(&self, step: usize) -> &[u32] {
+        let b = self.spec.training.batch_size;
+        let start = ((step.max(1) - 1) * b).min(self.stream.len());
+        let end = (step * b).min(self.stream.len());
+        &self.stream[start..end]
+    }
+
+    /// The recorded data order of the steps done: `(step, instance id)`.
+    pub fn order(&self) -> Vec<(usize, u32)> {
+        (1..=self.step)
+            .flat_map(|s| self.batch_ids(s).iter().map(move |&i| (s, i)))
+            .collect()
+    }
+
+    /// Learning rate at step `step` (1-based): linear warm-up, then the decay.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        let t = &self.spec.training;
+        let peak = t.learning_rate;
+        if t.warmup_steps > 0 && step <= t.warmup_steps {
+            return peak * step as f64 / t.warmup_steps as f64;
+        }
+        let span = self.total_steps.saturating_sub(t.warmup_steps).max(1) as f64;
+        let p = ((step.saturating_sub(t.warmup_steps)) as f64 / span).clamp(0.0, 1.0);
+        let floor = peak * t.min_lr_ratio;
+        match t.decay {
+            Decay::Constant => peak,
+            Decay::Linear => peak - (peak - floor) * p,
+            Decay::Cosine => floor + (peak - floor) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos()),
+        }
+    }
+
+    /// Whether every step is done.
+    pub fn is_done(&self) -> bool {
+        self.step >= self.total_steps
+    }
+
+    /// Whether the current state should be saved as a checkpoint (true before the first
+    /// step, for step 0).
+    pub fn checkpoint_due(&self) -> bool {
+        self.checkpoints.contains(&self.step)
+    }
+
+    /// The current weights.
+    pub async fn checkpoint(&self) -> Result<Checkpoint, TrainError> {
+        Ok(self.model().snapshot(self.step, self.spec.model).await?)
+    }
+
+    /// Inputs, targets and the mask of scored positions for a batch of instances.
+    pub fn batch_tensors(&self, ids: &[u32], device: &Device) -> (Tensor<2, burn::tensor::Int>, Tensor<2, burn::tensor::Int>, Tensor<2>, usize) {
+        batch_tensors(&self.corpus, ids, device)
+    }
+
+    /// Run one optimiser step and return its loss tensor (not yet read back) and the
+    /// number of target tokens; `None` when the run is done.
+    pub fn step_lazy(&mut self) -> Option<(Tensor<1>, f64, usize)> {
+        if self.is_done() {
+            return None;
+        }
+        let step = self.step + 1;
+        let ids = self.batch_ids(step).to_vec();
+        let (inputs, targets, mask, n_tokens) = batch_tensors(&self.corpus, &ids, &self.device);
+        let model = self.model.take()?;
+        let logp = model.token_log_probs(inputs, targets);
+        let loss = -(logp * mask).sum() / (n_tokens.max(1) as f64);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let lr = self.lr_at(step);
+        self.model = Some(self.optim.step(lr, model, grads));
+        self.step = step;
+        self.tokens_seen += n_tokens;
+        Some((loss.detach(), lr, n_tokens))
+    }
+
+    /// Run one step and read its loss back.
+    pub async fn step(&mut self) -> Result<Option<StepReport>, TrainError> {
+        let Some((loss, lr, tokens)) = self.step_lazy() else {
+            return Ok(None);
+        };
+        let loss: f32 = loss
+            .into_scalar_async()
+            .await
+            .map_err(|e| TrainError::Device(format!("{e:?}")))?;
+        if !loss.is_finite() {
+            return Err(TrainError::Diverged {
+                step: self.step,
+                loss,
+            });
+        }
+        self.losses.push((self.step, loss));
+        Ok(Some(StepReport {
+            step: self.step,
+            loss,
+            lr,
+            tokens,
+        }))
+    }
+}
+
+/// Inputs `[B, T]`, targets `[B, T]`, a 0/1 mask of scored (non-padding) targets and
+/// the number of scored targets, for the instances `ids`. `T` is the longest instance
+/// length minus one.
+pub fn batch_tensors(
+    corpus: &Corpus,
+    ids: &[u32],
+    device: &Device,
+) -> (Tensor<2, burn::tensor::Int>, Tensor<2, burn::tensor::Int>, Tensor<2>, usize) {
+    let rows: Vec<&[u32]> = ids
+        .iter()
+        .filter_map(|&i| corpus.get(i).map(|x| x.tokens.as_slice()))
+        .collect();
+    token_batch(&rows, corpus.tokenizer.pad(), device)
+}
+
+/// Batch tensors from token rows (each with BOS first); see [`batch_tensors`].
+pub fn token_batch(
+    rows: &[&[u32]],
+    pad: u32,
+    device: &Device,
+) -> (Tensor<2, burn::tensor::Int>, Tensor<2, burn::tensor::Int>, Tensor<2>, usize) {
+    let t = rows.iter().map(|r| r.len()).max().unwrap_or(2).max(2) - 1;
+    let inputs: Vec<Vec<u32>> = rows.iter().map(|r| r[..r.len().saturating_sub(1)].to_vec()).collect();
+    let targets: Vec<Vec<u32>> = rows.iter().map(|r| r.get(1..).unwrap_or(&[]).to_vec()).collect();
+    let mut mask = Vec::with_capacity(rows.len() * t);
+    let mut n = 0;
+    for r in &targets {
+        for j in 0..t {
+            let scored = j < r.len();
+            n += usize::from(scored);
+            mask.push(if scored { 1.0f32 } else { 0.0 });
+        }
+    }
+    (
+        ids_tensor(&inputs, t, pad, device),
+        ids_tensor(&targets, t, pad, device),
+        Tensor::from_data(TensorData::new(mask, [rows.len(), t]), device),
+        n,
+    )
+}
+
+/// The result of a native run.
+pub struct RunOutcome {
+    /// Whether the run was cancelled before its last step.
+    pub cancelled: bool,
+    /// Seconds spent.
+    pub elapsed_s: f64,
+}
+
+/// Drive a trainer to the end on this thread, reporting progress after every step and
+/// handing over each checkpoint. `on_progress` returning `Break` cancels the run
+/// between steps.
+#[cfg(not(target_family = "wasm"))]
+pub fn run_blocking(
+    trainer: &mut Trainer,
+    mut on_progress: impl FnMut(&Progress) -> std::ops::ControlFlow<()>,
+    mut on_checkpoint: impl FnMut(Checkpoint) -> Result<(), TrainError>,
+) -> Result<RunOutcome, TrainError> {
+    let start = std::time::Instant::now();
+    loop {
+        if trainer.checkpoint_due() {
+            on_checkpoint(pollster::block_on(trainer.checkpoint())?)?;
+        }
+        let Some(report) = pollster::block_on(trainer.step())? else {
+            break;
+        };
+        let p = Progress::new(
+            report.step,
+            trainer.total_steps(),
+            report.loss,
+            trainer.tokens_seen(),
+            start.elapsed().as_secs_f64(),
+        );
+        if on_progress(&p).is_break() {
+            return Ok(RunOutcome {
+                cancelled: true,
+                elapsed_s: start.elapsed().as_secs_f64(),
+            });
+        }
+    }
+    Ok(RunOutcome {
+        cancelled: false,
+        elapsed_s: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Block on a future (native only): the engine's reads are asynchronous so that the
+/// same code runs on WebGPU in the browser.
+#[cfg(not(target_family = "wasm"))]
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    pollster::block_on(f)
+}

@@ -1,0 +1,585 @@
+//! The Mnemo page: data, model and training settings, a backend badge, live progress and
+//! the loss chart. Training happens in the worker (see `bin/worker.rs`); this component
+//! only sends specs and draws what comes back.
+
+use mnemo_core::train::Progress;
+use mnemo_core::upload::{UPLOAD_CAP, check_size, decode_text};
+use mnemo_core::{BackendKind, ExperimentSpec};
+use mnemo_plots::{LossSeries, loss_svg};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use web_sys::{File, HtmlCanvasElement, HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement, MessageEvent, Worker, WorkerOptions, WorkerType};
+use yew::prelude::*;
+
+use crate::chart::draw_loss;
+use crate::download::{download_text, download_url};
+use crate::form::{FIELDS, Form, Source};
+use crate::protocol::{FromWorker, ToWorker};
+
+/// Where the user wants to train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendChoice {
+    /// WebGPU when there is an adapter, otherwise the CPU.
+    Auto,
+    /// Always the CPU.
+    Cpu,
+    /// WebGPU (only offered when there is an adapter).
+    WebGpu,
+}
+
+/// What the current run is doing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunState {
+    /// Nothing has run yet.
+    Idle,
+    /// Sent to the worker; no step yet.
+    Starting,
+    /// Steps are coming in.
+    Running,
+    /// Finished.
+    Done {
+        /// Seconds.
+        elapsed_s: f64,
+        /// Tokens per second.
+        tokens_per_s: f64,
+    },
+    /// Stopped by the user.
+    Cancelled {
+        /// Steps done.
+        step: usize,
+    },
+    /// Could not start or go on.
+    Failed(String),
+}
+
+/// Facts about the running job, from the worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunInfo {
+    total_steps: usize,
+    train: usize,
+    heldout: usize,
+    vocab: usize,
+    params: usize,
+    truncated: usize,
+    backend: BackendKind,
+}
+
+/// Messages of the app component.
+pub enum Msg {
+    /// From the worker.
+    Worker(FromWorker),
+    /// Data source radio.
+    SetSource(Source),
+    /// Text area.
+    SetText(String),
+    /// Split select.
+    SetSplit(String),
+    /// Window length.
+    SetWindow(String),
+    /// Tokenizer select.
+    SetTokenizer(String),
+    /// Held-out percentage.
+    SetHeldout(String),
+    /// A numeric field.
+    SetField(&'static str, String),
+    /// A file was picked or dropped.
+    FileChosen(File),
+    /// A file was read (or refused).
+    FileRead(Result<(String, String), String>),
+    /// Drag state of the drop zone.
+    Dragging(bool),
+    /// Backend select.
+    SetBackend(BackendChoice),
+    /// Train the form's spec.
+    Train,
+    /// Reset to the demo and train it.
+    RunDemo,
+    /// Cancel the run.
+    Cancel,
+    /// Exports.
+    Export(&'static str),
+}
+
+/// The app.
+pub struct App {
+    form: Form,
+    worker: Option<Worker>,
+    _on_message: Option<Closure<dyn FnMut(MessageEvent)>>,
+    worker_error: Option<String>,
+    webgpu: Option<Result<String, String>>,
+    choice: BackendChoice,
+    run: RunState,
+    info: Option<RunInfo>,
+    progress: Option<Progress>,
+    losses: Vec<(usize, f32)>,
+    spec_run: Option<ExperimentSpec>,
+    upload: Option<Result<String, String>>,
+    dragging: bool,
+    canvas: NodeRef,
+}
+
+fn spawn_worker(link: &html::Scope<App>) -> Result<(Worker, Closure<dyn FnMut(MessageEvent)>), String> {
+    let opts = WorkerOptions::new();
+    opts.set_type(WorkerType::Classic);
+    let worker = Worker::new_with_options("./worker_loader.js", &opts).map_err(|e| format!("{e:?}"))?;
+    let link = link.clone();
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+        match serde_wasm_bindgen::from_value::<FromWorker>(e.data()) {
+            Ok(msg) => link.send_message(Msg::Worker(msg)),
+            Err(err) => link.send_message(Msg::Worker(FromWorker::Failed {
+                message: format!("unreadable message from the worker: {err}"),
+            })),
+        }
+    });
+    worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    Ok((worker, on_message))
+}
+
+impl App {
+    fn send(&self, msg: &ToWorker) {
+        if let (Some(w), Ok(v)) = (&self.worker, serde_wasm_bindgen::to_value(msg)) {
+            let _ = w.post_message(&v);
+        }
+    }
+
+    fn webgpu_ok(&self) -> bool {
+        matches!(self.webgpu, Some(Ok(_)))
+    }
+
+    /// The backend the next run will use.
+    fn backend(&self) -> BackendKind {
+        match self.choice {
+            BackendChoice::Cpu => BackendKind::Flex,
+            BackendChoice::WebGpu | BackendChoice::Auto if self.webgpu_ok() => BackendKind::Wgpu,
+            _ => BackendKind::Flex,
+        }
+    }
+
+    fn running(&self) -> bool {
+        matches!(self.run, RunState::Starting | RunState::Running)
+    }
+
+    fn start(&mut self, spec: ExperimentSpec) {
+        self.losses.clear();
+        self.progress = None;
+        self.info = None;
+        self.run = RunState::Starting;
+        self.spec_run = Some(spec.clone());
+        self.send(&ToWorker::Train {
+            spec,
+            backend: self.backend(),
+        });
+    }
+
+    fn export(&self, what: &str) -> Result<(), String> {
+        let series = [LossSeries {
+            label: String::new(),
+            points: self.losses.clone(),
+        }];
+        match what {
+            "csv" => {
+                let mut csv = String::from("step,loss\n");
+                for (s, l) in &self.losses {
+                    csv.push_str(&format!("{s},{l}\n"));
+                }
+                download_text("loss.csv", "text/csv", &csv)
+            }
+            "svg" => download_text("loss.svg", "image/svg+xml", &loss_svg(&series, (800, 480))),
+            "png" => {
+                let canvas: HtmlCanvasElement = self.canvas.cast().ok_or("no chart yet")?;
+                let url = canvas.to_data_url().map_err(|e| format!("{e:?}"))?;
+                download_url("loss.png", &url)
+            }
+            "spec" => {
+                let spec = match &self.spec_run {
+                    Some(s) => s.clone(),
+                    None => self.form.to_spec().map_err(|_| "fix the settings first".to_string())?,
+                };
+                download_text("mnemo-spec.json", "application/json", &spec.to_json())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn read_file(file: File, link: html::Scope<App>) {
+    let name = file.name();
+    if let Err(e) = check_size(&name, file.size() as u64) {
+        link.send_message(Msg::FileRead(Err(e.to_string())));
+        return;
+    }
+    wasm_bindgen_futures::spawn_local(async move {
+        let result = match wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await {
+            Ok(buf) => {
+                let bytes = js_sys::Uint8Array::new(&buf).to_vec();
+                decode_text(&name, &bytes)
+                    .map(|text| (name.clone(), text))
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(format!("“{name}” could not be read: {e:?}")),
+        };
+        link.send_message(Msg::FileRead(result));
+    });
+}
+
+impl Component for App {
+    type Message = Msg;
+    type Properties = ();
+
+    fn create(ctx: &Context<Self>) -> Self {
+        let (worker, on_message, worker_error) = match spawn_worker(ctx.link()) {
+            Ok((w, c)) => (Some(w), Some(c), None),
+            Err(e) => (None, None, Some(format!("The training worker could not start: {e}"))),
+        };
+        let app = App {
+            form: Form::from_spec(&ExperimentSpec::demo()),
+            worker,
+            _on_message: on_message,
+            worker_error,
+            webgpu: None,
+            choice: BackendChoice::Auto,
+            run: RunState::Idle,
+            info: None,
+            progress: None,
+            losses: Vec::new(),
+            spec_run: None,
+            upload: None,
+            dragging: false,
+            canvas: NodeRef::default(),
+        };
+        app.send(&ToWorker::Probe);
+        app
+    }
+
+    fn update(&mut self, ctx: &Context<Self>, msg: Self::Message) -> bool {
+        match msg {
+            Msg::Worker(m) => match m {
+                FromWorker::Probe { webgpu } => self.webgpu = Some(webgpu),
+                FromWorker::Started {
+                    total_steps,
+                    train,
+                    heldout,
+                    vocab,
+                    params,
+                    truncated,
+                    backend,
+                } => {
+                    self.run = RunState::Running;
+                    self.info = Some(RunInfo {
+                        total_steps,
+                        train,
+                        heldout,
+                        vocab,
+                        params,
+                        truncated,
+                        backend,
+                    });
+                }
+                FromWorker::Step { progress } => {
+                    self.losses.push((progress.step, progress.loss));
+                    self.progress = Some(progress);
+                }
+                FromWorker::Checkpoint { .. } => return false,
+                FromWorker::Done {
+                    elapsed_s,
+                    tokens_per_s,
+                    ..
+                } => {
+                    self.run = RunState::Done {
+                        elapsed_s,
+                        tokens_per_s,
+                    }
+                }
+                FromWorker::Cancelled { step } => self.run = RunState::Cancelled { step },
+                FromWorker::Failed { message } => self.run = RunState::Failed(message),
+            },
+            Msg::SetSource(s) => self.form.source = s,
+            Msg::SetText(t) => self.form.text = t,
+            Msg::SetSplit(s) => self.form.split = s,
+            Msg::SetWindow(w) => self.form.window = w,
+            Msg::SetTokenizer(t) => self.form.tokenizer = t,
+            Msg::SetHeldout(h) => self.form.heldout = h,
+            Msg::SetField(k, v) => {
+                self.form.fields.insert(k, v);
+            }
+            Msg::FileChosen(file) => {
+                self.dragging = false;
+                read_file(file, ctx.link().clone());
+            }
+            Msg::FileRead(Ok((name, text))) => {
+                let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
+                self.upload = Some(Ok(format!(
+                    "Loaded “{name}”: {} characters, {lines} non-empty lines.",
+                    text.chars().count()
+                )));
+                self.form.text = text;
+                self.form.source = Source::Text;
+            }
+            Msg::FileRead(Err(message)) => {
+                self.dragging = false;
+                self.upload = Some(Err(message));
+            }
+            Msg::Dragging(d) => self.dragging = d,
+            Msg::SetBackend(c) => self.choice = c,
+            Msg::Train => {
+                if self.running() {
+                    return false;
+                }
+                if let Ok(spec) = self.form.to_spec() {
+                    self.start(spec);
+                }
+            }
+            Msg::RunDemo => {
+                if self.running() {
+                    return false;
+                }
+                self.form = Form::from_spec(&ExperimentSpec::demo());
+                self.start(ExperimentSpec::demo());
+            }
+            Msg::Cancel => self.send(&ToWorker::Cancel),
+            Msg::Export(what) => {
+                if let Err(e) = self.export(what) {
+                    web_sys::console::warn_1(&e.into());
+                }
+                return false;
+            }
+        }
+        true
+    }
+
+    fn rendered(&mut self, _ctx: &Context<Self>, _first_render: bool) {
+        if let Some(canvas) = self.canvas.cast::<HtmlCanvasElement>() {
+            draw_loss(
+                canvas,
+                &[LossSeries {
+                    label: String::new(),
+                    points: self.losses.clone(),
+                }],
+            );
+        }
+    }
+
+    fn view(&self, ctx: &Context<Self>) -> Html {
+        let link = ctx.link();
+        let spec = self.form.to_spec();
+        let errors = spec.as_ref().err().cloned().unwrap_or_default();
+        let running = self.running();
+        let backend = self.backend();
+        let probing = self.webgpu.is_none();
+
+        let badge = html! {
+            <span id="backend-badge" class={classes!("badge", if backend == BackendKind::Wgpu { "gpu" } else { "cpu" })}
+                  data-backend={if backend == BackendKind::Wgpu { "webgpu" } else { "cpu" }}
+                  title={match &self.webgpu { Some(Ok(a)) => a.clone(), Some(Err(e)) => e.clone(), None => "checking for WebGPU".into() }}>
+                { if probing { "checking…" } else if backend == BackendKind::Wgpu { "WebGPU" } else { "CPU" } }
+            </span>
+        };
+        let on_backend = link.callback(|e: Event| {
+            let s: HtmlSelectElement = e.target_unchecked_into();
+            Msg::SetBackend(match s.value().as_str() {
+                "cpu" => BackendChoice::Cpu,
+                "webgpu" => BackendChoice::WebGpu,
+                _ => BackendChoice::Auto,
+            })
+        });
+        let notice = match &self.webgpu {
+            Some(Err(reason)) => html! {
+                <p id="webgpu-notice" class="notice" role="status">
+                    { format!("WebGPU is not available here ({reason}). Mnemo trains on the CPU instead: the same results, only slower.") }
+                </p>
+            },
+            _ => html! {},
+        };
+
+        let field = |key: &'static str, label: &'static str, help: &'static str| {
+            let value = self.form.fields.get(key).cloned().unwrap_or_default();
+            let err = errors.get(key).cloned();
+            let oninput = link.callback(move |e: InputEvent| {
+                let i: HtmlInputElement = e.target_unchecked_into();
+                Msg::SetField(key, i.value())
+            });
+            let id = format!("f-{}", key.replace('.', "-"));
+            html! {
+                <label class={classes!("field", err.is_some().then_some("invalid"))}>
+                    <span>{ label }</span>
+                    <input id={id} type="text" inputmode="decimal" value={value} {oninput} disabled={running}
+                           aria-invalid={if err.is_some() { "true" } else { "false" }} />
+                    <small class={if err.is_some() { "error" } else { "help" }}>{ err.unwrap_or_else(|| help.to_string()) }</small>
+                </label>
+            }
+        };
+
+        let ondrop = link.callback(|e: DragEvent| {
+            e.prevent_default();
+            match e.data_transfer().and_then(|d| d.files()).and_then(|f| f.get(0)) {
+                Some(file) => Msg::FileChosen(file),
+                None => Msg::Dragging(false),
+            }
+        });
+        let ondragover = link.callback(|e: DragEvent| {
+            e.prevent_default();
+            Msg::Dragging(true)
+        });
+        let ondragleave = link.callback(|_: DragEvent| Msg::Dragging(false));
+        let onfile = link.batch_callback(|e: Event| {
+            let input: HtmlInputElement = e.target_unchecked_into();
+            let file = input.files().and_then(|f| f.get(0));
+            input.set_value("");
+            file.map(Msg::FileChosen)
+        });
+
+        let status = match &self.run {
+            RunState::Idle => html! { <span>{ "Ready. Press “Run the demo” to train a small model on invented facts." }</span> },
+            RunState::Starting => html! { <span>{ "Starting…" }</span> },
+            RunState::Running => html! { <span>{ "Training…" }</span> },
+            RunState::Done { elapsed_s, tokens_per_s } => html! {
+                <span>{ format!("Training finished in {elapsed_s:.1} s ({tokens_per_s:.0} tokens/s). Final loss {:.3} nats/token.",
+                    self.losses.last().map(|l| l.1).unwrap_or(f32::NAN)) }</span>
+            },
+            RunState::Cancelled { step } => html! { <span>{ format!("Cancelled after step {step}. The curve so far is kept.") }</span> },
+            RunState::Failed(m) => html! { <span class="error">{ format!("Training failed: {m}") }</span> },
+        };
+        let state_name = match &self.run {
+            RunState::Idle => "idle",
+            RunState::Starting => "starting",
+            RunState::Running => "running",
+            RunState::Done { .. } => "done",
+            RunState::Cancelled { .. } => "cancelled",
+            RunState::Failed(_) => "failed",
+        };
+        let (step, total) = match (&self.progress, &self.info) {
+            (Some(p), _) => (p.step, p.total_steps),
+            (None, Some(i)) => (0, i.total_steps),
+            _ => (0, 1),
+        };
+        let progress_text = self.progress.as_ref().map(|p| {
+            format!(
+                "step {}/{} · loss {:.3} · {:.0} tokens/s · ETA {:.0} s",
+                p.step, p.total_steps, p.loss, p.tokens_per_s, p.eta_s
+            )
+        });
+        let info_text = self.info.as_ref().map(|i| {
+            format!(
+                "{} training and {} held-out instances · vocabulary {} · {} parameters · on {}{}",
+                i.train,
+                i.heldout,
+                i.vocab,
+                i.params,
+                i.backend.label(),
+                if i.truncated > 0 { format!(" · {} instances cut to the context", i.truncated) } else { String::new() }
+            )
+        });
+        let loss_json = serde_json::to_string(&self.losses).unwrap_or_default();
+        let used_backend = self.info.as_ref().map(|i| if i.backend == BackendKind::Wgpu { "webgpu" } else { "cpu" }).unwrap_or("");
+
+        html! {
+            <main>
+                <header>
+                    <h1>{ "Mnemo" }</h1>
+                    <p class="tagline">{ "Train a small language model in your browser and watch what it memorises." }</p>
+                    <div class="backend">
+                        { badge }
+                        <label>{ "Compute: " }
+                            <select id="backend-select" onchange={on_backend} disabled={running}>
+                                <option value="auto" selected={self.choice == BackendChoice::Auto}>{ "Automatic" }</option>
+                                <option value="webgpu" disabled={!self.webgpu_ok()} selected={self.choice == BackendChoice::WebGpu}>{ "WebGPU" }</option>
+                                <option value="cpu" selected={self.choice == BackendChoice::Cpu}>{ "CPU" }</option>
+                            </select>
+                        </label>
+                    </div>
+                </header>
+                { notice }
+                if let Some(e) = &self.worker_error { <p class="error" role="alert">{ e }</p> }
+
+                <section class="quick">
+                    <button id="demo-button" class="primary" onclick={link.callback(|_| Msg::RunDemo)} disabled={running || probing}>{ "Run the demo" }</button>
+                    <span class="help">{ "Trains a 2-layer model on 96 invented one-line biographies (72 trained, 24 held out)." }</span>
+                </section>
+
+                <section class="panel">
+                    <h2>{ "Data" }</h2>
+                    <div class="row">
+                        <label><input type="radio" name="source" checked={self.form.source == Source::Builtin} disabled={running}
+                            onchange={link.callback(|_| Msg::SetSource(Source::Builtin))} />{ " Built-in: invented facts" }</label>
+                        <label><input id="source-text" type="radio" name="source" checked={self.form.source == Source::Text} disabled={running}
+                            onchange={link.callback(|_| Msg::SetSource(Source::Text))} />{ " My text" }</label>
+                    </div>
+                    <div class={classes!("dropzone", self.dragging.then_some("dragging"))} {ondrop} {ondragover} {ondragleave}>
+                        <textarea id="text-input" rows="6" placeholder="Paste or type text here, or drop a .txt file on this box: one instance per line or paragraph."
+                            value={self.form.text.clone()} disabled={running}
+                            oninput={link.callback(|e: InputEvent| { let t: HtmlTextAreaElement = e.target_unchecked_into(); Msg::SetText(t.value()) })}
+                            onfocus={link.callback(|_| Msg::SetSource(Source::Text))} />
+                        <div class="row">
+                            <label class="file">{ "Upload a text file " }
+                                <input id="file-input" type="file" accept=".txt,text/plain" onchange={onfile} disabled={running} />
+                            </label>
+                            <small class="help">{ format!("Plain UTF-8 text, up to {} MiB.", UPLOAD_CAP / 1024 / 1024) }</small>
+                        </div>
+                    </div>
+                    { match &self.upload {
+                        Some(Ok(m)) => html! { <p id="upload-message" class="ok" role="status">{ m }</p> },
+                        Some(Err(m)) => html! { <p id="upload-message" class="error" role="alert">{ m }</p> },
+                        None => html! {},
+                    } }
+                    if let Some(e) = errors.get("data") { <p class="error">{ e }</p> }
+                    <div class="row">
+                        <label class="field"><span>{ "Instances" }</span>
+                            <select id="split-select" disabled={running} onchange={link.callback(|e: Event| { let s: HtmlSelectElement = e.target_unchecked_into(); Msg::SetSplit(s.value()) })}>
+                                <option value="lines" selected={self.form.split == "lines"}>{ "one per line" }</option>
+                                <option value="paragraphs" selected={self.form.split == "paragraphs"}>{ "one per paragraph" }</option>
+                                <option value="windows" selected={self.form.split == "windows"}>{ "fixed-length windows" }</option>
+                            </select>
+                        </label>
+                        if self.form.split == "windows" {
+                            <label class="field"><span>{ "Window (characters)" }</span>
+                                <input type="text" value={self.form.window.clone()} disabled={running}
+                                    oninput={link.callback(|e: InputEvent| { let i: HtmlInputElement = e.target_unchecked_into(); Msg::SetWindow(i.value()) })} />
+                                if let Some(e) = errors.get("data.source.split.length") { <small class="error">{ e }</small> }
+                            </label>
+                        }
+                        <label class="field"><span>{ "Tokenizer" }</span>
+                            <select disabled={running} onchange={link.callback(|e: Event| { let s: HtmlSelectElement = e.target_unchecked_into(); Msg::SetTokenizer(s.value()) })}>
+                                <option value="char" selected={self.form.tokenizer == "char"}>{ "characters" }</option>
+                                <option value="byte" selected={self.form.tokenizer == "byte"}>{ "bytes (UTF-8)" }</option>
+                            </select>
+                        </label>
+                        <label class={classes!("field", errors.contains_key("data.heldout_fraction").then_some("invalid"))}><span>{ "Held out (%)" }</span>
+                            <input type="text" value={self.form.heldout.clone()} disabled={running}
+                                oninput={link.callback(|e: InputEvent| { let i: HtmlInputElement = e.target_unchecked_into(); Msg::SetHeldout(i.value()) })} />
+                            <small class={if errors.contains_key("data.heldout_fraction") { "error" } else { "help" }}>
+                                { errors.get("data.heldout_fraction").cloned().unwrap_or_else(|| "never trained on".into()) }</small>
+                        </label>
+                    </div>
+                </section>
+
+                <section class="panel">
+                    <h2>{ "Model and training" }</h2>
+                    <div class="grid">
+                        { for FIELDS.iter().map(|(k, l, h)| field(k, l, h)) }
+                    </div>
+                    <div class="row actions">
+                        <button id="train-button" class="primary" onclick={link.callback(|_| Msg::Train)} disabled={running || spec.is_err() || probing}>{ "Train" }</button>
+                        <button id="cancel-button" onclick={link.callback(|_| Msg::Cancel)} disabled={!running}>{ "Cancel" }</button>
+                        <button onclick={link.callback(|_| Msg::Export("spec"))} disabled={spec.is_err() && self.spec_run.is_none()}>{ "Download spec" }</button>
+                    </div>
+                </section>
+
+                <section class="panel">
+                    <h2>{ "Progress" }</h2>
+                    <progress id="progress-bar" max={total.to_string()} value={step.to_string()}></progress>
+                    <p id="progress-text" class="mono">{ progress_text.unwrap_or_default() }</p>
+                    if let Some(t) = info_text { <p class="help">{ t }</p> }
+                    <p id="status" data-state={state_name} data-backend={used_backend}>{ status }</p>
+                    <canvas id="loss-chart" ref={self.canvas.clone()} width="760" height="380"></canvas>
+                    <output id="loss-json" hidden=true>{ loss_json }</output>
+                    <div class="row actions">
+                        <button onclick={link.callback(|_| Msg::Export("csv"))} disabled={self.losses.is_empty()}>{ "Loss CSV" }</button>
+                        <button onclick={link.callback(|_| Msg::Export("svg"))} disabled={self.losses.is_empty()}>{ "Chart SVG" }</button>
+                        <button onclick={link.callback(|_| Msg::Export("png"))} disabled={self.losses.is_empty()}>{ "Chart PNG" }</button>
+                    </div>
+                </section>
+                <footer><small>{ "Mnemo runs entirely in this page: your text never leaves your computer." }</small></footer>
+            </main>
+        }
+    }
+}

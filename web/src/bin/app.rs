@@ -1,0 +1,9 @@
+//! The page: a yew app that talks to the training worker.
+
+fn main() {
+    #[cfg(target_arch = "wasm32")]
+    {
+        console_error_panic_hook::set_once();
+        yew::Renderer::<mnemo_web::app::App>::new().render();
+    }
+}

@@ -1,0 +1,204 @@
+//! The training worker: receives specs, trains on WebGPU or the CPU, streams progress.
+//! It yields to the event loop after every step so that a Cancel message is seen.
+
+#[cfg(target_arch = "wasm32")]
+mod worker {
+    use std::cell::{Cell, RefCell};
+
+    use js_sys::{Function, Promise, Reflect};
+    use mnemo_core::backend::Device;
+    use mnemo_core::train::{Progress, Trainer};
+    use mnemo_core::{BackendKind, Checkpoint, ExperimentSpec};
+    use mnemo_web::protocol::{FromWorker, ToWorker};
+    use wasm_bindgen::prelude::*;
+    use wasm_bindgen_futures::{JsFuture, spawn_local};
+    use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+
+    thread_local! {
+        static CANCEL: Cell<bool> = const { Cell::new(false) };
+        static BUSY: Cell<bool> = const { Cell::new(false) };
+        static WGPU: RefCell<Option<Device>> = const { RefCell::new(None) };
+        static CHECKPOINTS: RefCell<Vec<Checkpoint>> = const { RefCell::new(Vec::new()) };
+    }
+
+    fn scope() -> DedicatedWorkerGlobalScope {
+        js_sys::global().unchecked_into()
+    }
+
+    fn post(msg: &FromWorker) {
+        match serde_wasm_bindgen::to_value(msg) {
+            Ok(v) => {
+                let _ = scope().post_message(&v);
+            }
+            Err(e) => web_sys::console::error_1(&format!("cannot serialise {msg:?}: {e}").into()),
+        }
+    }
+
+    fn now_ms() -> f64 {
+        scope().performance().map(|p| p.now()).unwrap_or(0.0)
+    }
+
+    async fn yield_now() {
+        let p = Promise::new(&mut |resolve, _| {
+            let _ = scope().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
+        });
+        let _ = JsFuture::from(p).await;
+    }
+
+    /// Ask `navigator.gpu` for an adapter without touching burn's runtime.
+    async fn probe_webgpu() -> Result<String, String> {
+        let nav = scope().navigator();
+        let gpu = Reflect::get(&nav, &"gpu".into()).map_err(|_| "navigator.gpu is unreadable")?;
+        if gpu.is_undefined() || gpu.is_null() {
+            return Err("this browser does not offer WebGPU (navigator.gpu is missing)".into());
+        }
+        let request: Function = Reflect::get(&gpu, &"requestAdapter".into())
+            .map_err(|_| "navigator.gpu.requestAdapter is missing")?
+            .dyn_into()
+            .map_err(|_| "navigator.gpu.requestAdapter is not a function")?;
+        let promise: Promise = request
+            .call0(&gpu)
+            .map_err(|e| format!("requestAdapter failed: {e:?}"))?
+            .dyn_into()
+            .map_err(|_| "requestAdapter did not return a promise")?;
+        let adapter = JsFuture::from(promise)
+            .await
+            .map_err(|e| format!("requestAdapter failed: {e:?}"))?;
+        if adapter.is_null() || adapter.is_undefined() {
+            return Err("WebGPU is present but offers no adapter (no usable GPU)".into());
+        }
+        let info = Reflect::get(&adapter, &"info".into()).unwrap_or(JsValue::UNDEFINED);
+        let field = |k: &str| {
+            Reflect::get(&info, &k.into())
+                .ok()
+                .and_then(|v| v.as_string())
+                .filter(|s| !s.is_empty())
+        };
+        let parts: Vec<String> = ["vendor", "architecture", "description"]
+            .iter()
+            .filter_map(|k| field(k))
+            .collect();
+        Ok(if parts.is_empty() {
+            "WebGPU adapter".to_string()
+        } else {
+            parts.join(" ")
+        })
+    }
+
+    async fn device_for(kind: BackendKind) -> Result<Device, String> {
+        match kind {
+            BackendKind::Wgpu => {
+                if let Some(d) = WGPU.with(|w| w.borrow().clone()) {
+                    return Ok(d);
+                }
+                let d = Device::wgpu_options()
+                    .init_async()
+                    .await
+                    .map_err(|e| format!("WebGPU could not start: {e}"))?;
+                WGPU.with(|w| *w.borrow_mut() = Some(d.clone()));
+                Ok(d)
+            }
+            other => other
+                .cpu_device()
+                .ok_or_else(|| format!("{} is not part of this build", other.label())),
+        }
+    }
+
+    async fn train(spec: ExperimentSpec, backend: BackendKind) -> Result<(), String> {
+        let device = device_for(backend).await?;
+        let mut trainer = Trainer::new(spec.clone(), device).map_err(|e| e.to_string())?;
+        let corpus = trainer.corpus();
+        post(&FromWorker::Started {
+            total_steps: trainer.total_steps(),
+            train: corpus.train.len(),
+            heldout: corpus.heldout.len(),
+            vocab: corpus.tokenizer.vocab_size(),
+            params: spec.model.n_params(corpus.tokenizer.vocab_size()),
+            truncated: corpus.truncated,
+            backend,
+        });
+        CHECKPOINTS.with(|c| c.borrow_mut().clear());
+        let start = now_ms();
+        loop {
+            if CANCEL.with(Cell::get) {
+                post(&FromWorker::Cancelled {
+                    step: trainer.steps_done(),
+                });
+                return Ok(());
+            }
+            if trainer.checkpoint_due() {
+                let ck = trainer.checkpoint().await.map_err(|e| e.to_string())?;
+                post(&FromWorker::Checkpoint { step: ck.step });
+                CHECKPOINTS.with(|c| c.borrow_mut().push(ck));
+            }
+            let Some(report) = trainer.step().await.map_err(|e| e.to_string())? else {
+                break;
+            };
+            let elapsed = (now_ms() - start) / 1000.0;
+            post(&FromWorker::Step {
+                progress: Progress::new(
+                    report.step,
+                    trainer.total_steps(),
+                    report.loss,
+                    trainer.tokens_seen(),
+                    elapsed,
+                ),
+            });
+            yield_now().await;
+        }
+        let elapsed_s = (now_ms() - start) / 1000.0;
+        post(&FromWorker::Done {
+            elapsed_s,
+            tokens_per_s: trainer.tokens_seen() as f64 / elapsed_s.max(1e-9),
+            checkpoints: CHECKPOINTS.with(|c| c.borrow().iter().map(|c| c.step).collect()),
+        });
+        Ok(())
+    }
+
+    fn on_message(event: MessageEvent) {
+        let msg: ToWorker = match serde_wasm_bindgen::from_value(event.data()) {
+            Ok(m) => m,
+            Err(e) => {
+                post(&FromWorker::Failed {
+                    message: format!("the worker received a malformed message: {e}"),
+                });
+                return;
+            }
+        };
+        match msg {
+            ToWorker::Cancel => CANCEL.with(|c| c.set(true)),
+            ToWorker::Probe => spawn_local(async {
+                post(&FromWorker::Probe {
+                    webgpu: probe_webgpu().await,
+                })
+            }),
+            ToWorker::Train { spec, backend } => {
+                if BUSY.with(|b| b.replace(true)) {
+                    post(&FromWorker::Failed {
+                        message: "a run is already in progress".into(),
+                    });
+                    return;
+                }
+                CANCEL.with(|c| c.set(false));
+                spawn_local(async move {
+                    if let Err(message) = train(spec, backend).await {
+                        post(&FromWorker::Failed { message });
+                    }
+                    BUSY.with(|b| b.set(false));
+                });
+            }
+        }
+    }
+
+    pub fn start() {
+        console_error_panic_hook::set_once();
+        let handler = Closure::<dyn FnMut(MessageEvent)>::new(on_message);
+        scope().set_onmessage(Some(handler.as_ref().unchecked_ref()));
+        handler.forget();
+    }
+}
+
+fn main() {
+    #[cfg(target_arch = "wasm32")]
+    worker::start();
+}

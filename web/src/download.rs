@@ -1,0 +1,32 @@
+//! Offer a file to the user: a Blob, an object URL and a click on a temporary link.
+
+use wasm_bindgen::JsCast;
+use web_sys::{Blob, BlobPropertyBag, HtmlAnchorElement, Url};
+
+/// Download `contents` as `filename` with the MIME type `mime`.
+pub fn download_text(filename: &str, mime: &str, contents: &str) -> Result<(), String> {
+    let parts = js_sys::Array::of1(&contents.into());
+    let opts = BlobPropertyBag::new();
+    opts.set_type(mime);
+    let blob = Blob::new_with_str_sequence_and_options(&parts, &opts).map_err(|e| format!("{e:?}"))?;
+    let url = Url::create_object_url_with_blob(&blob).map_err(|e| format!("{e:?}"))?;
+    let result = download_url(filename, &url);
+    let _ = Url::revoke_object_url(&url);
+    result
+}
+
+/// Download what `url` points to (an object or data URL) as `filename`.
+pub fn download_url(filename: &str, url: &str) -> Result<(), String> {
+    let document = web_sys::window()
+        .and_then(|w| w.document())
+        .ok_or("no document")?;
+    let a: HtmlAnchorElement = document
+        .create_element("a")
+        .map_err(|e| format!("{e:?}"))?
+        .dyn_into()
+        .map_err(|_| "not an anchor")?;
+    a.set_href(url);
+    a.set_download(filename);
+    a.click();
+    Ok(())
+}

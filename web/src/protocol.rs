@@ -1,0 +1,78 @@
+//! Messages between the page and the training worker (serialised with
+//! serde-wasm-bindgen).
+
+use mnemo_core::train::Progress;
+use mnemo_core::{BackendKind, ExperimentSpec};
+use serde::{Deserialize, Serialize};
+
+/// Page -> worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ToWorker {
+    /// Ask whether WebGPU gives an adapter here.
+    Probe,
+    /// Train a spec on a backend.
+    Train {
+        /// The experiment.
+        spec: ExperimentSpec,
+        /// Where to run it.
+        backend: BackendKind,
+    },
+    /// Stop the running job after its current step.
+    Cancel,
+}
+
+/// Worker -> page.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum FromWorker {
+    /// The answer to [`ToWorker::Probe`]: the adapter's description, or why there is none.
+    Probe {
+        /// `Ok(adapter description)` or `Err(reason)`.
+        webgpu: Result<String, String>,
+    },
+    /// Training started.
+    Started {
+        /// Steps in the run.
+        total_steps: usize,
+        /// Training instances.
+        train: usize,
+        /// Held-out instances.
+        heldout: usize,
+        /// Vocabulary size.
+        vocab: usize,
+        /// Trainable parameters.
+        params: usize,
+        /// Instances truncated to the context.
+        truncated: usize,
+        /// The backend actually used.
+        backend: BackendKind,
+    },
+    /// One step done.
+    Step {
+        /// Progress so far.
+        progress: Progress,
+    },
+    /// A checkpoint was saved.
+    Checkpoint {
+        /// Its step.
+        step: usize,
+    },
+    /// The run finished.
+    Done {
+        /// Seconds.
+        elapsed_s: f64,
+        /// Tokens per second.
+        tokens_per_s: f64,
+        /// Checkpoints kept.
+        checkpoints: Vec<usize>,
+    },
+    /// The run stopped at the user's request.
+    Cancelled {
+        /// Steps done.
+        step: usize,
+    },
+    /// The run could not start or go on.
+    Failed {
+        /// What went wrong, for the user.
+        message: String,
+    },
+}

@@ -8,7 +8,10 @@ use mnemo_core::{BackendKind, ExperimentSpec};
 use mnemo_plots::{LossSeries, loss_svg};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
-use web_sys::{File, HtmlCanvasElement, HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement, MessageEvent, Worker, WorkerOptions, WorkerType};
+use web_sys::{
+    File, HtmlCanvasElement, HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement,
+    MessageEvent, Worker, WorkerOptions, WorkerType,
+};
 use yew::prelude::*;
 
 use crate::chart::draw_loss;
@@ -118,10 +121,13 @@ pub struct App {
     canvas: NodeRef,
 }
 
-fn spawn_worker(link: &html::Scope<App>) -> Result<(Worker, Closure<dyn FnMut(MessageEvent)>), String> {
+fn spawn_worker(
+    link: &html::Scope<App>,
+) -> Result<(Worker, Closure<dyn FnMut(MessageEvent)>), String> {
     let opts = WorkerOptions::new();
     opts.set_type(WorkerType::Classic);
-    let worker = Worker::new_with_options("./worker_loader.js", &opts).map_err(|e| format!("{e:?}"))?;
+    let worker =
+        Worker::new_with_options("./worker_loader.js", &opts).map_err(|e| format!("{e:?}"))?;
     let link = link.clone();
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
         match serde_wasm_bindgen::from_value::<FromWorker>(e.data()) {
@@ -193,7 +199,10 @@ impl App {
             "spec" => {
                 let spec = match &self.spec_run {
                     Some(s) => s.clone(),
-                    None => self.form.to_spec().map_err(|_| "fix the settings first".to_string())?,
+                    None => self
+                        .form
+                        .to_spec()
+                        .map_err(|_| "fix the settings first".to_string())?,
                 };
                 download_text("mnemo-spec.json", "application/json", &spec.to_json())
             }
@@ -229,7 +238,11 @@ impl Component for App {
     fn create(ctx: &Context<Self>) -> Self {
         let (worker, on_message, worker_error) = match spawn_worker(ctx.link()) {
             Ok((w, c)) => (Some(w), Some(c), None),
-            Err(e) => (None, None, Some(format!("The training worker could not start: {e}"))),
+            Err(e) => (
+                None,
+                None,
+                Some(format!("The training worker could not start: {e}")),
+            ),
         };
         let app = App {
             form: Form::from_spec(&ExperimentSpec::demo()),
@@ -411,7 +424,11 @@ impl Component for App {
 
         let ondrop = link.callback(|e: DragEvent| {
             e.prevent_default();
-            match e.data_transfer().and_then(|d| d.files()).and_then(|f| f.get(0)) {
+            match e
+                .data_transfer()
+                .and_then(|d| d.files())
+                .and_then(|f| f.get(0))
+            {
                 Some(file) => Msg::FileChosen(file),
                 None => Msg::Dragging(false),
             }
@@ -429,15 +446,24 @@ impl Component for App {
         });
 
         let status = match &self.run {
-            RunState::Idle => html! { <span>{ "Ready. Press “Run the demo” to train a small model on invented facts." }</span> },
+            RunState::Idle => {
+                html! { <span>{ "Ready. Press “Run the demo” to train a small model on invented facts." }</span> }
+            }
             RunState::Starting => html! { <span>{ "Starting…" }</span> },
             RunState::Running => html! { <span>{ "Training…" }</span> },
-            RunState::Done { elapsed_s, tokens_per_s } => html! {
+            RunState::Done {
+                elapsed_s,
+                tokens_per_s,
+            } => html! {
                 <span>{ format!("Training finished in {elapsed_s:.1} s ({tokens_per_s:.0} tokens/s). Final loss {:.3} nats/token.",
                     self.losses.last().map(|l| l.1).unwrap_or(f32::NAN)) }</span>
             },
-            RunState::Cancelled { step } => html! { <span>{ format!("Cancelled after step {step}. The curve so far is kept.") }</span> },
-            RunState::Failed(m) => html! { <span class="error">{ format!("Training failed: {m}") }</span> },
+            RunState::Cancelled { step } => {
+                html! { <span>{ format!("Cancelled after step {step}. The curve so far is kept.") }</span> }
+            }
+            RunState::Failed(m) => {
+                html! { <span class="error">{ format!("Training failed: {m}") }</span> }
+            }
         };
         let state_name = match &self.run {
             RunState::Idle => "idle",
@@ -466,11 +492,25 @@ impl Component for App {
                 i.vocab,
                 i.params,
                 i.backend.label(),
-                if i.truncated > 0 { format!(" · {} instances cut to the context", i.truncated) } else { String::new() }
+                if i.truncated > 0 {
+                    format!(" · {} instances cut to the context", i.truncated)
+                } else {
+                    String::new()
+                }
             )
         });
         let loss_json = serde_json::to_string(&self.losses).unwrap_or_default();
-        let used_backend = self.info.as_ref().map(|i| if i.backend == BackendKind::Wgpu { "webgpu" } else { "cpu" }).unwrap_or("");
+        let used_backend = self
+            .info
+            .as_ref()
+            .map(|i| {
+                if i.backend == BackendKind::Wgpu {
+                    "webgpu"
+                } else {
+                    "cpu"
+                }
+            })
+            .unwrap_or("");
 
         html! {
             <main>

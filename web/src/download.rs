@@ -8,7 +8,8 @@ pub fn download_text(filename: &str, mime: &str, contents: &str) -> Result<(), S
     let parts = js_sys::Array::of1(&contents.into());
     let opts = BlobPropertyBag::new();
     opts.set_type(mime);
-    let blob = Blob::new_with_str_sequence_and_options(&parts, &opts).map_err(|e| format!("{e:?}"))?;
+    let blob =
+        Blob::new_with_str_sequence_and_options(&parts, &opts).map_err(|e| format!("{e:?}"))?;
     let url = Url::create_object_url_with_blob(&blob).map_err(|e| format!("{e:?}"))?;
     let result = download_url(filename, &url);
     let _ = Url::revoke_object_url(&url);

@@ -72,7 +72,10 @@ impl Form {
             ("model.context", spec.model.context.to_string()),
             ("training.batch_size", spec.training.batch_size.to_string()),
             ("training.duration.steps", steps.to_string()),
-            ("training.learning_rate", spec.training.learning_rate.to_string()),
+            (
+                "training.learning_rate",
+                spec.training.learning_rate.to_string(),
+            ),
             ("seed", spec.seed.to_string()),
         ]);
         Form {
@@ -90,7 +93,11 @@ impl Form {
         }
     }
 
-    fn num<T: std::str::FromStr>(&self, key: &'static str, errors: &mut BTreeMap<&'static str, String>) -> Option<T> {
+    fn num<T: std::str::FromStr>(
+        &self,
+        key: &'static str,
+        errors: &mut BTreeMap<&'static str, String>,
+    ) -> Option<T> {
         let raw = self.fields.get(key).map(|s| s.trim()).unwrap_or("");
         match raw.parse::<T>() {
             Ok(v) => Some(v),
@@ -121,7 +128,12 @@ impl Form {
         let steps = self.num::<usize>("training.duration.steps", &mut errors);
         let lr = self.num::<f64>("training.learning_rate", &mut errors);
         let seed = self.num::<u64>("seed", &mut errors);
-        let heldout = self.heldout.trim().parse::<f64>().ok().filter(|h| (0.0..=90.0).contains(h));
+        let heldout = self
+            .heldout
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|h| (0.0..=90.0).contains(h));
         if heldout.is_none() {
             errors.insert("data.heldout_fraction", "a percentage from 0 to 90".into());
         }
@@ -134,7 +146,10 @@ impl Form {
                 "windows" => match self.window.trim().parse::<usize>() {
                     Ok(length) => Some(SplitMode::Windows { length }),
                     Err(_) => {
-                        errors.insert("data.source.split.length", "a whole number of characters".into());
+                        errors.insert(
+                            "data.source.split.length",
+                            "a whole number of characters".into(),
+                        );
                         None
                     }
                 },
@@ -171,7 +186,9 @@ impl Form {
         spec.data.heldout_fraction = heldout.unwrap_or_default() / 100.0;
         match spec.validate() {
             Ok(()) => Ok(spec),
-            Err(SpecError::OutOfRange { field, min, max, .. }) => {
+            Err(SpecError::OutOfRange {
+                field, min, max, ..
+            }) => {
                 let key = FIELDS
                     .iter()
                     .map(|f| f.0)
@@ -181,7 +198,11 @@ impl Form {
                 Err(errors)
             }
             Err(SpecError::Inconsistent(msg)) => {
-                let key = if msg.contains("n_heads") { "model.n_heads" } else { "data" };
+                let key = if msg.contains("n_heads") {
+                    "model.n_heads"
+                } else {
+                    "data"
+                };
                 errors.insert(key, msg);
                 Err(errors)
             }

@@ -88,7 +88,10 @@ impl From<Backend> for BackendKind {
 #[derive(Debug, Error)]
 enum CliError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
     Spec { path: PathBuf, source: SpecError },
     #[error(transparent)]
@@ -198,7 +201,8 @@ fn train(args: TrainArgs) -> Result<(), CliError> {
         |ck| {
             let path = ck_dir.join(format!("step_{:06}.safetensors", ck.step));
             let bytes = ck.to_safetensors()?;
-            fs::write(&path, bytes).map_err(|e| TrainError::Device(format!("{}: {e}", path.display())))
+            fs::write(&path, bytes)
+                .map_err(|e| TrainError::Device(format!("{}: {e}", path.display())))
         },
     )?;
     bar.finish_and_clear();
@@ -235,7 +239,11 @@ fn write_instances(path: &Path, corpus: &mnemo_core::Corpus) -> Result<(), CliEr
     let mut w = csv::Writer::from_path(path)?;
     w.write_record(["instance_id", "split", "tokens", "text"])?;
     for inst in &corpus.instances {
-        let split = if held.contains(&inst.id) { "heldout" } else { "train" };
+        let split = if held.contains(&inst.id) {
+            "heldout"
+        } else {
+            "train"
+        };
         w.write_record([
             inst.id.to_string(),
             split.to_string(),
@@ -257,7 +265,11 @@ fn bench_spec(steps: usize) -> ExperimentSpec {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            if i % 4 == 3 { ' ' } else { char::from(b'0' + (x % 10) as u8) }
+            if i % 4 == 3 {
+                ' '
+            } else {
+                char::from(b'0' + (x % 10) as u8)
+            }
         })
         .collect();
     spec.data.source = DataSource::Text {
@@ -278,9 +290,15 @@ fn bench_train(steps: usize) -> Result<(), CliError> {
         stdout,
         "model: 2 layers, d_model 128, 4 heads, context 150, batch 32; {steps} timed steps after 1 warm-up"
     );
-    let _ = writeln!(stdout, "{:<16} {:>12} {:>14}", "backend", "ms/step", "tokens/s");
+    let _ = writeln!(
+        stdout,
+        "{:<16} {:>12} {:>14}",
+        "backend", "ms/step", "tokens/s"
+    );
     for kind in [BackendKind::Flex, BackendKind::Ndarray] {
-        let Some(dev) = kind.cpu_device() else { continue };
+        let Some(dev) = kind.cpu_device() else {
+            continue;
+        };
         let mut trainer = Trainer::new(spec.clone(), dev)?;
         mnemo_core::train::block_on(trainer.step())?;
         let tokens_before = trainer.tokens_seen();

@@ -156,10 +156,16 @@ impl Gpt {
             Ok(TensorData::new(t.values.clone(), expected))
         };
         let p2 = |name: &str, shape: [usize; 2]| -> Result<Param<Tensor<2>>, CheckpointError> {
-            Ok(Param::from_tensor(Tensor::from_data(fetch(name, shape.to_vec())?, device)))
+            Ok(Param::from_tensor(Tensor::from_data(
+                fetch(name, shape.to_vec())?,
+                device,
+            )))
         };
         let p1 = |name: &str, n: usize| -> Result<Param<Tensor<1>>, CheckpointError> {
-            Ok(Param::from_tensor(Tensor::from_data(fetch(name, vec![n])?, device)))
+            Ok(Param::from_tensor(Tensor::from_data(
+                fetch(name, vec![n])?,
+                device,
+            )))
         };
         let d = ck.config.d_model;
         model.wte = p2("wte.weight", [ck.vocab, d])?;
@@ -169,11 +175,12 @@ impl Gpt {
             ln.beta = Some(p1(&format!("{prefix}.bias"), d)?);
             Ok(())
         };
-        let load_lin = |prefix: &str, l: &mut Linear, i: usize, o: usize| -> Result<(), CheckpointError> {
-            l.weight = p2(&format!("{prefix}.weight"), [i, o])?;
-            l.bias = Some(p1(&format!("{prefix}.bias"), o)?);
-            Ok(())
-        };
+        let load_lin =
+            |prefix: &str, l: &mut Linear, i: usize, o: usize| -> Result<(), CheckpointError> {
+                l.weight = p2(&format!("{prefix}.weight"), [i, o])?;
+                l.bias = Some(p1(&format!("{prefix}.bias"), o)?);
+                Ok(())
+            };
         for (i, b) in model.blocks.iter_mut().enumerate() {
             load_ln(&format!("h.{i}.ln_1"), &mut b.ln1)?;
             load_lin(&format!("h.{i}.attn.c_attn"), &mut b.attn.qkv, d, 3 * d)?;
@@ -212,7 +219,8 @@ impl Checkpoint {
         let mut meta = HashMap::new();
         meta.insert(
             "mnemo.config".to_string(),
-            serde_json::to_string(&self.config).map_err(|e| CheckpointError::Metadata(e.to_string()))?,
+            serde_json::to_string(&self.config)
+                .map_err(|e| CheckpointError::Metadata(e.to_string()))?,
         );
         meta.insert("mnemo.vocab".to_string(), self.vocab.to_string());
         meta.insert("mnemo.step".to_string(), self.step.to_string());
@@ -244,7 +252,8 @@ impl Checkpoint {
         let step: usize = get("mnemo.step")?
             .parse()
             .map_err(|_| CheckpointError::Metadata("mnemo.step is not a number".into()))?;
-        let st = SafeTensors::deserialize(bytes).map_err(|e| CheckpointError::Format(e.to_string()))?;
+        let st =
+            SafeTensors::deserialize(bytes).map_err(|e| CheckpointError::Format(e.to_string()))?;
         let mut tensors = Vec::new();
         for (name, view) in st.tensors() {
             if view.dtype() != Dtype::F32 {

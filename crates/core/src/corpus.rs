@@ -77,7 +77,9 @@ pub enum CorpusError {
     #[error("the text has no instances: it is empty or only whitespace")]
     Empty,
     /// Too few instances to train on after the held-out split.
-    #[error("only {0} instance(s) would remain for training; add text or lower the held-out fraction")]
+    #[error(
+        "only {0} instance(s) would remain for training; add text or lower the held-out fraction"
+    )]
     TooFewForTraining(usize),
     /// Too much text.
     #[error("the text is {0} bytes; the limit is {max} bytes", max = limits::TEXT_BYTES)]
@@ -438,7 +440,11 @@ mod tests {
         let c2 = Corpus::build(&d, TokenizerKind::Byte, 32, 7).unwrap();
         assert_eq!(c, c2, "same seed, same corpus");
         assert_eq!(c.train.len() + c.heldout.len(), 10);
-        assert_eq!(c.heldout.len() >= 3, true, "7 distinct texts, half held out");
+        assert_eq!(
+            c.heldout.len() >= 3,
+            true,
+            "7 distinct texts, half held out"
+        );
         for &h in &c.heldout {
             for &t in &c.train {
                 assert_ne!(c.instances[h as usize].text, c.instances[t as usize].text);
@@ -488,7 +494,9 @@ mod tests {
         let mut changed = 0usize;
         let mut total = 0usize;
         for (text, kind) in &noised {
-            let InstanceKind::Noised { clean } = kind else { unreachable!() };
+            let InstanceKind::Noised { clean } = kind else {
+                unreachable!()
+            };
             let a: Vec<i64> = text.split(' ').map(|x| x.parse().unwrap()).collect();
             let b: Vec<i64> = clean.split(' ').map(|x| x.parse().unwrap()).collect();
             assert_ne!(a, b);

@@ -70,8 +70,13 @@ impl ModelConfig {
     /// Number of trainable parameters for a vocabulary of `vocab` ids.
     pub fn n_params(&self, vocab: usize) -> usize {
         let d = self.d_model;
-        let block = 2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * 4 * d + 4 * d) + (4 * d * d + d);
-        vocab * d + self.context * d + self.n_layers * block + 2 * d + if self.tied_head { 0 } else { d * vocab }
+        let block =
+            2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * 4 * d + 4 * d) + (4 * d * d + d);
+        vocab * d
+            + self.context * d
+            + self.n_layers * block
+            + 2 * d
+            + if self.tied_head { 0 } else { d * vocab }
     }
 }
 
@@ -138,7 +143,10 @@ impl HostInit {
     }
 
     fn zeros(&self, n: usize) -> Param<Tensor<1>> {
-        Param::from_tensor(Tensor::from_data(TensorData::new(vec![0.0f32; n], [n]), &self.device))
+        Param::from_tensor(Tensor::from_data(
+            TensorData::new(vec![0.0f32; n], [n]),
+            &self.device,
+        ))
     }
 
     fn linear(&mut self, d_in: usize, d_out: usize, std: f64) -> Linear {
@@ -252,7 +260,11 @@ impl Gpt {
 
     /// Greedy decoding: append `n` argmax tokens to `prompt` (the window slides when the
     /// context is full). Returns only the generated tokens.
-    pub async fn greedy(&self, prompt: &[u32], n: usize) -> Result<Vec<u32>, burn::tensor::ExecutionError> {
+    pub async fn greedy(
+        &self,
+        prompt: &[u32],
+        n: usize,
+    ) -> Result<Vec<u32>, burn::tensor::ExecutionError> {
         let device = self.wte.val().device();
         let ctx = self.context();
         let mut seq: Vec<u32> = prompt.to_vec();
@@ -265,10 +277,7 @@ impl Gpt {
             let [_, t, v] = logits.dims();
             let last = logits.slice([0..1, t - 1..t, 0..v]).reshape([v]);
             let data = last.argmax(0).into_data_async().await?;
-            let next = data
-                .iter::<i64>()
-                .next()
-                .unwrap_or(0) as u32;
+            let next = data.iter::<i64>().next().unwrap_or(0) as u32;
             seq.push(next);
             out.push(next);
         }

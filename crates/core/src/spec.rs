@@ -47,7 +47,9 @@ pub enum SpecError {
     #[error("the spec is not valid JSON for Mnemo: {0}")]
     Malformed(String),
     /// A version this build cannot read.
-    #[error("spec version {found} is not supported (this build reads versions 1 to {SPEC_VERSION})")]
+    #[error(
+        "spec version {found} is not supported (this build reads versions 1 to {SPEC_VERSION})"
+    )]
     UnsupportedVersion {
         /// The version in the spec.
         found: u64,
@@ -436,12 +438,20 @@ impl TrainingConfig {
             Duration::Epochs(e) => check_usize("training.duration.epochs", e, limits::EPOCHS)?,
         }
         check_range("training.learning_rate", self.learning_rate, (1e-7, 1.0))?;
-        check_usize("training.warmup_steps", self.warmup_steps, (0, limits::STEPS.1))?;
+        check_usize(
+            "training.warmup_steps",
+            self.warmup_steps,
+            (0, limits::STEPS.1),
+        )?;
         check_range("training.min_lr_ratio", self.min_lr_ratio, (0.0, 1.0))?;
         check_range("training.weight_decay", self.weight_decay, (0.0, 1.0))?;
         check_range("training.betas.0", self.betas.0, (0.0, 0.9999))?;
         check_range("training.betas.1", self.betas.1, (0.0, 0.9999))?;
-        check_usize("training.checkpoint_every", self.checkpoint_every, (0, limits::STEPS.1))?;
+        check_usize(
+            "training.checkpoint_every",
+            self.checkpoint_every,
+            (0, limits::STEPS.1),
+        )?;
         if self.checkpoint_steps.len() > 1000 {
             return Err(SpecError::Inconsistent(
                 "training.checkpoint_steps lists more than 1000 steps".into(),
@@ -493,7 +503,11 @@ impl DataSpec {
         }
         if let Some(c) = &self.canary {
             check_range("data.canary.digits", c.digits, limits::CANARY_DIGITS)?;
-            check_range("data.canary.repetitions", c.repetitions, limits::CANARY_REPEATS)?;
+            check_range(
+                "data.canary.repetitions",
+                c.repetitions,
+                limits::CANARY_REPEATS,
+            )?;
             if c.prefix.chars().count() > 200 {
                 return Err(SpecError::Inconsistent(
                     "data.canary.prefix is longer than 200 characters".into(),
@@ -549,7 +563,10 @@ mod tests {
         spec.model.n_layers = 9;
         assert!(matches!(
             spec.validate(),
-            Err(SpecError::OutOfRange { field: "model.n_layers", .. })
+            Err(SpecError::OutOfRange {
+                field: "model.n_layers",
+                ..
+            })
         ));
         let mut spec = ExperimentSpec::demo();
         spec.model.n_heads = 3; // 64 is not divisible by 3

@@ -78,7 +78,11 @@ pub struct Progress {
 impl Progress {
     /// Progress after `step` of `total_steps`, with `tokens` trained in `elapsed_s`.
     pub fn new(step: usize, total_steps: usize, loss: f32, tokens: usize, elapsed_s: f64) -> Self {
-        let per_step = if step > 0 { elapsed_s / step as f64 } else { 0.0 };
+        let per_step = if step > 0 {
+            elapsed_s / step as f64
+        } else {
+            0.0
+        };
         Progress {
             step,
             total_steps,
@@ -138,10 +142,19 @@ impl Trainer {
     }
 
     /// Like [`Trainer::new`] with a corpus built elsewhere.
-    pub fn with_corpus(spec: ExperimentSpec, corpus: Corpus, device: Device) -> Result<Self, TrainError> {
+    pub fn with_corpus(
+        spec: ExperimentSpec,
+        corpus: Corpus,
+        device: Device,
+    ) -> Result<Self, TrainError> {
         spec.validate()?;
         let device = device.autodiff();
-        let model = Gpt::new(&spec.model, corpus.tokenizer.vocab_size(), spec.seed, &device);
+        let model = Gpt::new(
+            &spec.model,
+            corpus.tokenizer.vocab_size(),
+            spec.seed,
+            &device,
+        );
         let t = &spec.training;
         let optim = AdamWConfig::new()
             .with_beta_1(t.betas.0 as f32)
@@ -154,7 +167,12 @@ impl Trainer {
         if t.checkpoint_every > 0 {
             checkpoints.extend((0..=total_steps).step_by(t.checkpoint_every));
         }
-        checkpoints.extend(t.checkpoint_steps.iter().copied().filter(|&s| s <= total_steps));
+        checkpoints.extend(
+            t.checkpoint_steps
+                .iter()
+                .copied()
+                .filter(|&s| s <= total_steps),
+        );
         Ok(Trainer {
             spec,
             corpus,
@@ -182,7 +200,9 @@ impl Trainer {
 
     /// The model in its current state.
     pub fn model(&self) -> &Gpt {
-        self.model.as_ref().unwrap_or_else(|| unreachable!("model is only taken inside step"))
+        self.model
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("model is only taken inside step"))
     }
 
     /// Steps in the run.
@@ -238,7 +258,9 @@ impl Trainer {
         match t.decay {
             Decay::Constant => peak,
             Decay::Linear => peak - (peak - floor) * p,
-            Decay::Cosine => floor + (peak - floor) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos()),
+            Decay::Cosine => {
+                floor + (peak - floor) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
+            }
         }
     }
 
@@ -259,7 +281,16 @@ impl Trainer {
     }
 
     /// Inputs, targets and the mask of scored positions for a batch of instances.
-    pub fn batch_tensors(&self, ids: &[u32], device: &Device) -> (Tensor<2, burn::tensor::Int>, Tensor<2, burn::tensor::Int>, Tensor<2>, usize) {
+    pub fn batch_tensors(
+        &self,
+        ids: &[u32],
+        device: &Device,
+    ) -> (
+        Tensor<2, burn::tensor::Int>,
+        Tensor<2, burn::tensor::Int>,
+        Tensor<2>,
+        usize,
+    ) {
         batch_tensors(&self.corpus, ids, device)
     }
 
@@ -315,7 +346,12 @@ pub fn batch_tensors(
     corpus: &Corpus,
     ids: &[u32],
     device: &Device,
-) -> (Tensor<2, burn::tensor::Int>, Tensor<2, burn::tensor::Int>, Tensor<2>, usize) {
+) -> (
+    Tensor<2, burn::tensor::Int>,
+    Tensor<2, burn::tensor::Int>,
+    Tensor<2>,
+    usize,
+) {
     let rows: Vec<&[u32]> = ids
         .iter()
         .filter_map(|&i| corpus.get(i).map(|x| x.tokens.as_slice()))
@@ -328,10 +364,21 @@ pub fn token_batch(
     rows: &[&[u32]],
     pad: u32,
     device: &Device,
-) -> (Tensor<2, burn::tensor::Int>, Tensor<2, burn::tensor::Int>, Tensor<2>, usize) {
+) -> (
+    Tensor<2, burn::tensor::Int>,
+    Tensor<2, burn::tensor::Int>,
+    Tensor<2>,
+    usize,
+) {
     let t = rows.iter().map(|r| r.len()).max().unwrap_or(2).max(2) - 1;
-    let inputs: Vec<Vec<u32>> = rows.iter().map(|r| r[..r.len().saturating_sub(1)].to_vec()).collect();
-    let targets: Vec<Vec<u32>> = rows.iter().map(|r| r.get(1..).unwrap_or(&[]).to_vec()).collect();
+    let inputs: Vec<Vec<u32>> = rows
+        .iter()
+        .map(|r| r[..r.len().saturating_sub(1)].to_vec())
+        .collect();
+    let targets: Vec<Vec<u32>> = rows
+        .iter()
+        .map(|r| r.get(1..).unwrap_or(&[]).to_vec())
+        .collect();
     let mut mask = Vec::with_capacity(rows.len() * t);
     let mut n = 0;
     for r in &targets {

@@ -26,7 +26,9 @@ pub enum UploadError {
         cap: u64,
     },
     /// Binary data (NUL bytes or many control characters).
-    #[error("“{name}” looks like a binary file, not plain text (byte {offset} is a control character). Upload a .txt file.")]
+    #[error(
+        "“{name}” looks like a binary file, not plain text (byte {offset} is a control character). Upload a .txt file."
+    )]
     Binary {
         /// File name.
         name: String,
@@ -34,7 +36,9 @@ pub enum UploadError {
         offset: usize,
     },
     /// Not valid UTF-8.
-    #[error("“{name}” is not UTF-8 text (invalid byte at position {offset}). Save it as UTF-8 and upload it again.")]
+    #[error(
+        "“{name}” is not UTF-8 text (invalid byte at position {offset}). Save it as UTF-8 and upload it again."
+    )]
     NotUtf8 {
         /// File name.
         name: String,
@@ -106,13 +110,22 @@ mod tests {
     #[test]
     fn plain_text_passes_and_crlf_is_normalised() {
         assert_eq!(decode_text("a.txt", b"one\r\ntwo\n").unwrap(), "one\ntwo\n");
-        assert_eq!(decode_text("a.txt", "\u{feff}héllo".as_bytes()).unwrap(), "héllo");
+        assert_eq!(
+            decode_text("a.txt", "\u{feff}héllo".as_bytes()).unwrap(),
+            "héllo"
+        );
     }
 
     #[test]
     fn each_bad_file_gets_its_own_message() {
-        assert!(matches!(decode_text("e.txt", b""), Err(UploadError::Empty { .. })));
-        assert!(matches!(decode_text("e.txt", b" \n\t "), Err(UploadError::Empty { .. })));
+        assert!(matches!(
+            decode_text("e.txt", b""),
+            Err(UploadError::Empty { .. })
+        ));
+        assert!(matches!(
+            decode_text("e.txt", b" \n\t "),
+            Err(UploadError::Empty { .. })
+        ));
         assert_eq!(
             decode_text("b.bin", b"PK\x03\x04abc"),
             Err(UploadError::Binary {
@@ -128,7 +141,10 @@ mod tests {
             })
         );
         let big = vec![b'a'; UPLOAD_CAP as usize + 1];
-        assert!(matches!(decode_text("big.txt", &big), Err(UploadError::TooLarge { .. })));
+        assert!(matches!(
+            decode_text("big.txt", &big),
+            Err(UploadError::TooLarge { .. })
+        ));
         let msg = decode_text("l.txt", b"caf\xe9").unwrap_err().to_string();
         assert!(msg.contains("not UTF-8"), "{msg}");
     }

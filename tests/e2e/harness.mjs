@@ -1,0 +1,77 @@
+// Shared pieces of the end-to-end tests: a static server for dist/ on 127.0.0.1 and a
+// headless Debian Chromium driven by playwright-core.
+import { createServer } from 'node:http';
+import { readFile, mkdtemp } from 'node:fs/promises';
+import { extname, join, normalize } from 'node:path';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const root = fileURLToPath(new URL('../../dist/', import.meta.url));
+const types = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.wasm': 'application/wasm',
+  '.css': 'text/css', '.json': 'application/json', '.svg': 'image/svg+xml', '.png': 'image/png',
+};
+
+export async function serveDist() {
+  const server = createServer(async (req, res) => {
+    const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname)).replace(/^(\.\.[/\\])+/, '');
+    const file = join(root, path.endsWith('/') ? path + 'index.html' : path);
+    try {
+      const body = await readFile(file);
+      res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' });
+      res.end(body);
+    } catch {
+      res.writeHead(404).end('not found');
+    }
+  });
+  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+  const { port } = server.address();
+  return { url: `http://127.0.0.1:${port}/`, close: () => new Promise((ok) => server.close(ok)) };
+}
+
+const common = [
+  '--headless', '--no-sandbox', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+
+/** Chromium on the CPU path (`gpu: false`, WebGPU has no adapter) or with SwiftShader's WebGPU. */
+export async function launch({ gpu }) {
+  const userDataDir = await mkdtemp(join(tmpdir(), 'mnemo-chromium-'));
+  const args = gpu ? [...common, '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-angle=swiftshader', '--use-webgpu-adapter=swiftshader']
+                   : [...common, '--disable-gpu'];
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args,
+    viewport: { width: 1000, height: 1400 },
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  return { context, page, errors };
+}
+
+/** Non-white pixels on the loss chart: the curve and axes were drawn. */
+export async function inkOnChart(page) {
+  return page.evaluate(() => {
+    const c = document.getElementById('loss-chart');
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i] < 200 || d[i + 1] < 200 || d[i + 2] < 200) n++;
+    return n;
+  });
+}
+
+export async function setField(page, id, value) {
+  await page.fill(`#${id}`, String(value));
+}
+
+export async function trainAndWait(page, timeout = 180_000) {
+  await page.click('#train-button');
+  await page.waitForSelector('#status[data-state="done"], #status[data-state="failed"]', { timeout });
+  const state = await page.getAttribute('#status', 'data-state');
+  if (state !== 'done') throw new Error('training failed: ' + (await page.textContent('#status')));
+  return JSON.parse(await page.textContent('#loss-json'));
+}

@@ -38,7 +38,7 @@ const common = [
 /** Chromium on the CPU path (`gpu: false`, WebGPU has no adapter) or with SwiftShader's WebGPU. */
 export async function launch({ gpu }) {
   const userDataDir = await mkdtemp(join(tmpdir(), 'mnemo-chromium-'));
-  const args = gpu ? [...common, '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-angle=swiftshader', '--use-webgpu-adapter=swiftshader']
+  const args = gpu ? [...common, '--enable-unsafe-webgpu']
                    : [...common, '--disable-gpu'];
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',

@@ -15,7 +15,9 @@ after(async () => {
   await server?.close();
 });
 
-const TOLERANCE = 2e-3; // nats/token: f32 kernels sum in a different order on the GPU.
+// nats/token. Same initial weights and data order; f32 kernels only sum in a different
+// order on the GPU (measured: about 2e-6 on SwiftShader).
+const TOLERANCE = 1e-4;
 
 test('WebGPU finds an adapter, trains on it, and matches the CPU losses', async () => {
   const { page } = browser;

@@ -128,6 +128,7 @@ fn spawn_worker(
     opts.set_type(WorkerType::Classic);
     let worker =
         Worker::new_with_options("./worker_loader.js", &opts).map_err(|e| format!("{e:?}"))?;
+    let link_for_errors = link.clone();
     let link = link.clone();
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
         match serde_wasm_bindgen::from_value::<FromWorker>(e.data()) {
@@ -138,6 +139,14 @@ fn spawn_worker(
         }
     });
     worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    let error_link = link_for_errors;
+    let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_e: web_sys::Event| {
+        error_link.send_message(Msg::Worker(FromWorker::Failed {
+            message: "the training worker stopped unexpectedly (see the browser console)".into(),
+        }));
+    });
+    worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    on_error.forget();
     Ok((worker, on_message))
 }
 
@@ -244,7 +253,7 @@ impl Component for App {
                 Some(format!("The training worker could not start: {e}")),
             ),
         };
-        let app = App {
+        App {
             form: Form::from_spec(&ExperimentSpec::demo()),
             worker,
             _on_message: on_message,
@@ -259,14 +268,13 @@ impl Component for App {
             upload: None,
             dragging: false,
             canvas: NodeRef::default(),
-        };
-        app.send(&ToWorker::Probe);
-        app
+        }
     }
 
     fn update(&mut self, ctx: &Context<Self>, msg: Self::Message) -> bool {
         match msg {
             Msg::Worker(m) => match m {
+                FromWorker::Ready => self.send(&ToWorker::Probe),
                 FromWorker::Probe { webgpu } => self.webgpu = Some(webgpu),
                 FromWorker::Started {
                     total_steps,
@@ -304,7 +312,12 @@ impl Component for App {
                     }
                 }
                 FromWorker::Cancelled { step } => self.run = RunState::Cancelled { step },
-                FromWorker::Failed { message } => self.run = RunState::Failed(message),
+                FromWorker::Failed { message } => {
+                    if self.webgpu.is_none() {
+                        self.webgpu = Some(Err(message.clone()));
+                    }
+                    self.run = RunState::Failed(message);
+                }
             },
             Msg::SetSource(s) => self.form.source = s,
             Msg::SetText(t) => self.form.text = t,

@@ -24,6 +24,8 @@ pub enum ToWorker {
 /// Worker -> page.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum FromWorker {
+    /// The worker has loaded and listens for messages (messages sent before this are lost).
+    Ready,
     /// The answer to [`ToWorker::Probe`]: the adapter's description, or why there is none.
     Probe {
         /// `Ok(adapter description)` or `Err(reason)`.

@@ -228,7 +228,7 @@ impl Checkpoint {
             .map_err(|e| CheckpointError::Format(e.to_string()))
     }
 
-    /// Read a checkpoint written by [`Checkpoint::to_safetensors`].
+    /// Read a checkpoint written by [`Checkpoint::to_safetensors`] (tensors sorted by name).
     pub fn from_safetensors(bytes: &[u8]) -> Result<Self, CheckpointError> {
         let (_, header) = SafeTensors::read_metadata(bytes)
             .map_err(|e| CheckpointError::Format(e.to_string()))?;
@@ -270,6 +270,7 @@ impl Checkpoint {
                 values,
             });
         }
+        tensors.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Checkpoint {
             step,
             config,

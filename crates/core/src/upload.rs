@@ -65,28 +65,18 @@ pub fn check_size(name: &str, size: u64) -> Result<(), UploadError> {
 /// Decode an uploaded file as text, or say why it cannot be used.
 pub fn decode_text(name: &str, bytes: &[u8]) -> Result<String, UploadError> {
     check_size(name, bytes.len() as u64)?;
-    let text = match std::str::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            // A NUL or control byte before the invalid sequence means binary data.
-            if let Some(offset) = first_binary_byte(&bytes[..e.valid_up_to()]) {
-                return Err(UploadError::Binary {
-                    name: name.to_string(),
-                    offset,
-                });
-            }
-            return Err(UploadError::NotUtf8 {
-                name: name.to_string(),
-                offset: e.valid_up_to(),
-            });
-        }
-    };
-    if let Some(offset) = first_binary_byte(text.as_bytes()) {
+    // Control bytes mark binary data whatever the encoding, so look for them first: a
+    // PNG or a zip is "binary", a Latin-1 text file is "not UTF-8".
+    if let Some(offset) = first_binary_byte(bytes) {
         return Err(UploadError::Binary {
             name: name.to_string(),
             offset,
         });
     }
+    let text = std::str::from_utf8(bytes).map_err(|e| UploadError::NotUtf8 {
+        name: name.to_string(),
+        offset: e.valid_up_to(),
+    })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim().is_empty() {
         return Err(UploadError::Empty {
@@ -133,6 +123,10 @@ mod tests {
                 offset: 2
             })
         );
+        assert!(matches!(
+            decode_text("i.png", b"\x89PNG\r\n\x1a\n\0\0"),
+            Err(UploadError::Binary { offset: 6, .. })
+        ));
         assert_eq!(
             decode_text("l.txt", b"caf\xe9 au lait"),
             Err(UploadError::NotUtf8 {

@@ -105,8 +105,11 @@ fn a_tiny_model_memorises_one_sequence_and_extracts_it_greedily() {
     let want = &inst.tokens[10..];
     let got = block_on(trainer.model().greedy(prefix, want.len())).unwrap();
     assert_eq!(got, want, "greedy decoding reproduces the suffix");
+    // The instance is BOS + the first 32 characters (context 32): the prefix holds BOS and
+    // 9 characters, so the decoded suffix is characters 9..32.
+    assert_eq!(trainer.corpus().truncated, 1);
     let decoded = trainer.corpus().tokenizer.decode(&got);
-    assert!(text.ends_with(&decoded));
+    assert_eq!(decoded, &text[9..32]);
 }
 
 #[test]
@@ -197,7 +200,9 @@ fn checkpoints_round_trip_through_safetensors() {
     assert_eq!(ck.step, 5);
     let bytes = ck.to_safetensors().unwrap();
     let back = Checkpoint::from_safetensors(&bytes).unwrap();
-    assert_eq!(back, ck);
+    let mut sorted = ck.clone();
+    sorted.tensors.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(back, sorted);
     let dev = cpu();
     let model = Gpt::from_checkpoint(&back, &dev).unwrap();
     let ids = ids_tensor(&[vec![0, 1, 2, 0, 1]], 5, 0, &dev);
@@ -212,13 +217,26 @@ fn checkpoints_round_trip_through_safetensors() {
         .into_data()
         .try_into_vec::<f32>()
         .unwrap();
-    assert_eq!(a, b, "the reloaded model computes the same logits");
+    let max_diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        max_diff < 1e-5,
+        "the reloaded model computes the same logits: max |diff| {max_diff}"
+    );
     // A damaged file is an error, not a panic.
     assert!(Checkpoint::from_safetensors(&bytes[..bytes.len() / 2]).is_err());
     assert!(Checkpoint::from_safetensors(b"not a checkpoint").is_err());
     // A checkpoint whose tensors do not fit its config is refused with the name.
     let mut bad = back.clone();
-    bad.tensors[0].shape = vec![1, 1];
+    let wte = bad
+        .tensors
+        .iter_mut()
+        .find(|t| t.name == "wte.weight")
+        .unwrap();
+    wte.shape = vec![1, 1];
     let err = Gpt::from_checkpoint(&bad, &dev)
         .err()
         .map(|e| e.to_string())

@@ -195,6 +195,7 @@ mod worker {
         let handler = Closure::<dyn FnMut(MessageEvent)>::new(on_message);
         scope().set_onmessage(Some(handler.as_ref().unchecked_ref()));
         handler.forget();
+        post(&FromWorker::Ready);
     }
 }
 

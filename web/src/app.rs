@@ -45,6 +45,10 @@ pub enum RunState {
         elapsed_s: f64,
         /// Tokens per second.
         tokens_per_s: f64,
+        /// Mean loss on training instances.
+        train_loss: Option<f32>,
+        /// Mean loss on held-out instances.
+        heldout_loss: Option<f32>,
     },
     /// Stopped by the user.
     Cancelled {
@@ -304,11 +308,15 @@ impl Component for App {
                 FromWorker::Done {
                     elapsed_s,
                     tokens_per_s,
+                    train_loss,
+                    heldout_loss,
                     ..
                 } => {
                     self.run = RunState::Done {
                         elapsed_s,
                         tokens_per_s,
+                        train_loss,
+                        heldout_loss,
                     }
                 }
                 FromWorker::Cancelled { step } => self.run = RunState::Cancelled { step },
@@ -411,7 +419,7 @@ impl Component for App {
         let notice = match &self.webgpu {
             Some(Err(reason)) => html! {
                 <p id="webgpu-notice" class="notice" role="status">
-                    { format!("WebGPU is not available here ({reason}). Mnemo trains on the CPU instead: the same results, only slower.") }
+                    { format!("WebGPU is not available: {reason}. Mnemo trains on the CPU instead: the same results, only slower.") }
                 </p>
             },
             _ => html! {},
@@ -467,9 +475,20 @@ impl Component for App {
             RunState::Done {
                 elapsed_s,
                 tokens_per_s,
+                train_loss,
+                heldout_loss,
             } => html! {
-                <span>{ format!("Training finished in {elapsed_s:.1} s ({tokens_per_s:.0} tokens/s). Final loss {:.3} nats/token.",
-                    self.losses.last().map(|l| l.1).unwrap_or(f32::NAN)) }</span>
+                <>
+                <span>{ format!("Training finished in {elapsed_s:.1} s ({tokens_per_s:.0} tokens/s).") }</span>
+                { match (train_loss, heldout_loss) {
+                    (Some(t), Some(h)) => html! {
+                        <span id="generalisation-gap">{ format!(" Mean loss on training instances {t:.3}, on held-out instances {h:.3} nats/token{}",
+                            if h - t > 0.1 { ": the gap is what the model learnt about its training text that does not carry over to new text." } else { "." }) }</span>
+                    },
+                    (Some(t), None) => html! { <span>{ format!(" Mean loss on training instances {t:.3} nats/token (nothing held out).") }</span> },
+                    _ => html! {},
+                } }
+                </>
             },
             RunState::Cancelled { step } => {
                 html! { <span>{ format!("Cancelled after step {step}. The curve so far is kept.") }</span> }

@@ -66,6 +66,10 @@ pub enum FromWorker {
         tokens_per_s: f64,
         /// Checkpoints kept.
         checkpoints: Vec<usize>,
+        /// Mean loss on the training instances after training.
+        train_loss: Option<f32>,
+        /// Mean loss on the held-out instances after training.
+        heldout_loss: Option<f32>,
     },
     /// The run stopped at the user's request.
     Cancelled {

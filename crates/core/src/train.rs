@@ -314,6 +314,14 @@ impl Trainer {
         Some((loss.detach(), lr, n_tokens))
     }
 
+    /// Mean loss on the training and the held-out instances (see [`mean_loss`]).
+    pub async fn train_heldout_loss(&self) -> Result<(Option<f32>, Option<f32>), TrainError> {
+        let b = self.spec.training.batch_size;
+        let train = mean_loss(self.model(), &self.corpus, &self.corpus.train, b).await?;
+        let held = mean_loss(self.model(), &self.corpus, &self.corpus.heldout, b).await?;
+        Ok((train, held))
+    }
+
     /// Run one step and read its loss back.
     pub async fn step(&mut self) -> Result<Option<StepReport>, TrainError> {
         let Some((loss, lr, tokens)) = self.step_lazy() else {
@@ -337,6 +345,29 @@ impl Trainer {
             tokens,
         }))
     }
+}
+
+/// Mean token cross-entropy (nats) of `model` on the instances `ids`, weighted by their
+/// scored tokens, evaluated in batches of `batch`. `None` when `ids` is empty.
+pub async fn mean_loss(
+    model: &Gpt,
+    corpus: &Corpus,
+    ids: &[u32],
+    batch: usize,
+) -> Result<Option<f32>, TrainError> {
+    let device = model.wte.val().device();
+    let (mut total, mut count) = (0.0f64, 0usize);
+    for chunk in ids.chunks(batch.max(1)) {
+        let (inputs, targets, mask, n) = batch_tensors(corpus, chunk, &device);
+        let nll = -(model.token_log_probs(inputs, targets) * mask).sum();
+        let v: f32 = nll
+            .into_scalar_async()
+            .await
+            .map_err(|e| TrainError::Device(format!("{e:?}")))?;
+        total += v as f64;
+        count += n;
+    }
+    Ok((count > 0).then(|| (total / count as f64) as f32))
 }
 
 /// Inputs `[B, T]`, targets `[B, T]`, a 0/1 mask of scored (non-padding) targets and

@@ -113,6 +113,21 @@ fn a_tiny_model_memorises_one_sequence_and_extracts_it_greedily() {
 }
 
 #[test]
+fn held_out_loss_exceeds_training_loss_after_memorising_random_facts() {
+    let mut spec = ExperimentSpec::demo();
+    spec.training.duration = Duration::Steps(150);
+    let mut t = Trainer::new(spec, cpu()).unwrap();
+    let (train0, held0) = block_on(t.train_heldout_loss()).unwrap();
+    let (train0, held0) = (train0.unwrap(), held0.unwrap());
+    assert!((train0 - held0).abs() < 0.2, "before training both are near ln(vocab): {train0} {held0}");
+    while block_on(t.step()).unwrap().is_some() {}
+    let (train1, held1) = block_on(t.train_heldout_loss()).unwrap();
+    let (train1, held1) = (train1.unwrap(), held1.unwrap());
+    assert!(train1 < 0.8 * train0, "training loss falls: {train0} -> {train1}");
+    assert!(held1 > train1 + 0.1, "facts are random: held-out {held1} stays above train {train1}");
+}
+
+#[test]
 fn same_seed_gives_bit_identical_losses_and_another_seed_does_not() {
     let run = |seed: u64| {
         let mut spec = ExperimentSpec::demo();

@@ -76,7 +76,7 @@ pub fn loss_chart<DB: DrawingBackend>(
         .configure_mesh()
         .x_desc("step")
         .y_desc("loss (nats/token)")
-        .light_line_style(RGBColor(235, 235, 235))
+        .light_line_style(RGBColor(246, 246, 246))
         .draw()?;
     for (i, s) in series.iter().enumerate() {
         let colour = PALETTE[i % PALETTE.len()];

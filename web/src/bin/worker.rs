@@ -65,7 +65,7 @@ mod worker {
             .await
             .map_err(|e| format!("requestAdapter failed: {e:?}"))?;
         if adapter.is_null() || adapter.is_undefined() {
-            return Err("WebGPU is present but offers no adapter (no usable GPU)".into());
+            return Err("the browser has WebGPU but it offers no adapter (no usable GPU)".into());
         }
         let info = Reflect::get(&adapter, &"info".into()).unwrap_or(JsValue::UNDEFINED);
         let field = |k: &str| {
@@ -147,7 +147,10 @@ mod worker {
             yield_now().await;
         }
         let elapsed_s = (now_ms() - start) / 1000.0;
+        let (train_loss, heldout_loss) = trainer.train_heldout_loss().await.map_err(|e| e.to_string())?;
         post(&FromWorker::Done {
+            train_loss,
+            heldout_loss,
             elapsed_s,
             tokens_per_s: trainer.tokens_seen() as f64 / elapsed_s.max(1e-9),
             checkpoints: CHECKPOINTS.with(|c| c.borrow().iter().map(|c| c.step).collect()),

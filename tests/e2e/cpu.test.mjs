@@ -42,16 +42,16 @@ test('the default demo trains to completion on the CPU and draws its loss curve'
   assert.equal(await page.getAttribute('#status', 'data-state'), 'done', await page.textContent('#status'));
   console.log(`# default demo on the CPU path: ${seconds.toFixed(1)} s wall clock, status: ${await page.textContent('#status')}`);
   const losses = JSON.parse(await page.textContent('#loss-json'));
-  assert.equal(losses.length, 150);
+  assert.equal(losses.length, 200);
   const first = losses[0][1], last = losses.at(-1)[1];
   assert.ok(first > 2.5 && first < 4.5, `initial loss near ln(vocab): ${first}`);
   assert.ok(last < first * 0.6, `the loss falls: ${first} -> ${last}`);
-  assert.match(await page.textContent('#progress-text'), /step 150\/150/);
+  assert.match(await page.textContent('#progress-text'), /step 200\/200/);
   assert.equal(await page.getAttribute('#status', 'data-backend'), 'cpu');
   // The random facts are memorised, not generalised: held-out loss stays higher.
   const gap = await page.textContent('#generalisation-gap');
   const [train, held] = [...gap.matchAll(/(\d+\.\d+)/g)].map((m) => Number(m[1]));
-  assert.ok(held > train + 0.1, `held-out ${held} vs training ${train}`);
+  assert.ok(held > train + 0.3, `held-out ${held} vs training ${train}`);
   assert.ok((await inkOnChart(page)) > blank + 500, 'the curve is drawn');
   await mkdir('target/e2e', { recursive: true }).catch(() => {});
   await page.screenshot({ path: 'target/e2e/demo-cpu.png', fullPage: true });
@@ -68,7 +68,7 @@ test('cancel stops a run between steps and keeps the curve', async () => {
   const losses = JSON.parse(await page.textContent('#loss-json'));
   assert.ok(losses.length >= 3 && losses.length < 2000);
   assert.match(await page.textContent('#status'), /Cancelled after step \d+/);
-  await page.fill('#f-training-duration-steps', '150');
+  await page.fill('#f-training-duration-steps', '200');
 });
 
 test('settings are validated as the user types', async () => {

@@ -244,6 +244,20 @@ fn read_file(file: File, link: html::Scope<App>) {
     });
 }
 
+/// What the demo button does, read off the demo spec itself.
+fn demo_blurb() -> String {
+    let spec = ExperimentSpec::demo();
+    let n = match spec.data.source {
+        mnemo_core::spec::DataSource::Builtin { instances, .. } => instances,
+        _ => 0,
+    };
+    format!(
+        "Trains a {}-layer model on {n} invented one-line biographies, {:.0}% of them held out and never trained on.",
+        spec.model.n_layers,
+        spec.data.heldout_fraction * 100.0
+    )
+}
+
 impl Component for App {
     type Message = Msg;
     type Properties = ();
@@ -565,7 +579,7 @@ impl Component for App {
 
                 <section class="quick">
                     <button id="demo-button" class="primary" onclick={link.callback(|_| Msg::RunDemo)} disabled={running || probing}>{ "Run the demo" }</button>
-                    <span class="help">{ "Trains a 2-layer model on 96 invented one-line biographies (72 trained, 24 held out)." }</span>
+                    <span class="help">{ demo_blurb() }</span>
                 </section>
 
                 <section class="panel">

@@ -226,9 +226,13 @@ fn train(args: TrainArgs) -> Result<(), CliError> {
     };
     fs::write(&svg_path, loss_svg(&[series], (800, 480))).map_err(io_err(&svg_path))?;
     let last = trainer.losses().last().map(|l| l.1).unwrap_or(f32::NAN);
+    let (train_loss, held_loss) = mnemo_core::train::block_on(trainer.train_heldout_loss())?;
+    let fmt = |l: Option<f32>| l.map_or("-".to_string(), |l| format!("{l:.4}"));
     eprintln!(
-        "done in {:.1} s: final loss {last:.4}; wrote {}",
+        "done in {:.1} s: last step loss {last:.4}; mean loss on training instances {}, on held-out instances {}; wrote {}",
         outcome.elapsed_s,
+        fmt(train_loss),
+        fmt(held_loss),
         out.display()
     );
     Ok(())
@@ -284,35 +288,51 @@ fn bench_spec(steps: usize) -> ExperimentSpec {
 
 fn bench_train(steps: usize) -> Result<(), CliError> {
     let steps = steps.max(1);
-    let spec = bench_spec(steps);
+    let mut demo = ExperimentSpec::demo();
+    demo.training.duration = Duration::Steps(steps * 4 + 1);
+    demo.training.checkpoint_every = 0;
+    let models = [
+        (
+            "tinymem-size",
+            "2 layers, d_model 128, 4 heads, context 150, batch 32",
+            bench_spec(steps),
+        ),
+        (
+            "demo",
+            "the browser demo: 2 layers, d_model 64, 4 heads, batch 8",
+            demo,
+        ),
+    ];
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(
         stdout,
-        "model: 2 layers, d_model 128, 4 heads, context 150, batch 32; {steps} timed steps after 1 warm-up"
+        "{:<14} {:<16} {:>10} {:>12}",
+        "model", "backend", "ms/step", "tokens/s"
     );
-    let _ = writeln!(
-        stdout,
-        "{:<16} {:>12} {:>14}",
-        "backend", "ms/step", "tokens/s"
-    );
-    for kind in [BackendKind::Flex, BackendKind::Ndarray] {
-        let Some(dev) = kind.cpu_device() else {
-            continue;
-        };
-        let mut trainer = Trainer::new(spec.clone(), dev)?;
-        mnemo_core::train::block_on(trainer.step())?;
-        let tokens_before = trainer.tokens_seen();
-        let start = std::time::Instant::now();
-        while mnemo_core::train::block_on(trainer.step())?.is_some() {}
-        let secs = start.elapsed().as_secs_f64();
-        let tokens = trainer.tokens_seen() - tokens_before;
-        let _ = writeln!(
-            stdout,
-            "{:<16} {:>12.1} {:>14.0}",
-            kind.label(),
-            secs * 1000.0 / steps as f64,
-            tokens as f64 / secs
-        );
+    for (name, about, spec) in models {
+        for kind in [BackendKind::Flex, BackendKind::Ndarray] {
+            let Some(dev) = kind.cpu_device() else {
+                continue;
+            };
+            let mut trainer = Trainer::new(spec.clone(), dev)?;
+            // One warm-up step (allocations, kernel selection), then the timed ones.
+            mnemo_core::train::block_on(trainer.step())?;
+            let (tokens_before, steps_before) = (trainer.tokens_seen(), trainer.steps_done());
+            let start = std::time::Instant::now();
+            while mnemo_core::train::block_on(trainer.step())?.is_some() {}
+            let secs = start.elapsed().as_secs_f64();
+            let timed = (trainer.steps_done() - steps_before).max(1);
+            let tokens = trainer.tokens_seen() - tokens_before;
+            let _ = writeln!(
+                stdout,
+                "{:<14} {:<16} {:>10.1} {:>12.0}",
+                name,
+                kind.label(),
+                secs * 1000.0 / timed as f64,
+                tokens as f64 / secs
+            );
+        }
+        let _ = writeln!(stdout, "  ({name}: {about})");
     }
     Ok(())
 }

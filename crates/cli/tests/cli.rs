@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 //! The `mnemo` binary end to end: what it writes, and how it refuses bad input.
 
 use std::path::Path;

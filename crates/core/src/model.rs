@@ -58,7 +58,7 @@ impl ModelConfig {
         check("model.d_model", self.d_model, limits::D_MODEL)?;
         check("model.n_heads", self.n_heads, limits::HEADS)?;
         check("model.context", self.context, limits::CONTEXT)?;
-        if self.d_model % self.n_heads != 0 {
+        if !self.d_model.is_multiple_of(self.n_heads) {
             return Err(SpecError::Inconsistent(format!(
                 "model.d_model ({}) must be a multiple of model.n_heads ({})",
                 self.d_model, self.n_heads

@@ -323,7 +323,7 @@ impl ExperimentSpec {
             data: DataSpec {
                 source: DataSource::Builtin {
                     corpus: BuiltinCorpus::Facts,
-                    instances: 96,
+                    instances: 48,
                 },
                 heldout_fraction: 0.25,
                 canary: None,
@@ -338,7 +338,7 @@ impl ExperimentSpec {
             },
             training: TrainingConfig {
                 batch_size: 8,
-                duration: Duration::Steps(150),
+                duration: Duration::Steps(200),
                 learning_rate: 3e-3,
                 warmup_steps: 10,
                 decay: Decay::Cosine,

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 //! Engine tests that can fail: each asserts numbers that would be wrong if the model,
 //! the trainer or the bookkeeping were wrong. Run on the CPU (flex) backend.
 
@@ -38,8 +39,8 @@ fn causal_mask_later_tokens_never_change_earlier_log_probs() {
     let targets: Vec<u32> = vec![5, 7, 2, 9, 4, 4, 8, 3, 0, 1];
     let lp = |x: &Vec<u32>| {
         read(model.token_log_probs(
-            ids_tensor(&[x.clone()], 10, 0, &dev),
-            ids_tensor(&[targets.clone()], 10, 0, &dev),
+            ids_tensor(std::slice::from_ref(x), 10, 0, &dev),
+            ids_tensor(std::slice::from_ref(&targets), 10, 0, &dev),
         ))
     };
     let (la, lb) = (lp(&a), lp(&b));
@@ -114,17 +115,24 @@ fn a_tiny_model_memorises_one_sequence_and_extracts_it_greedily() {
 
 #[test]
 fn held_out_loss_exceeds_training_loss_after_memorising_random_facts() {
-    let mut spec = ExperimentSpec::demo();
-    spec.training.duration = Duration::Steps(150);
-    let mut t = Trainer::new(spec, cpu()).unwrap();
+    let mut t = Trainer::new(ExperimentSpec::demo(), cpu()).unwrap();
     let (train0, held0) = block_on(t.train_heldout_loss()).unwrap();
     let (train0, held0) = (train0.unwrap(), held0.unwrap());
-    assert!((train0 - held0).abs() < 0.2, "before training both are near ln(vocab): {train0} {held0}");
+    assert!(
+        (train0 - held0).abs() < 0.2,
+        "before training both are near ln(vocab): {train0} {held0}"
+    );
     while block_on(t.step()).unwrap().is_some() {}
     let (train1, held1) = block_on(t.train_heldout_loss()).unwrap();
     let (train1, held1) = (train1.unwrap(), held1.unwrap());
-    assert!(train1 < 0.8 * train0, "training loss falls: {train0} -> {train1}");
-    assert!(held1 > train1 + 0.1, "facts are random: held-out {held1} stays above train {train1}");
+    assert!(
+        train1 < 0.8 * train0,
+        "training loss falls: {train0} -> {train1}"
+    );
+    assert!(
+        held1 > train1 + 0.3,
+        "facts are random: held-out {held1} stays above train {train1}"
+    );
 }
 
 #[test]

@@ -147,7 +147,10 @@ mod worker {
             yield_now().await;
         }
         let elapsed_s = (now_ms() - start) / 1000.0;
-        let (train_loss, heldout_loss) = trainer.train_heldout_loss().await.map_err(|e| e.to_string())?;
+        let (train_loss, heldout_loss) = trainer
+            .train_heldout_loss()
+            .await
+            .map_err(|e| e.to_string())?;
         post(&FromWorker::Done {
             train_loss,
             heldout_loss,

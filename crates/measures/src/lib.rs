@@ -1,0 +1,6 @@
+//! Mnemo's analyses of memorisation: one module per method of `METHODS.md`.
+//!
+//! This crate sits between the engine core and the shells. It computes on plain values
+//! (panels of numbers in, result structs out) and names no browser API.
+
+pub mod did;

@@ -14,10 +14,15 @@ use web_sys::{
 };
 use yew::prelude::*;
 
-use crate::chart::draw_loss;
+use crate::chart::{draw_loss, draw_on};
 use crate::download::{download_text, download_url};
 use crate::form::{FIELDS, Form, Source};
 use crate::protocol::{FromWorker, ToWorker};
+use mnemo_measures::did::DidResult;
+use mnemo_plots::did::{
+    heatmap_cell_at, instantaneous_chart, persistent_chart, profile_heatmap, residual_chart,
+    simple_chart, svg_of,
+};
 
 /// Where the user wants to train.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +110,47 @@ pub enum Msg {
     Cancel,
     /// Exports.
     Export(&'static str),
+    /// Run the profile demo (one model) or the size comparison (several).
+    RunProfile(bool),
+    /// Pointer over the heat map, in canvas pixels (`None` = left it).
+    Hover(Option<(f64, f64)>),
+    /// Export a profile chart or table.
+    ExportProfile(&'static str),
 }
+
+/// Where the memorisation profile stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProfileState {
+    /// Nothing asked.
+    Idle,
+    /// Training model `index` of `count`.
+    Training {
+        /// 1-based.
+        index: usize,
+        /// Models in all.
+        count: usize,
+    },
+    /// Evaluating the panel.
+    Evaluating {
+        /// Checkpoints done.
+        done: usize,
+        /// Checkpoints in all.
+        total: usize,
+    },
+    /// All results in.
+    Ready {
+        /// Seconds evaluating the (last) panel.
+        panel_s: f64,
+        /// Seconds estimating.
+        estimate_s: f64,
+    },
+}
+
+const HEATMAP_SIZE: (u32, u32) = (760, 420);
+const CHART_SIZE: (u32, u32) = (760, 340);
+
+/// The model widths of the size comparison.
+pub const COMPARE_WIDTHS: [usize; 3] = [32, 64, 128];
 
 /// The app.
 pub struct App {
@@ -123,6 +168,15 @@ pub struct App {
     upload: Option<Result<String, String>>,
     dragging: bool,
     canvas: NodeRef,
+    profile_state: ProfileState,
+    profiles: Vec<(String, DidResult)>,
+    queue: Vec<(ExperimentSpec, String)>,
+    hover: Option<(f64, f64)>,
+    heatmap: NodeRef,
+    persistent: NodeRef,
+    instantaneous: NodeRef,
+    residual: NodeRef,
+    simple: NodeRef,
 }
 
 fn spawn_worker(
@@ -176,6 +230,10 @@ impl App {
 
     fn running(&self) -> bool {
         matches!(self.run, RunState::Starting | RunState::Running)
+            || matches!(
+                self.profile_state,
+                ProfileState::Training { .. } | ProfileState::Evaluating { .. }
+            )
     }
 
     fn start(&mut self, spec: ExperimentSpec) {
@@ -188,6 +246,81 @@ impl App {
             spec,
             backend: self.backend(),
         });
+    }
+
+    /// Send the next queued profile job, if any.
+    fn next_profile(&mut self) {
+        if self.queue.is_empty() {
+            return;
+        }
+        let (spec, label) = self.queue.remove(0);
+        let count = self.profiles.len() + self.queue.len() + 1;
+        self.profile_state = ProfileState::Training {
+            index: self.profiles.len() + 1,
+            count,
+        };
+        self.losses.clear();
+        self.progress = None;
+        self.info = None;
+        self.run = RunState::Starting;
+        self.spec_run = Some(spec.clone());
+        self.send(&ToWorker::Profile {
+            spec,
+            backend: self.backend(),
+            label,
+        });
+    }
+
+    fn export_profile(&self, what: &str) -> Result<(), String> {
+        let (_, result) = self.profiles.last().ok_or("no profile yet")?;
+        let tables = mnemo_measures::export::tables(result).map_err(|e| e.to_string())?;
+        let table = |name: &str| {
+            tables
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, t)| t.clone())
+                .ok_or_else(|| format!("no table {name}"))
+        };
+        let canvas_png = |node: &NodeRef, name: &str| -> Result<(), String> {
+            let canvas: HtmlCanvasElement = node.cast().ok_or("no chart yet")?;
+            let url = canvas.to_data_url().map_err(|e| format!("{e:?}"))?;
+            download_url(name, &url)
+        };
+        let comparisons: Vec<(String, &DidResult)> =
+            self.profiles.iter().map(|(l, r)| (l.clone(), r)).collect();
+        match what {
+            "heatmap.png" => canvas_png(&self.heatmap, "profile.png"),
+            "persistent.png" => canvas_png(&self.persistent, "persistent.png"),
+            "instantaneous.png" => canvas_png(&self.instantaneous, "instantaneous.png"),
+            "residual.png" => canvas_png(&self.residual, "residual.png"),
+            "simple.png" => canvas_png(&self.simple, "simple.png"),
+            "heatmap.svg" => download_text(
+                "profile.svg",
+                "image/svg+xml",
+                &svg_of(HEATMAP_SIZE, |a| profile_heatmap(a, result)),
+            ),
+            "persistent.svg" => download_text(
+                "persistent.svg",
+                "image/svg+xml",
+                &svg_of(CHART_SIZE, |a| persistent_chart(a, &comparisons)),
+            ),
+            "instantaneous.svg" => download_text(
+                "instantaneous.svg",
+                "image/svg+xml",
+                &svg_of(CHART_SIZE, |a| instantaneous_chart(a, result)),
+            ),
+            "residual.svg" => download_text(
+                "residual.svg",
+                "image/svg+xml",
+                &svg_of(CHART_SIZE, |a| residual_chart(a, result)),
+            ),
+            "simple.svg" => download_text(
+                "simple.svg",
+                "image/svg+xml",
+                &svg_of(CHART_SIZE, |a| simple_chart(a, result)),
+            ),
+            name => download_text(name, "text/csv", &table(name)?),
+        }
     }
 
     fn export(&self, what: &str) -> Result<(), String> {
@@ -258,6 +391,83 @@ fn demo_blurb() -> String {
     )
 }
 
+impl App {
+    fn view_profile(&self, ctx: &Context<Self>) -> Html {
+        let link = ctx.link();
+        let running = self.running();
+        let probing = self.webgpu.is_none();
+        let (state_name, status) = match &self.profile_state {
+            ProfileState::Idle => ("idle", "Train a model on 480 invented facts, each seen once, and measure how much it memorised each one when it saw it and later.".to_string()),
+            ProfileState::Training { index, count } => ("training", format!("Training model {index} of {count}…")),
+            ProfileState::Evaluating { done, total } => ("evaluating", format!("Evaluating the panel: checkpoint {done} of {total}…")),
+            ProfileState::Ready { panel_s, estimate_s } => ("ready", format!(
+                "Profile ready: panel evaluated in {panel_s:.1} s, estimated with 1000 bootstrap draws in {estimate_s:.2} s.")),
+        };
+        let eval_bar = match &self.profile_state {
+            ProfileState::Evaluating { done, total } => {
+                html! { <progress id="panel-progress" max={total.to_string()} value={done.to_string()}></progress> }
+            }
+            _ => html! {},
+        };
+        let export = |what: &'static str, label: &'static str| {
+            html! { <button onclick={link.callback(move |_| Msg::ExportProfile(what))}>{ label }</button> }
+        };
+        let charts = match self.profiles.last() {
+            None => html! {},
+            Some((_, result)) => {
+                let tooltip = self.hover.and_then(|(x, y)| heatmap_cell_at(result, HEATMAP_SIZE, x, y)).map(|c| {
+                    format!(
+                        "cohort {} · checkpoint {}{} · memorisation {:.3} (band {:.3} to {:.3}) · SE {:.3} · {}",
+                        c.cohort, c.checkpoint,
+                        if c.checkpoint < c.cohort { " (placebo: before training on it)" } else { "" },
+                        c.memorisation, -c.upper, -c.lower, c.se,
+                        if c.significant { "significant" } else { "not significant" })
+                });
+                let onmousemove = link.callback(|e: MouseEvent| {
+                    let canvas: HtmlCanvasElement = e.target_unchecked_into();
+                    let sx = canvas.width() as f64 / canvas.client_width().max(1) as f64;
+                    let sy = canvas.height() as f64 / canvas.client_height().max(1) as f64;
+                    Msg::Hover(Some((e.offset_x() as f64 * sx, e.offset_y() as f64 * sy)))
+                });
+                let overall = &result.overall;
+                html! {
+                    <>
+                    <p id="profile-summary">{ format!(
+                        "{} instances ({} never trained) in {} cohorts; average memorisation after training {:.3} nats/token (band {:.3} to {:.3}).",
+                        result.instances, result.never_trained, result.cohorts.len(), overall.memorisation, -overall.upper, -overall.lower) }</p>
+                    <canvas id="profile-heatmap" ref={self.heatmap.clone()} width={HEATMAP_SIZE.0.to_string()} height={HEATMAP_SIZE.1.to_string()}
+                        {onmousemove} onmouseleave={link.callback(|_| Msg::Hover(None))}></canvas>
+                    <p id="cell-tooltip" class="mono">{ tooltip.unwrap_or_else(|| "Point at a cell for its numbers. Muted cells: the band includes 0. Dots: placebo cells before training.".into()) }</p>
+                    <div class="row actions">{ export("heatmap.png", "PNG") }{ export("heatmap.svg", "SVG") }{ export("att_gt.csv", "CSV") }</div>
+                    <canvas id="persistent-chart" ref={self.persistent.clone()} width={CHART_SIZE.0.to_string()} height={CHART_SIZE.1.to_string()}></canvas>
+                    <div class="row actions">{ export("persistent.png", "PNG") }{ export("persistent.svg", "SVG") }{ export("event.csv", "CSV") }</div>
+                    <canvas id="instantaneous-chart" ref={self.instantaneous.clone()} width={CHART_SIZE.0.to_string()} height={CHART_SIZE.1.to_string()}></canvas>
+                    <div class="row actions">{ export("instantaneous.png", "PNG") }{ export("instantaneous.svg", "SVG") }{ export("instantaneous.csv", "CSV") }</div>
+                    <canvas id="residual-chart" ref={self.residual.clone()} width={CHART_SIZE.0.to_string()} height={CHART_SIZE.1.to_string()}></canvas>
+                    <div class="row actions">{ export("residual.png", "PNG") }{ export("residual.svg", "SVG") }{ export("residual.csv", "CSV") }</div>
+                    <canvas id="simple-chart" ref={self.simple.clone()} width={CHART_SIZE.0.to_string()} height={CHART_SIZE.1.to_string()}></canvas>
+                    <div class="row actions">{ export("simple.png", "PNG") }{ export("simple.svg", "SVG") }{ export("simple.csv", "CSV") }</div>
+                    </>
+                }
+            }
+        };
+        html! {
+            <section class="panel" id="profile-panel">
+                <h2>{ "Memorisation profile" }</h2>
+                <p class="help">{ "Difference-in-differences (Lesci et al., 2024): how much better the model predicts an instance because it was trained on it, compared with held-out instances, at each checkpoint after training on it. Positive = memorised." }</p>
+                <div class="row actions">
+                    <button id="profile-button" class="primary" onclick={link.callback(|_| Msg::RunProfile(false))} disabled={running || probing}>{ "Run the profile demo" }</button>
+                    <button id="compare-button" onclick={link.callback(|_| Msg::RunProfile(true))} disabled={running || probing}>
+                        { format!("Compare model sizes (d_model {})", COMPARE_WIDTHS.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")) }</button>
+                </div>
+                <p id="profile-status" data-state={state_name}>{ status }</p>
+                { eval_bar }
+                { charts }
+            </section>
+        }
+    }
+}
+
 impl Component for App {
     type Message = Msg;
     type Properties = ();
@@ -286,6 +496,15 @@ impl Component for App {
             upload: None,
             dragging: false,
             canvas: NodeRef::default(),
+            profile_state: ProfileState::Idle,
+            profiles: Vec::new(),
+            queue: Vec::new(),
+            hover: None,
+            heatmap: NodeRef::default(),
+            persistent: NodeRef::default(),
+            instantaneous: NodeRef::default(),
+            residual: NodeRef::default(),
+            simple: NodeRef::default(),
         }
     }
 
@@ -333,10 +552,36 @@ impl Component for App {
                         heldout_loss,
                     }
                 }
-                FromWorker::Cancelled { step } => self.run = RunState::Cancelled { step },
+                FromWorker::Cancelled { step } => {
+                    self.run = RunState::Cancelled { step };
+                    self.queue.clear();
+                    if !matches!(self.profile_state, ProfileState::Ready { .. }) {
+                        self.profile_state = ProfileState::Idle;
+                    }
+                }
+                FromWorker::PanelProgress { done, total } => {
+                    self.profile_state = ProfileState::Evaluating { done, total }
+                }
+                FromWorker::Profile {
+                    label,
+                    result,
+                    panel_s,
+                    estimate_s,
+                } => {
+                    self.profiles.push((label, *result));
+                    self.profile_state = ProfileState::Ready {
+                        panel_s,
+                        estimate_s,
+                    };
+                    self.next_profile();
+                }
                 FromWorker::Failed { message } => {
                     if self.webgpu.is_none() {
                         self.webgpu = Some(Err(message.clone()));
+                    }
+                    self.queue.clear();
+                    if !matches!(self.profile_state, ProfileState::Ready { .. }) {
+                        self.profile_state = ProfileState::Idle;
                     }
                     self.run = RunState::Failed(message);
                 }
@@ -385,6 +630,33 @@ impl Component for App {
                 self.start(ExperimentSpec::demo());
             }
             Msg::Cancel => self.send(&ToWorker::Cancel),
+            Msg::RunProfile(compare) => {
+                if self.running() {
+                    return false;
+                }
+                self.profiles.clear();
+                let base = ExperimentSpec::profile_demo();
+                self.queue = if compare {
+                    COMPARE_WIDTHS
+                        .iter()
+                        .map(|&d| {
+                            let mut s = base.clone();
+                            s.model.d_model = d;
+                            (s, format!("d_model {d}"))
+                        })
+                        .collect()
+                } else {
+                    vec![(base.clone(), format!("d_model {}", base.model.d_model))]
+                };
+                self.next_profile();
+            }
+            Msg::Hover(h) => self.hover = h,
+            Msg::ExportProfile(what) => {
+                if let Err(e) = self.export_profile(what) {
+                    web_sys::console::warn_1(&e.into());
+                }
+                return false;
+            }
             Msg::Export(what) => {
                 if let Err(e) = self.export(what) {
                     web_sys::console::warn_1(&e.into());
@@ -396,6 +668,25 @@ impl Component for App {
     }
 
     fn rendered(&mut self, _ctx: &Context<Self>, _first_render: bool) {
+        if let Some((_, result)) = self.profiles.last() {
+            let comparisons: Vec<(String, &DidResult)> =
+                self.profiles.iter().map(|(l, r)| (l.clone(), r)).collect();
+            if let Some(c) = self.heatmap.cast::<HtmlCanvasElement>() {
+                draw_on(c, |a| profile_heatmap(a, result));
+            }
+            if let Some(c) = self.persistent.cast::<HtmlCanvasElement>() {
+                draw_on(c, |a| persistent_chart(a, &comparisons));
+            }
+            if let Some(c) = self.instantaneous.cast::<HtmlCanvasElement>() {
+                draw_on(c, |a| instantaneous_chart(a, result));
+            }
+            if let Some(c) = self.residual.cast::<HtmlCanvasElement>() {
+                draw_on(c, |a| residual_chart(a, result));
+            }
+            if let Some(c) = self.simple.cast::<HtmlCanvasElement>() {
+                draw_on(c, |a| simple_chart(a, result));
+            }
+        }
         if let Some(canvas) = self.canvas.cast::<HtmlCanvasElement>() {
             draw_loss(
                 canvas,
@@ -664,6 +955,7 @@ impl Component for App {
                         <button onclick={link.callback(|_| Msg::Export("png"))} disabled={self.losses.is_empty()}>{ "Chart PNG" }</button>
                     </div>
                 </section>
+                { self.view_profile(ctx) }
                 <footer><small>{ "Mnemo runs entirely in this page: your text never leaves your computer." }</small></footer>
             </main>
         }

@@ -14,3 +14,23 @@ pub fn draw_loss(canvas: HtmlCanvasElement, series: &[LossSeries]) {
         }
     }
 }
+
+/// Draw any chart function on `canvas`.
+pub fn draw_on<F>(canvas: HtmlCanvasElement, draw: F)
+where
+    F: FnOnce(
+        &plotters::drawing::DrawingArea<CanvasBackend, plotters::coord::Shift>,
+    ) -> Result<
+        (),
+        plotters::drawing::DrawingAreaErrorKind<
+            <CanvasBackend as plotters::prelude::DrawingBackend>::ErrorType,
+        >,
+    >,
+{
+    if let Some(backend) = CanvasBackend::with_canvas_object(canvas) {
+        let root = backend.into_drawing_area();
+        if let Err(e) = draw(&root) {
+            web_sys::console::warn_1(&format!("chart: {e:?}").into());
+        }
+    }
+}

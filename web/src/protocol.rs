@@ -3,6 +3,7 @@
 
 use mnemo_core::train::Progress;
 use mnemo_core::{BackendKind, ExperimentSpec};
+use mnemo_measures::did::DidResult;
 use serde::{Deserialize, Serialize};
 
 /// Page -> worker.
@@ -16,6 +17,15 @@ pub enum ToWorker {
         spec: ExperimentSpec,
         /// Where to run it.
         backend: BackendKind,
+    },
+    /// Train a spec, then build and estimate its memorisation profile.
+    Profile {
+        /// The experiment (with its `profile` section).
+        spec: ExperimentSpec,
+        /// Where to run it.
+        backend: BackendKind,
+        /// A label for the result (e.g. the model size in a comparison).
+        label: String,
     },
     /// Stop the running job after its current step.
     Cancel,
@@ -70,6 +80,24 @@ pub enum FromWorker {
         train_loss: Option<f32>,
         /// Mean loss on the held-out instances after training.
         heldout_loss: Option<f32>,
+    },
+    /// Panel evaluation: checkpoints done out of all.
+    PanelProgress {
+        /// Checkpoints evaluated.
+        done: usize,
+        /// Checkpoints in all.
+        total: usize,
+    },
+    /// A memorisation profile is ready.
+    Profile {
+        /// Its label.
+        label: String,
+        /// The estimates.
+        result: Box<DidResult>,
+        /// Seconds spent evaluating the panel.
+        panel_s: f64,
+        /// Seconds spent estimating.
+        estimate_s: f64,
     },
     /// The run stopped at the user's request.
     Cancelled {

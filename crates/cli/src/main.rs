@@ -15,6 +15,8 @@ use mnemo_core::{BackendKind, ExperimentSpec, SpecError, TrainError};
 use mnemo_plots::{LossSeries, loss_svg};
 use thiserror::Error;
 
+mod did_cmd;
+
 #[derive(Parser)]
 #[command(name = "mnemo", version, about = "Measure how small language models memorise their training data.", long_about = None)]
 struct Cli {
@@ -35,10 +37,38 @@ enum Command {
         /// Print the TinyMem example instead (2 layers, d_model 128, context 150).
         #[arg(long)]
         tinymem: bool,
+        /// Print the memorisation-profile demo instead.
+        #[arg(long)]
+        profile: bool,
         /// Check a spec file and print it normalised (defaults filled in).
-        #[arg(long, value_name = "SPEC.json", conflicts_with_all = ["example", "tinymem"])]
+        #[arg(long, value_name = "SPEC.json", conflicts_with_all = ["example", "tinymem", "profile"])]
         check: Option<PathBuf>,
     },
+    /// Estimate a memorisation profile from your own panel (e.g. measured on Pythia
+    /// checkpoints): PANEL.csv has the header `instance,cohort,checkpoint,outcome`, an
+    /// empty cohort marks a never-trained instance. Writes att_gt.csv, event.csv,
+    /// instantaneous.csv, residual.csv, simple.csv, result.json and an SVG per chart.
+    Did {
+        /// The panel.
+        #[arg(long, value_name = "PANEL.csv")]
+        panel: PathBuf,
+        /// Output directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Multiplier-bootstrap draws for the simultaneous bands (0: pointwise analytic).
+        #[arg(long, default_value_t = 1000)]
+        draws: usize,
+        /// Seed of the bootstrap.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Significance level.
+        #[arg(long, default_value_t = 0.05)]
+        alpha: f64,
+    },
+    /// Train a spec, build its panel (sampled instances at every checkpoint), estimate
+    /// the memorisation profile and write the `did` files plus panel.csv and the
+    /// training outputs. The spec's `profile` section sets the panel (defaults if absent).
+    Profile(TrainArgs),
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(Bench),
@@ -100,8 +130,16 @@ enum CliError {
     Csv(#[from] csv::Error),
     #[error("backend {0} is not compiled into this build")]
     Backend(&'static str),
-    #[error("nothing to do: pass --example, --tinymem or --check FILE")]
+    #[error("nothing to do: pass --example, --tinymem, --profile or --check FILE")]
     NothingToDo,
+    #[error("{path}: {message}")]
+    Panel { path: PathBuf, message: String },
+    #[error("{0}")]
+    Output(String),
+    #[error("profile: {0}")]
+    Profile(#[from] mnemo_measures::profile::ProfileError),
+    #[error("estimator: {0}")]
+    Did(#[from] mnemo_measures::did::DidError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
@@ -114,12 +152,21 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train(args) => train(args),
+        Command::Train(args) => train(args).map(|_| ()),
+        Command::Profile(args) => profile(args),
+        Command::Did {
+            panel,
+            out,
+            draws,
+            seed,
+            alpha,
+        } => did(panel, out, draws, seed, alpha),
         Command::Spec {
             example,
             tinymem,
+            profile,
             check,
-        } => spec_cmd(example, tinymem, check),
+        } => spec_cmd(example, tinymem, profile, check),
         Command::Bench(Bench::Train { steps }) => bench_train(steps),
     };
     match result {
@@ -139,9 +186,16 @@ fn read_spec(path: &Path) -> Result<ExperimentSpec, CliError> {
     })
 }
 
-fn spec_cmd(example: bool, tinymem: bool, check: Option<PathBuf>) -> Result<(), CliError> {
+fn spec_cmd(
+    example: bool,
+    tinymem: bool,
+    profile: bool,
+    check: Option<PathBuf>,
+) -> Result<(), CliError> {
     let spec = if let Some(path) = check {
         read_spec(&path)?
+    } else if profile {
+        ExperimentSpec::profile_demo()
     } else if tinymem {
         ExperimentSpec::tinymem_example()
     } else if example {
@@ -157,8 +211,9 @@ fn device(kind: BackendKind) -> Result<mnemo_core::backend::Device, CliError> {
     kind.cpu_device().ok_or(CliError::Backend(kind.label()))
 }
 
-fn train(args: TrainArgs) -> Result<(), CliError> {
+fn train(args: TrainArgs) -> Result<(Trainer, Vec<mnemo_core::Checkpoint>), CliError> {
     let spec = read_spec(&args.spec)?;
+    let mut kept = Vec::new();
     let kind: BackendKind = args.backend.into();
     let mut trainer = Trainer::new(spec.clone(), device(kind)?)?;
     let out = &args.out;
@@ -202,7 +257,9 @@ fn train(args: TrainArgs) -> Result<(), CliError> {
             let path = ck_dir.join(format!("step_{:06}.safetensors", ck.step));
             let bytes = ck.to_safetensors()?;
             fs::write(&path, bytes)
-                .map_err(|e| TrainError::Device(format!("{}: {e}", path.display())))
+                .map_err(|e| TrainError::Device(format!("{}: {e}", path.display())))?;
+            kept.push(ck);
+            Ok(())
         },
     )?;
     bar.finish_and_clear();
@@ -234,6 +291,82 @@ fn train(args: TrainArgs) -> Result<(), CliError> {
         fmt(train_loss),
         fmt(held_loss),
         out.display()
+    );
+    Ok((trainer, kept))
+}
+
+fn did(panel: PathBuf, out: PathBuf, draws: usize, seed: u64, alpha: f64) -> Result<(), CliError> {
+    let panel = did_cmd::read_panel(&panel)?;
+    let options = mnemo_measures::did::DidOptions {
+        alpha,
+        draws,
+        seed,
+        ..Default::default()
+    };
+    let start = std::time::Instant::now();
+    let result = mnemo_measures::did::estimate(&panel, &options)?;
+    let elapsed = start.elapsed().as_secs_f64();
+    let files = did_cmd::outputs(&result)?;
+    did_cmd::write_all(&out, &files)?;
+    eprintln!(
+        "{} instances ({} never trained), {} cohorts, {} checkpoints: {} cells estimated in {elapsed:.3} s; wrote {}",
+        result.instances,
+        result.never_trained,
+        result.cohorts.len(),
+        result.checkpoints,
+        result.cells.len(),
+        out.display()
+    );
+    Ok(())
+}
+
+fn profile(args: TrainArgs) -> Result<(), CliError> {
+    let out = args.out.clone();
+    let (trainer, checkpoints) = train(args)?;
+    let spec = trainer.spec().clone();
+    let settings = spec.profile.clone().unwrap_or_default();
+    let steps: Vec<usize> = checkpoints.iter().map(|c| c.step).collect();
+    let plan = mnemo_measures::profile::plan_panel(
+        trainer.corpus(),
+        &trainer.order(),
+        &steps,
+        &settings,
+        spec.seed,
+    )?;
+    let device = device(BackendKind::Flex)?;
+    eprintln!(
+        "evaluating {} instances at {} checkpoints",
+        plan.ids.len(),
+        checkpoints.len()
+    );
+    let panel = mnemo_core::train::block_on(mnemo_measures::profile::build_panel(
+        &plan,
+        &checkpoints,
+        trainer.corpus(),
+        settings.outcome,
+        &device,
+        |_, _| {},
+    ))?;
+    let result = mnemo_measures::profile::estimate_profile(&panel, &settings, spec.seed)?;
+    let mut files = did_cmd::outputs(&result)?;
+    let mut panel_csv = Vec::new();
+    panel
+        .write_csv(&mut panel_csv)
+        .map_err(|e| CliError::Output(e.to_string()))?;
+    files.push((
+        "panel.csv",
+        String::from_utf8(panel_csv).map_err(|e| CliError::Output(e.to_string()))?,
+    ));
+    did_cmd::write_all(&out, &files)?;
+    let inst: Vec<String> = result
+        .instantaneous
+        .iter()
+        .map(|c| format!("{:.3}", c.memorisation))
+        .collect();
+    eprintln!(
+        "profile: {} cohorts; instantaneous memorisation per cohort (nats/token): {}",
+        result.cohorts.len(),
+        inst.join(" ")
     );
     Ok(())
 }

@@ -16,6 +16,8 @@ pub enum Stream {
     Split = 3,
     /// Synthetic data generation (TinyMem, facts, canaries).
     Data = 4,
+    /// Sampling instances into an analysis panel.
+    Panel = 5,
 }
 
 /// A deterministic generator for `stream` under `seed`.

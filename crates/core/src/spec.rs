@@ -111,6 +111,80 @@ pub struct ExperimentSpec {
     pub model: ModelConfig,
     /// Optimiser and schedule.
     pub training: TrainingConfig,
+    /// Memorisation-profile settings (METHODS.md section 1), when the experiment has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<ProfileSpec>,
+}
+
+/// What is measured on each instance at each checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Mean token surprisal, nats/token (lower = better predicted).
+    #[default]
+    Surprisal,
+    /// Minus the teacher-forced per-token accuracy (so lower is better, like surprisal).
+    Accuracy,
+    /// Mean rank of the true next token, 1 = top (lower is better).
+    Rank,
+}
+
+/// Settings of a memorisation profile by difference-in-differences. The cohort length is
+/// `training.checkpoint_every`: checkpoints at every cohort boundary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileSpec {
+    /// Instances sampled per cohort (paper: 100).
+    #[serde(default = "default_per_cohort")]
+    pub per_cohort: usize,
+    /// Held-out (never-trained) instances sampled (paper: 2000).
+    #[serde(default = "default_profile_heldout")]
+    pub heldout: usize,
+    /// The outcome.
+    #[serde(default)]
+    pub outcome: Outcome,
+    /// Multiplier-bootstrap draws for the simultaneous bands (0 = analytic pointwise).
+    #[serde(default = "default_draws")]
+    pub bootstrap: usize,
+    /// Significance level of the bands.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+}
+
+fn default_per_cohort() -> usize {
+    40
+}
+fn default_profile_heldout() -> usize {
+    80
+}
+fn default_draws() -> usize {
+    1000
+}
+fn default_alpha() -> f64 {
+    0.05
+}
+
+impl Default for ProfileSpec {
+    fn default() -> Self {
+        ProfileSpec {
+            per_cohort: default_per_cohort(),
+            heldout: default_profile_heldout(),
+            outcome: Outcome::Surprisal,
+            bootstrap: default_draws(),
+            alpha: default_alpha(),
+        }
+    }
+}
+
+impl ProfileSpec {
+    /// Check the settings.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        check_usize("profile.per_cohort", self.per_cohort, (2, 10_000))?;
+        check_usize("profile.heldout", self.heldout, (2, 100_000))?;
+        check_usize("profile.bootstrap", self.bootstrap, (0, 100_000))?;
+        check_range("profile.alpha", self.alpha, (0.001, 0.5))?;
+        Ok(())
+    }
 }
 
 /// Data source, held-out split and optional canary.
@@ -348,7 +422,28 @@ impl ExperimentSpec {
                 checkpoint_every: 50,
                 checkpoint_steps: vec![],
             },
+            profile: None,
         }
+    }
+
+    /// The memorisation-profile demo: 384 facts seen once each, two per step, in 8
+    /// cohorts of 24 steps (checkpoints every 24 steps), 96 facts held out; the panel
+    /// samples 40 instances per cohort and 80 held-out ones.
+    pub fn profile_demo() -> Self {
+        let mut spec = Self::demo();
+        spec.name = "Memorisation profile demo".into();
+        spec.data.source = DataSource::Builtin {
+            corpus: BuiltinCorpus::Facts,
+            instances: 480,
+        };
+        spec.data.heldout_fraction = 0.2;
+        spec.training.duration = Duration::Epochs(1);
+        spec.training.batch_size = 2;
+        spec.training.learning_rate = 1e-2;
+        spec.training.warmup_steps = 10;
+        spec.training.checkpoint_every = 24;
+        spec.profile = Some(ProfileSpec::default());
+        spec
     }
 
     /// A TinyMem spec with the paper's model shape (2 layers, d_model 128, 4 heads,
@@ -419,6 +514,14 @@ impl ExperimentSpec {
         self.model.validate()?;
         self.training.validate()?;
         self.data.validate()?;
+        if let Some(p) = &self.profile {
+            p.validate()?;
+            if self.training.checkpoint_every == 0 {
+                return Err(SpecError::Inconsistent(
+                    "a profile needs training.checkpoint_every (the cohort length) above 0".into(),
+                ));
+            }
+        }
         if self.tokenizer == TokenizerKind::Tinymem
             && !matches!(self.data.source, DataSource::Tinymem(_))
         {
@@ -524,7 +627,11 @@ mod tests {
 
     #[test]
     fn demo_spec_round_trips_through_json() {
-        for spec in [ExperimentSpec::demo(), ExperimentSpec::tinymem_example()] {
+        for spec in [
+            ExperimentSpec::demo(),
+            ExperimentSpec::tinymem_example(),
+            ExperimentSpec::profile_demo(),
+        ] {
             let json = spec.to_json();
             let back = ExperimentSpec::from_json(&json).unwrap();
             assert_eq!(back, spec);

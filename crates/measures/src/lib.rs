@@ -4,3 +4,5 @@
 //! (panels of numbers in, result structs out) and names no browser API.
 
 pub mod did;
+pub mod export;
+pub mod profile;

@@ -9,6 +9,8 @@ mod worker {
     use mnemo_core::backend::Device;
     use mnemo_core::train::{Progress, Trainer};
     use mnemo_core::{BackendKind, Checkpoint, ExperimentSpec};
+    use mnemo_measures::did::Panel;
+    use mnemo_measures::profile::{estimate_profile, evaluate, plan_panel};
     use mnemo_web::protocol::{FromWorker, ToWorker};
     use wasm_bindgen::prelude::*;
     use wasm_bindgen_futures::{JsFuture, spawn_local};
@@ -104,7 +106,67 @@ mod worker {
         }
     }
 
-    async fn train(spec: ExperimentSpec, backend: BackendKind) -> Result<(), String> {
+    /// Train, then evaluate the panel and estimate the profile.
+    async fn profile(
+        spec: ExperimentSpec,
+        backend: BackendKind,
+        label: String,
+    ) -> Result<(), String> {
+        let Some(trainer) = train(spec.clone(), backend).await? else {
+            return Ok(());
+        };
+        let settings = spec.profile.clone().unwrap_or_default();
+        let checkpoints = CHECKPOINTS.with(|c| c.borrow().clone());
+        let steps: Vec<usize> = checkpoints.iter().map(|c| c.step).collect();
+        let plan = plan_panel(
+            trainer.corpus(),
+            &trainer.order(),
+            &steps,
+            &settings,
+            spec.seed,
+        )
+        .map_err(|e| e.to_string())?;
+        let device = device_for(backend).await?;
+        let start = now_ms();
+        post(&FromWorker::PanelProgress {
+            done: 0,
+            total: checkpoints.len(),
+        });
+        let mut rows = Vec::new();
+        for (k, ck) in checkpoints.iter().enumerate() {
+            if CANCEL.with(Cell::get) {
+                post(&FromWorker::Cancelled {
+                    step: trainer.steps_done(),
+                });
+                return Ok(());
+            }
+            let model = mnemo_core::Gpt::from_checkpoint(ck, &device).map_err(|e| e.to_string())?;
+            let ys = evaluate(&model, trainer.corpus(), &plan.ids, settings.outcome, 64)
+                .await
+                .map_err(|e| e.to_string())?;
+            for ((&id, &cohort), y) in plan.ids.iter().zip(&plan.cohorts).zip(ys) {
+                rows.push((id.to_string(), cohort, k, y));
+            }
+            post(&FromWorker::PanelProgress {
+                done: k + 1,
+                total: checkpoints.len(),
+            });
+            yield_now().await;
+        }
+        let panel = Panel::from_rows(rows).map_err(|e| e.to_string())?;
+        let panel_s = (now_ms() - start) / 1000.0;
+        let start = now_ms();
+        let result = estimate_profile(&panel, &settings, spec.seed).map_err(|e| e.to_string())?;
+        post(&FromWorker::Profile {
+            label,
+            result: Box::new(result),
+            panel_s,
+            estimate_s: (now_ms() - start) / 1000.0,
+        });
+        Ok(())
+    }
+
+    async fn train(spec: ExperimentSpec, backend: BackendKind) -> Result<Option<Trainer>, String> {
         let device = device_for(backend).await?;
         let mut trainer = Trainer::new(spec.clone(), device).map_err(|e| e.to_string())?;
         let corpus = trainer.corpus();
@@ -124,7 +186,7 @@ mod worker {
                 post(&FromWorker::Cancelled {
                     step: trainer.steps_done(),
                 });
-                return Ok(());
+                return Ok(None);
             }
             if trainer.checkpoint_due() {
                 let ck = trainer.checkpoint().await.map_err(|e| e.to_string())?;
@@ -188,6 +250,25 @@ mod worker {
                 CANCEL.with(|c| c.set(false));
                 spawn_local(async move {
                     if let Err(message) = train(spec, backend).await {
+                        post(&FromWorker::Failed { message });
+                    }
+                    BUSY.with(|b| b.set(false));
+                });
+            }
+            ToWorker::Profile {
+                spec,
+                backend,
+                label,
+            } => {
+                if BUSY.with(|b| b.replace(true)) {
+                    post(&FromWorker::Failed {
+                        message: "a run is already in progress".into(),
+                    });
+                    return;
+                }
+                CANCEL.with(|c| c.set(false));
+                spawn_local(async move {
+                    if let Err(message) = profile(spec, backend, label).await {
                         post(&FromWorker::Failed { message });
                     }
                     BUSY.with(|b| b.set(false));

@@ -1,0 +1,106 @@
+//! The tables of a memorisation profile as CSV, shared by the CLI and the browser.
+
+use crate::did::{Cell, DidResult};
+
+const CELL_HEADER: [&str; 8] = [
+    "cohort",
+    "checkpoint",
+    "att",
+    "memorisation",
+    "se",
+    "lower",
+    "upper",
+    "significant",
+];
+
+fn csv_string(
+    header: &[&str],
+    rows: impl IntoIterator<Item = Vec<String>>,
+) -> Result<String, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(header)?;
+    for r in rows {
+        w.write_record(r)?;
+    }
+    let bytes = w.into_inner().map_err(|e| e.into_error())?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn cell_rows(cells: &[Cell]) -> Vec<Vec<String>> {
+    cells
+        .iter()
+        .map(|c| {
+            vec![
+                c.cohort.to_string(),
+                c.checkpoint.to_string(),
+                c.att.to_string(),
+                c.memorisation.to_string(),
+                c.se.to_string(),
+                c.lower.to_string(),
+                c.upper.to_string(),
+                c.significant.to_string(),
+            ]
+        })
+        .collect()
+}
+
+/// `(file name, CSV)` for every table of a profile: `att_gt.csv`
+/// (`cohort,checkpoint,att,memorisation,se,lower,upper,significant`), `event.csv`
+/// (`event,att,memorisation,se,lower,upper`), `instantaneous.csv` and `residual.csv`
+/// (as `att_gt.csv`), and `simple.csv`
+/// (`cohort,checkpoint,difference,memorisation,se,lower,upper,significant`).
+pub fn tables(result: &DidResult) -> Result<Vec<(&'static str, String)>, csv::Error> {
+    let event = csv_string(
+        &["event", "att", "memorisation", "se", "lower", "upper"],
+        result.event.iter().map(|a| {
+            vec![
+                a.key.to_string(),
+                a.att.to_string(),
+                a.memorisation.to_string(),
+                a.se.to_string(),
+                a.lower.to_string(),
+                a.upper.to_string(),
+            ]
+        }),
+    )?;
+    let simple = csv_string(
+        &[
+            "cohort",
+            "checkpoint",
+            "difference",
+            "memorisation",
+            "se",
+            "lower",
+            "upper",
+            "significant",
+        ],
+        result.simple.iter().map(|s| {
+            vec![
+                s.cohort.to_string(),
+                s.checkpoint.to_string(),
+                s.difference.to_string(),
+                s.memorisation.to_string(),
+                s.se.to_string(),
+                s.lower.to_string(),
+                s.upper.to_string(),
+                s.significant.to_string(),
+            ]
+        }),
+    )?;
+    Ok(vec![
+        (
+            "att_gt.csv",
+            csv_string(&CELL_HEADER, cell_rows(&result.cells))?,
+        ),
+        ("event.csv", event),
+        (
+            "instantaneous.csv",
+            csv_string(&CELL_HEADER, cell_rows(&result.instantaneous))?,
+        ),
+        (
+            "residual.csv",
+            csv_string(&CELL_HEADER, cell_rows(&result.residual))?,
+        ),
+        ("simple.csv", simple),
+    ])
+}

@@ -1,0 +1,224 @@
+//! Memorisation profiles from a training run (METHODS.md section 1): the panel of
+//! outcomes of sampled instances at every checkpoint, built from the trainer's recorded
+//! data order, then estimated with [`crate::did::estimate`].
+//!
+//! Cohorts and checkpoints share units: checkpoint `k` is the `k`-th saved checkpoint
+//! (step 0 is checkpoint 0), and an instance's cohort is the first checkpoint saved at or
+//! after the step at which it was first trained. Instances of the held-out split are the
+//! never-trained control group. Training instances that the run never reached are left
+//! out (they were never treated, but they were not held out by design either).
+
+use std::collections::HashMap;
+
+use mnemo_core::burn::tensor::Tensor;
+use mnemo_core::burn::tensor::activation::log_softmax;
+use mnemo_core::rng::{self, Stream};
+use mnemo_core::spec::{Outcome, ProfileSpec};
+use mnemo_core::train::token_batch;
+use mnemo_core::{Checkpoint, Corpus, Gpt};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::did::{DidError, DidOptions, DidResult, Panel, PanelError, estimate};
+
+/// Why a profile could not be built.
+#[derive(Debug, Error)]
+pub enum ProfileError {
+    /// The run saved too few checkpoints to have cohorts with a pre-period.
+    #[error(
+        "the run saved {0} checkpoint(s); a profile needs at least 3 (set training.checkpoint_every to the cohort length)"
+    )]
+    TooFewCheckpoints(usize),
+    /// Nothing held out: no control group.
+    #[error(
+        "no held-out instances: set data.heldout_fraction above 0 so there is a never-trained control group"
+    )]
+    NoControls,
+    /// The panel is not estimable.
+    #[error("panel: {0}")]
+    Panel(#[from] PanelError),
+    /// The estimator refused the panel.
+    #[error("estimator: {0}")]
+    Did(#[from] DidError),
+    /// A device read failed.
+    #[error("evaluation failed: {0}")]
+    Device(String),
+    /// A checkpoint could not be loaded.
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] mnemo_core::CheckpointError),
+}
+
+/// Which instances enter the panel, with their cohorts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PanelPlan {
+    /// Instance ids, in panel order.
+    pub ids: Vec<u32>,
+    /// Their cohorts (`None` = held out).
+    pub cohorts: Vec<Option<usize>>,
+    /// Checkpoint steps, in order (checkpoint index = position).
+    pub checkpoint_steps: Vec<usize>,
+}
+
+/// The cohort of every trained instance: the index of the first checkpoint whose step is
+/// at or after the instance's first training step. `order` is `(step, instance id)`.
+pub fn cohorts_from_order(
+    order: &[(usize, u32)],
+    checkpoint_steps: &[usize],
+) -> HashMap<u32, usize> {
+    let mut first: HashMap<u32, usize> = HashMap::new();
+    for &(step, id) in order {
+        first.entry(id).or_insert(step);
+    }
+    first
+        .into_iter()
+        .filter_map(|(id, step)| {
+            let k = checkpoint_steps.partition_point(|&s| s < step);
+            (k < checkpoint_steps.len()).then_some((id, k))
+        })
+        .collect()
+}
+
+/// Sample `per_cohort` instances of every cohort and `heldout` held-out instances
+/// (seeded from `seed`). Cohorts with fewer than two instances are left out.
+pub fn plan_panel(
+    corpus: &Corpus,
+    order: &[(usize, u32)],
+    checkpoint_steps: &[usize],
+    spec: &ProfileSpec,
+    seed: u64,
+) -> Result<PanelPlan, ProfileError> {
+    if checkpoint_steps.len() < 3 {
+        return Err(ProfileError::TooFewCheckpoints(checkpoint_steps.len()));
+    }
+    if corpus.heldout.is_empty() {
+        return Err(ProfileError::NoControls);
+    }
+    let cohort_of = cohorts_from_order(order, checkpoint_steps);
+    let mut by_cohort: Vec<Vec<u32>> = vec![Vec::new(); checkpoint_steps.len()];
+    let mut trained: Vec<(&u32, &usize)> = cohort_of.iter().collect();
+    trained.sort();
+    for (&id, &k) in trained {
+        by_cohort[k].push(id);
+    }
+    let mut rng = rng::stream(seed, Stream::Panel);
+    let mut ids = Vec::new();
+    let mut cohorts = Vec::new();
+    for (k, members) in by_cohort.iter_mut().enumerate() {
+        rng::shuffle(members, &mut rng);
+        // A cohort of one instance has no variance to estimate; leave such cohorts out.
+        if members.len().min(spec.per_cohort) < 2 {
+            continue;
+        }
+        for &id in members.iter().take(spec.per_cohort) {
+            ids.push(id);
+            cohorts.push(Some(k));
+        }
+    }
+    let mut held = corpus.heldout.clone();
+    rng::shuffle(&mut held, &mut rng);
+    for &id in held.iter().take(spec.heldout) {
+        ids.push(id);
+        cohorts.push(None);
+    }
+    Ok(PanelPlan {
+        ids,
+        cohorts,
+        checkpoint_steps: checkpoint_steps.to_vec(),
+    })
+}
+
+/// The outcome of each of `ids` under `model`: mean surprisal (nats/token), minus the
+/// per-token accuracy, or the mean rank of the true token (1 = top), over the scored
+/// positions of each instance.
+pub async fn evaluate(
+    model: &Gpt,
+    corpus: &Corpus,
+    ids: &[u32],
+    outcome: Outcome,
+    batch: usize,
+) -> Result<Vec<f64>, ProfileError> {
+    let device = model.wte.val().device();
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(batch.max(1)) {
+        let rows: Vec<&[u32]> = chunk
+            .iter()
+            .filter_map(|&i| corpus.get(i).map(|x| x.tokens.as_slice()))
+            .collect();
+        let (inputs, targets, mask, _) = token_batch(&rows, corpus.tokenizer.pad(), &device);
+        let [b, _] = mask.dims();
+        let per_token: Tensor<2> = match outcome {
+            Outcome::Surprisal => -model.token_log_probs(inputs, targets),
+            Outcome::Accuracy => {
+                let logits = model.forward(inputs);
+                let hit = logits.argmax(2).squeeze_dim::<2>(2).equal(targets).float();
+                -hit
+            }
+            Outcome::Rank => {
+                let logp = log_softmax(model.forward(inputs), 2);
+                let target_lp = logp.clone().gather(2, targets.unsqueeze_dim(2));
+                logp.greater(target_lp)
+                    .float()
+                    .sum_dim(2)
+                    .squeeze_dim::<2>(2)
+                    + 1.0
+            }
+        };
+        let sums = (per_token * mask.clone()).sum_dim(1).reshape([b]);
+        let counts = mask.sum_dim(1).reshape([b]);
+        let sums = sums
+            .into_data_async()
+            .await
+            .map_err(|e| ProfileError::Device(format!("{e:?}")))?
+            .try_into_vec::<f32>()
+            .map_err(|e| ProfileError::Device(format!("{e:?}")))?;
+        let counts = counts
+            .into_data_async()
+            .await
+            .map_err(|e| ProfileError::Device(format!("{e:?}")))?
+            .try_into_vec::<f32>()
+            .map_err(|e| ProfileError::Device(format!("{e:?}")))?;
+        out.extend(
+            sums.iter()
+                .zip(&counts)
+                .map(|(s, c)| *s as f64 / (*c as f64).max(1.0)),
+        );
+    }
+    Ok(out)
+}
+
+/// Build the panel: evaluate every planned instance at every checkpoint. `progress` is
+/// called after each checkpoint with (done, total).
+pub async fn build_panel(
+    plan: &PanelPlan,
+    checkpoints: &[Checkpoint],
+    corpus: &Corpus,
+    outcome: Outcome,
+    device: &mnemo_core::backend::Device,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Panel, ProfileError> {
+    let mut rows = Vec::with_capacity(plan.ids.len() * checkpoints.len());
+    for (k, ck) in checkpoints.iter().enumerate() {
+        let model = Gpt::from_checkpoint(ck, device)?;
+        let ys = evaluate(&model, corpus, &plan.ids, outcome, 64).await?;
+        for ((&id, &cohort), y) in plan.ids.iter().zip(&plan.cohorts).zip(ys) {
+            rows.push((id.to_string(), cohort, k, y));
+        }
+        progress(k + 1, checkpoints.len());
+    }
+    Ok(Panel::from_rows(rows)?)
+}
+
+/// Estimate the profile of a panel with the spec's settings.
+pub fn estimate_profile(
+    panel: &Panel,
+    spec: &ProfileSpec,
+    seed: u64,
+) -> Result<DidResult, ProfileError> {
+    let options = DidOptions {
+        alpha: spec.alpha,
+        draws: spec.bootstrap,
+        seed,
+        ..DidOptions::default()
+    };
+    Ok(estimate(panel, &options)?)
+}

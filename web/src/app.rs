@@ -20,8 +20,8 @@ use crate::form::{FIELDS, Form, Source};
 use crate::protocol::{FromWorker, ToWorker};
 use mnemo_measures::did::DidResult;
 use mnemo_plots::did::{
-    heatmap_cell_at, instantaneous_chart, persistent_chart, profile_heatmap, residual_chart,
-    simple_chart, svg_of,
+    HeatmapLayout, heatmap_cell_at, instantaneous_chart, persistent_chart, profile_heatmap,
+    profile_heatmap_layout, residual_chart, simple_chart, svg_of,
 };
 
 /// Where the user wants to train.
@@ -172,6 +172,7 @@ pub struct App {
     profiles: Vec<(String, DidResult)>,
     queue: Vec<(ExperimentSpec, String)>,
     hover: Option<(f64, f64)>,
+    heatmap_layout: HeatmapLayout,
     heatmap: NodeRef,
     persistent: NodeRef,
     instantaneous: NodeRef,
@@ -415,7 +416,7 @@ impl App {
         let charts = match self.profiles.last() {
             None => html! {},
             Some((_, result)) => {
-                let tooltip = self.hover.and_then(|(x, y)| heatmap_cell_at(result, HEATMAP_SIZE, x, y)).map(|c| {
+                let tooltip = self.hover.and_then(|(x, y)| heatmap_cell_at(result, &self.heatmap_layout, x, y)).map(|c| {
                     format!(
                         "cohort {} · checkpoint {}{} · memorisation {:.3} (band {:.3} to {:.3}) · SE {:.3} · {}",
                         c.cohort, c.checkpoint,
@@ -430,12 +431,25 @@ impl App {
                     Msg::Hover(Some((e.offset_x() as f64 * sx, e.offset_y() as f64 * sy)))
                 });
                 let overall = &result.overall;
+                let compare = (self.profiles.len() > 1).then(|| {
+                    self.profiles
+                        .iter()
+                        .map(|(label, r)| {
+                            let at = |e: i64| r.event.iter().find(|a| a.key == e).map_or(f64::NAN, |a| a.memorisation);
+                            format!("{label}: {:.3} right after training, {:.3} three checkpoints later", at(0), at(3))
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" · ")
+                });
                 html! {
                     <>
+                    if let Some(text) = compare { <p id="compare-summary">{ format!("Persistent memorisation (nats/token) — {text}") }</p> }
                     <p id="profile-summary">{ format!(
                         "{} instances ({} never trained) in {} cohorts; average memorisation after training {:.3} nats/token (band {:.3} to {:.3}).",
                         result.instances, result.never_trained, result.cohorts.len(), overall.memorisation, -overall.upper, -overall.lower) }</p>
                     <canvas id="profile-heatmap" ref={self.heatmap.clone()} width={HEATMAP_SIZE.0.to_string()} height={HEATMAP_SIZE.1.to_string()}
+                        data-plot-x={format!("{},{}", self.heatmap_layout.x.start, self.heatmap_layout.x.end)}
+                        data-plot-y={format!("{},{}", self.heatmap_layout.y.start, self.heatmap_layout.y.end)}
                         {onmousemove} onmouseleave={link.callback(|_| Msg::Hover(None))}></canvas>
                     <p id="cell-tooltip" class="mono">{ tooltip.unwrap_or_else(|| "Point at a cell for its numbers. Muted cells: the band includes 0. Dots: placebo cells before training.".into()) }</p>
                     <div class="row actions">{ export("heatmap.png", "PNG") }{ export("heatmap.svg", "SVG") }{ export("att_gt.csv", "CSV") }</div>
@@ -500,6 +514,7 @@ impl Component for App {
             profiles: Vec::new(),
             queue: Vec::new(),
             hover: None,
+            heatmap_layout: HeatmapLayout::default(),
             heatmap: NodeRef::default(),
             persistent: NodeRef::default(),
             instantaneous: NodeRef::default(),
@@ -667,12 +682,21 @@ impl Component for App {
         true
     }
 
-    fn rendered(&mut self, _ctx: &Context<Self>, _first_render: bool) {
+    fn rendered(&mut self, ctx: &Context<Self>, _first_render: bool) {
         if let Some((_, result)) = self.profiles.last() {
             let comparisons: Vec<(String, &DidResult)> =
                 self.profiles.iter().map(|(l, r)| (l.clone(), r)).collect();
             if let Some(c) = self.heatmap.cast::<HtmlCanvasElement>() {
-                draw_on(c, |a| profile_heatmap(a, result));
+                let mut layout = None;
+                draw_on(c, |a| {
+                    layout = Some(profile_heatmap_layout(a, result)?);
+                    Ok(())
+                });
+                if let Some(layout) = layout.filter(|l| *l != self.heatmap_layout) {
+                    // Re-render once so the page publishes where the plot landed.
+                    self.heatmap_layout = layout;
+                    ctx.link().send_message(Msg::Hover(self.hover));
+                }
             }
             if let Some(c) = self.persistent.cast::<HtmlCanvasElement>() {
                 draw_on(c, |a| persistent_chart(a, &comparisons));

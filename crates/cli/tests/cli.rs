@@ -146,3 +146,169 @@ fn example_specs_are_valid_and_help_documents_commands() {
         assert!(text.contains(cmd), "{text}");
     }
 }
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/did")
+        .join(name)
+}
+
+#[test]
+fn did_reproduces_the_differences_reference_from_a_panel_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("did");
+    let res = mnemo()
+        .args(["did", "--draws", "200", "--panel"])
+        .arg(fixture("panel_a.csv"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    for f in [
+        "att_gt.csv",
+        "event.csv",
+        "instantaneous.csv",
+        "residual.csv",
+        "simple.csv",
+        "result.json",
+        "profile.svg",
+        "persistent.svg",
+        "instantaneous.svg",
+        "residual.svg",
+        "simple.svg",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    let att = std::fs::read_to_string(out.join("att_gt.csv")).unwrap();
+    let mut rows = att.lines();
+    assert_eq!(
+        rows.next(),
+        Some("cohort,checkpoint,att,memorisation,se,lower,upper,significant")
+    );
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("reference_a.json")).unwrap())
+            .unwrap();
+    let cells = reference["cells"].as_array().unwrap();
+    let rows: Vec<Vec<String>> = rows
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    assert_eq!(rows.len(), cells.len());
+    for cell in cells {
+        let (g, c) = (
+            cell["cohort"].as_u64().unwrap(),
+            cell["checkpoint"].as_u64().unwrap(),
+        );
+        let row = rows
+            .iter()
+            .find(|r| r[0] == g.to_string() && r[1] == c.to_string())
+            .unwrap();
+        let att: f64 = row[2].parse().unwrap();
+        let mem: f64 = row[3].parse().unwrap();
+        let se: f64 = row[4].parse().unwrap();
+        assert!((att - cell["att"].as_f64().unwrap()).abs() < 1e-9);
+        assert!((se - cell["se"].as_f64().unwrap()).abs() < 1e-9);
+        assert_eq!(mem, -att);
+    }
+    let event = std::fs::read_to_string(out.join("event.csv")).unwrap();
+    assert!(event.starts_with("event,att,memorisation,se,lower,upper\n"));
+}
+
+#[test]
+fn a_malformed_panel_names_the_line_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("instance,cohort,checkpoint\n", "header"),
+        (
+            "instance,cohort,checkpoint,outcome\na,1,0,1.0\na,1,1,x\n",
+            "line 3",
+        ),
+        (
+            "instance,cohort,checkpoint,outcome\na,1,0,1.0\na,1,0,2.0\n",
+            "line 3",
+        ),
+    ];
+    for (i, (text, expected)) in cases.iter().enumerate() {
+        let panel = dir.path().join(format!("p{i}.csv"));
+        std::fs::write(&panel, text).unwrap();
+        let out = dir.path().join(format!("out{i}"));
+        let res = mnemo()
+            .args(["did", "--panel"])
+            .arg(&panel)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert_eq!(res.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert!(err.contains(expected), "case {i}: {err}");
+        assert!(!out.exists(), "nothing is written for a bad panel");
+    }
+}
+
+#[test]
+fn profile_trains_builds_the_panel_and_writes_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = mnemo().args(["spec", "--profile"]).output().unwrap();
+    assert!(spec.status.success());
+    let path = dir.path().join("profile.json");
+    std::fs::write(&path, &spec.stdout).unwrap();
+    let out = dir.path().join("run");
+    let res = mnemo()
+        .args(["profile", "--quiet", "--spec"])
+        .arg(&path)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let panel = std::fs::read_to_string(out.join("panel.csv")).unwrap();
+    let mut lines = panel.lines();
+    assert_eq!(lines.next(), Some("instance,cohort,checkpoint,outcome"));
+    // 8 cohorts of 40 plus 80 held out, at 9 checkpoints.
+    assert_eq!(lines.count(), (8 * 40 + 80) * 9);
+    for f in [
+        "att_gt.csv",
+        "event.csv",
+        "profile.svg",
+        "order.csv",
+        "loss.csv",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    // The panel written is the panel estimated: `mnemo did` on it gives the same cells.
+    let again = dir.path().join("again");
+    let res = mnemo()
+        .args(["did", "--panel"])
+        .arg(out.join("panel.csv"))
+        .arg("--out")
+        .arg(&again)
+        .args(["--seed", "42"])
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let a = std::fs::read_to_string(out.join("att_gt.csv")).unwrap();
+    let b = std::fs::read_to_string(again.join("att_gt.csv")).unwrap();
+    let cols = |s: &str| -> Vec<String> {
+        s.lines()
+            .map(|l| l.split(',').take(5).collect::<Vec<_>>().join(","))
+            .collect()
+    };
+    assert_eq!(
+        cols(&a),
+        cols(&b),
+        "ATT and SE agree between profile and did"
+    );
+}

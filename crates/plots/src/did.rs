@@ -77,6 +77,15 @@ pub fn diverging(v: f64, max_abs: f64, muted: bool) -> RGBColor {
     RGBColor(r as u8, g as u8, b as u8)
 }
 
+/// Where a heat map's plotting area landed, in backend pixels (for pointer look-ups).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HeatmapLayout {
+    /// Horizontal pixel range of the plotting area.
+    pub x: std::ops::Range<i32>,
+    /// Vertical pixel range of the plotting area.
+    pub y: std::ops::Range<i32>,
+}
+
 /// Largest |memorisation| over the cells (the colour scale's end).
 pub fn heatmap_scale(result: &DidResult) -> f64 {
     result
@@ -90,12 +99,21 @@ pub fn heatmap_scale(result: &DidResult) -> f64 {
 
 /// The memorisation profile: cohorts (rows) by checkpoints (columns), each cell coloured
 /// by memorisation(g, c). Non-significant cells are muted; pre-treatment (placebo) cells
-/// `c < g` carry a small dot. Returns the plotting area's pixel rectangle, so a page
-/// can map the pointer to a cell (see [`heatmap_cell_at`]).
+/// `c < g` carry a small dot. The diagonal `c = g` (instantaneous memorisation) is
+/// outlined.
 pub fn profile_heatmap<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     result: &DidResult,
 ) -> ChartResult<DB> {
+    profile_heatmap_layout(area, result).map(|_| ())
+}
+
+/// [`profile_heatmap`], returning where the plotting area landed so that a page can map
+/// the pointer to a cell with [`heatmap_cell_at`].
+pub fn profile_heatmap_layout<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    result: &DidResult,
+) -> Result<HeatmapLayout, DrawingAreaErrorKind<DB::ErrorType>> {
     area.fill(&WHITE)?;
     let (main, legend) = area.split_horizontally(area.dim_in_pixel().0.saturating_sub(70));
     let n_ck = result.checkpoints.max(2);
@@ -172,25 +190,29 @@ pub fn profile_heatmap<DB: DrawingBackend>(
         )
     }))?;
     area.present()?;
-    Ok(())
+    let (x, y) = chart.plotting_area().get_pixel_range();
+    Ok(HeatmapLayout { x, y })
 }
 
-/// The cell of `result` under the pointer at `(px, py)` on a heat map drawn at
-/// `size` pixels by [`profile_heatmap`] (same layout constants).
-pub fn heatmap_cell_at(result: &DidResult, size: (u32, u32), px: f64, py: f64) -> Option<&Cell> {
-    let main_w = size.0.saturating_sub(70) as f64;
-    // Layout of profile_heatmap: margin 10, caption ~ 18px + gap, y label area 48,
-    // x label area 36.
-    let (left, right) = (10.0 + 48.0, main_w - 10.0);
-    let (top, bottom) = (10.0 + 28.0, size.1 as f64 - 10.0 - 36.0);
-    if px < left || px > right || py < top || py > bottom {
+/// The cell of `result` under the pointer at pixel `(px, py)` of a heat map drawn by
+/// [`profile_heatmap_layout`] with `layout`.
+pub fn heatmap_cell_at<'a>(
+    result: &'a DidResult,
+    layout: &HeatmapLayout,
+    px: f64,
+    py: f64,
+) -> Option<&'a Cell> {
+    let (l, r) = (layout.x.start as f64, layout.x.end as f64);
+    let (t, b) = (layout.y.start as f64, layout.y.end as f64);
+    if px < l || px > r || py < t || py > b || r <= l || b <= t {
         return None;
     }
     let n_ck = result.checkpoints.max(2) as f64;
     let first = result.cohorts.first()?.cohort as f64;
     let last = result.cohorts.last()?.cohort as f64;
-    let c = 0.5 + (px - left) / (right - left) * (n_ck - 1.0);
-    let g = last + 0.5 - (py - top) / (bottom - top) * (last - first + 1.0);
+    // x spans checkpoints 0.5 .. C - 0.5; y spans cohorts first - 0.5 .. last + 0.5 (top).
+    let c = 0.5 + (px - l) / (r - l) * (n_ck - 1.0);
+    let g = last + 0.5 - (py - t) / (b - t) * (last - first + 1.0);
     let (c, g) = (c.round() as usize, g.round() as usize);
     result
         .cells
@@ -385,4 +407,104 @@ where
         let _ = draw(&root);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mnemo_measures::did::{DidOptions, Panel, estimate};
+
+    /// A small panel: 3 cohorts of 4 and 6 never-trained instances, 4 checkpoints, with
+    /// an effect after training.
+    fn result() -> DidResult {
+        let mut rows = Vec::new();
+        let mut x: u64 = 7;
+        let mut noise = || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) as f64 / (1u64 << 31) as f64 - 0.5
+        };
+        let cohorts: Vec<Option<usize>> = (0..18)
+            .map(|i| if i < 12 { Some(1 + i / 4) } else { None })
+            .collect();
+        for (i, g) in cohorts.iter().enumerate() {
+            for c in 0..4 {
+                let treated = g.is_some_and(|g| c >= g);
+                let y = 3.0 - 0.1 * c as f64 - if treated { 0.5 } else { 0.0 } + 0.05 * noise();
+                rows.push((format!("i{i}"), *g, c, y));
+            }
+        }
+        let panel = Panel::from_rows(rows).unwrap();
+        estimate(
+            &panel,
+            &DidOptions {
+                draws: 200,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn pointer_lookup_inverts_the_heatmap_layout() {
+        let r = result();
+        let mut out = String::new();
+        let layout = {
+            let root = SVGBackend::with_string(&mut out, (760, 420)).into_drawing_area();
+            profile_heatmap_layout(&root, &r).unwrap()
+        };
+        assert!(layout.x.end - layout.x.start > 300 && layout.y.end - layout.y.start > 200);
+        // Centre of the cell (cohort 2, checkpoint 3): checkpoints 0.5..3.5 left to right,
+        // cohorts 3.5..0.5 top to bottom.
+        let (l, w) = (
+            layout.x.start as f64,
+            (layout.x.end - layout.x.start) as f64,
+        );
+        let (t, h) = (
+            layout.y.start as f64,
+            (layout.y.end - layout.y.start) as f64,
+        );
+        let px = l + (3.0 - 0.5) / 3.0 * w;
+        let py = t + (3.5 - 2.0) / 3.0 * h;
+        let cell = heatmap_cell_at(&r, &layout, px, py).unwrap();
+        assert_eq!((cell.cohort, cell.checkpoint), (2, 3));
+        assert!(heatmap_cell_at(&r, &layout, l - 5.0, py).is_none());
+        assert!(out.contains("Memorisation profile"));
+    }
+
+    #[test]
+    fn charts_show_memorisation_as_minus_att_with_flipped_bands() {
+        let r = result();
+        let s = event_series(&r, "x");
+        let e0 = r.event.iter().find(|a| a.key == 0).unwrap();
+        let p = s.points.iter().find(|p| p.x == 0.0).unwrap();
+        assert!(
+            (p.value - 0.5).abs() < 0.05,
+            "the effect is 0.5 memorised: {}",
+            p.value
+        );
+        assert_eq!(p.value, -e0.att);
+        assert_eq!((p.lower, p.upper), (-e0.upper, -e0.lower));
+        assert!(p.lower <= p.value && p.value <= p.upper);
+        for svg in [
+            svg_of((600, 300), |a| {
+                persistent_chart(a, &[("a".into(), &r), ("b".into(), &r)])
+            }),
+            svg_of((600, 300), |a| instantaneous_chart(a, &r)),
+            svg_of((600, 300), |a| residual_chart(a, &r)),
+            svg_of((600, 300), |a| simple_chart(a, &r)),
+        ] {
+            assert!(svg.starts_with("<svg") && svg.contains("circle"));
+        }
+    }
+
+    #[test]
+    fn diverging_colours_run_orange_white_blue_and_mute() {
+        assert_eq!(diverging(0.0, 1.0, false), RGBColor(255, 255, 255));
+        assert_eq!(diverging(1.0, 1.0, false), RGBColor(213, 94, 0));
+        assert_eq!(diverging(-1.0, 1.0, false), RGBColor(0, 114, 178));
+        let m = diverging(1.0, 1.0, true);
+        assert!(m.0 > 213 && m.2 > 100, "muted is paler");
+    }
 }

@@ -220,7 +220,7 @@ mod worker {
             tokens_per_s: trainer.tokens_seen() as f64 / elapsed_s.max(1e-9),
             checkpoints: CHECKPOINTS.with(|c| c.borrow().iter().map(|c| c.step).collect()),
         });
-        Ok(())
+        Ok(Some(trainer))
     }
 
     fn on_message(event: MessageEvent) {
@@ -249,7 +249,7 @@ mod worker {
                 }
                 CANCEL.with(|c| c.set(false));
                 spawn_local(async move {
-                    if let Err(message) = train(spec, backend).await {
+                    if let Err(message) = train(spec, backend).await.map(|_| ()) {
                         post(&FromWorker::Failed { message });
                     }
                     BUSY.with(|b| b.set(false));

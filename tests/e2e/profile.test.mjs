@@ -1,0 +1,86 @@
+// The memorisation-profile view on the CPU path: the demo trains, evaluates its panel in
+// the worker, and draws the heat map and curves; hovering a cell shows its numbers;
+// the charts and tables export.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { serveDist, launch } from './harness.mjs';
+
+let server, browser;
+before(async () => {
+  server = await serveDist();
+  browser = await launch({ gpu: false });
+  await browser.page.goto(server.url);
+  await browser.page.waitForSelector('#backend-badge[data-backend="cpu"]');
+});
+after(async () => {
+  await browser?.context.close();
+  await server?.close();
+});
+
+async function ink(page, id) {
+  return page.evaluate((id) => {
+    const c = document.getElementById(id);
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i] < 200 || d[i + 1] < 200 || d[i + 2] < 200) n++;
+    return n;
+  }, id);
+}
+
+test('the profile demo evaluates its panel and draws every chart', async () => {
+  const { page, errors } = browser;
+  const t0 = Date.now();
+  await page.click('#profile-button');
+  await page.waitForSelector('#profile-status[data-state="evaluating"]', { timeout: 120_000 });
+  await page.waitForSelector('#panel-progress');
+  await page.waitForSelector('#profile-status[data-state="ready"]', { timeout: 300_000 });
+  console.log(`# profile demo in the browser (CPU): ${((Date.now() - t0) / 1000).toFixed(1)} s; ${await page.textContent('#profile-status')}`);
+  const summary = await page.textContent('#profile-summary');
+  assert.match(summary, /400 instances \(80 never trained\) in 8 cohorts/);
+  for (const id of ['profile-heatmap', 'persistent-chart', 'instantaneous-chart', 'residual-chart', 'simple-chart']) {
+    assert.ok((await ink(page, id)) > 2000, `${id} is drawn`);
+  }
+  // Hover the cell of cohort 4 at checkpoint 4 (the diagonal): its numbers appear.
+  const box = await page.locator('#profile-heatmap').boundingBox();
+  const scale = box.width / 760;
+  // The page publishes where the plotting area landed (canvas pixels); checkpoints
+  // 0.5..8.5 run left to right, cohorts 8.5..0.5 top to bottom.
+  const [x0, x1] = (await page.getAttribute('#profile-heatmap', 'data-plot-x')).split(',').map(Number);
+  const [y0, y1] = (await page.getAttribute('#profile-heatmap', 'data-plot-y')).split(',').map(Number);
+  assert.ok(x1 > x0 + 100 && y1 > y0 + 100, `plot area ${x0},${x1} ${y0},${y1}`);
+  const x = x0 + ((4 - 0.5) / 8) * (x1 - x0);
+  const y = y0 + ((8 + 0.5 - 4) / 8) * (y1 - y0);
+  await page.mouse.move(box.x + x * scale, box.y + y * scale);
+  await page.waitForFunction(() => document.getElementById('cell-tooltip').textContent.startsWith('cohort'));
+  assert.match(await page.textContent('#cell-tooltip'), /^cohort 4 · checkpoint 4 · memorisation -?\d+\.\d+ \(band/);
+  // Exports: a CSV download with the documented header.
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.locator('#profile-panel button', { hasText: 'CSV' }).first().click(),
+  ]);
+  assert.equal(download.suggestedFilename(), 'att_gt.csv');
+  const text = await (await import('node:fs/promises')).readFile(await download.path(), 'utf8');
+  assert.ok(text.startsWith('cohort,checkpoint,att,memorisation,se,lower,upper,significant\n'));
+  assert.equal(text.trim().split('\n').length, 1 + 8 * 8);
+  const [svg] = await Promise.all([
+    page.waitForEvent('download'),
+    page.locator('#profile-panel button', { hasText: 'SVG' }).first().click(),
+  ]);
+  assert.equal(svg.suggestedFilename(), 'profile.svg');
+  assert.deepEqual(errors, []);
+  await page.locator('#profile-panel').screenshot({ path: 'target/e2e/profile-cpu.png' });
+});
+
+test('the size comparison trains three models and overlays their curves', async () => {
+  const { page, errors } = browser;
+  const t0 = Date.now();
+  await page.click('#compare-button');
+  await page.waitForFunction(
+    () => (document.getElementById('compare-summary')?.textContent ?? '').includes('d_model 128')
+      && document.getElementById('profile-status').dataset.state === 'ready',
+    null, { timeout: 600_000 });
+  const summary = await page.textContent('#compare-summary');
+  console.log(`# size comparison in the browser: ${((Date.now() - t0) / 1000).toFixed(1)} s; ${summary}`);
+  assert.match(summary, /d_model 32: .* · d_model 64: .* · d_model 128: /);
+  assert.deepEqual(errors, []);
+});

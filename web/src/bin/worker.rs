@@ -223,6 +223,23 @@ mod worker {
         Ok(Some(trainer))
     }
 
+    /// Run one job at a time: refuse a second while one runs, reset Cancel, report errors.
+    fn run_exclusive(job: impl std::future::Future<Output = Result<(), String>> + 'static) {
+        if BUSY.with(|b| b.replace(true)) {
+            post(&FromWorker::Failed {
+                message: "a run is already in progress".into(),
+            });
+            return;
+        }
+        CANCEL.with(|c| c.set(false));
+        spawn_local(async move {
+            if let Err(message) = job.await {
+                post(&FromWorker::Failed { message });
+            }
+            BUSY.with(|b| b.set(false));
+        });
+    }
+
     fn on_message(event: MessageEvent) {
         let msg: ToWorker = match serde_wasm_bindgen::from_value(event.data()) {
             Ok(m) => m,
@@ -241,39 +258,13 @@ mod worker {
                 })
             }),
             ToWorker::Train { spec, backend } => {
-                if BUSY.with(|b| b.replace(true)) {
-                    post(&FromWorker::Failed {
-                        message: "a run is already in progress".into(),
-                    });
-                    return;
-                }
-                CANCEL.with(|c| c.set(false));
-                spawn_local(async move {
-                    if let Err(message) = train(spec, backend).await.map(|_| ()) {
-                        post(&FromWorker::Failed { message });
-                    }
-                    BUSY.with(|b| b.set(false));
-                });
+                run_exclusive(async move { train(spec, backend).await.map(|_| ()) })
             }
             ToWorker::Profile {
                 spec,
                 backend,
                 label,
-            } => {
-                if BUSY.with(|b| b.replace(true)) {
-                    post(&FromWorker::Failed {
-                        message: "a run is already in progress".into(),
-                    });
-                    return;
-                }
-                CANCEL.with(|c| c.set(false));
-                spawn_local(async move {
-                    if let Err(message) = profile(spec, backend, label).await {
-                        post(&FromWorker::Failed { message });
-                    }
-                    BUSY.with(|b| b.set(false));
-                });
-            }
+            } => run_exclusive(async move { profile(spec, backend, label).await }),
         }
     }
 

@@ -156,7 +156,7 @@ pub const COMPARE_WIDTHS: [usize; 3] = [32, 64, 128];
 pub struct App {
     form: Form,
     worker: Option<Worker>,
-    _on_message: Option<Closure<dyn FnMut(MessageEvent)>>,
+    _on_message: Option<OnMessage>,
     worker_error: Option<String>,
     webgpu: Option<Result<String, String>>,
     choice: BackendChoice,
@@ -180,9 +180,10 @@ pub struct App {
     simple: NodeRef,
 }
 
-fn spawn_worker(
-    link: &html::Scope<App>,
-) -> Result<(Worker, Closure<dyn FnMut(MessageEvent)>), String> {
+/// The worker's message handler; kept alive as long as the worker.
+type OnMessage = Closure<dyn FnMut(MessageEvent)>;
+
+fn spawn_worker(link: &html::Scope<App>) -> Result<(Worker, OnMessage), String> {
     let opts = WorkerOptions::new();
     opts.set_type(WorkerType::Classic);
     let worker =

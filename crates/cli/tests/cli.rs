@@ -148,7 +148,9 @@ fn example_specs_are_valid_and_help_documents_commands() {
 }
 
 fn fixture(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // Resolved at run time: the target directory is shared between clones, so a path
+    // baked in at compile time may name another checkout.
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap())
         .join("../../tests/fixtures/did")
         .join(name)
 }

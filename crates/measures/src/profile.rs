@@ -186,6 +186,55 @@ pub async fn evaluate(
     Ok(out)
 }
 
+/// Builds a panel one checkpoint at a time, so a shell can report progress, yield to its
+/// event loop or stop between checkpoints. [`build_panel`] drives it natively.
+#[derive(Debug)]
+pub struct PanelBuilder<'a> {
+    plan: &'a PanelPlan,
+    outcome: Outcome,
+    rows: Vec<(String, Option<usize>, usize, f64)>,
+    done: usize,
+}
+
+impl<'a> PanelBuilder<'a> {
+    /// An empty panel for `plan`.
+    pub fn new(plan: &'a PanelPlan, outcome: Outcome) -> Self {
+        Self {
+            plan,
+            outcome,
+            rows: Vec::with_capacity(plan.ids.len() * plan.checkpoint_steps.len()),
+            done: 0,
+        }
+    }
+
+    /// Checkpoints evaluated so far.
+    pub fn done(&self) -> usize {
+        self.done
+    }
+
+    /// Evaluate every planned instance at the next checkpoint.
+    pub async fn add_checkpoint(
+        &mut self,
+        checkpoint: &Checkpoint,
+        corpus: &Corpus,
+        device: &mnemo_core::backend::Device,
+    ) -> Result<(), ProfileError> {
+        let model = Gpt::from_checkpoint(checkpoint, device)?;
+        let ys = evaluate(&model, corpus, &self.plan.ids, self.outcome, 64).await?;
+        let k = self.done;
+        for ((&id, &cohort), y) in self.plan.ids.iter().zip(&self.plan.cohorts).zip(ys) {
+            self.rows.push((id.to_string(), cohort, k, y));
+        }
+        self.done += 1;
+        Ok(())
+    }
+
+    /// The panel of the checkpoints added so far.
+    pub fn finish(self) -> Result<Panel, ProfileError> {
+        Ok(Panel::from_rows(self.rows)?)
+    }
+}
+
 /// Build the panel: evaluate every planned instance at every checkpoint. `progress` is
 /// called after each checkpoint with (done, total).
 pub async fn build_panel(
@@ -196,16 +245,12 @@ pub async fn build_panel(
     device: &mnemo_core::backend::Device,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Panel, ProfileError> {
-    let mut rows = Vec::with_capacity(plan.ids.len() * checkpoints.len());
-    for (k, ck) in checkpoints.iter().enumerate() {
-        let model = Gpt::from_checkpoint(ck, device)?;
-        let ys = evaluate(&model, corpus, &plan.ids, outcome, 64).await?;
-        for ((&id, &cohort), y) in plan.ids.iter().zip(&plan.cohorts).zip(ys) {
-            rows.push((id.to_string(), cohort, k, y));
-        }
-        progress(k + 1, checkpoints.len());
+    let mut builder = PanelBuilder::new(plan, outcome);
+    for ck in checkpoints {
+        builder.add_checkpoint(ck, corpus, device).await?;
+        progress(builder.done(), checkpoints.len());
     }
-    Ok(Panel::from_rows(rows)?)
+    builder.finish()
 }
 
 /// Estimate the profile of a panel with the spec's settings.

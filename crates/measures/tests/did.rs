@@ -26,7 +26,8 @@ use serde_json::Value;
 // -------------------------------------------------------------------------------------
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/did")
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/did")
 }
 
 fn no_boot() -> DidOptions {

@@ -7,6 +7,7 @@
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use mnemo_measures::did::{Cell, DidResult};
 
@@ -167,28 +168,40 @@ pub fn profile_heatmap_layout<DB: DrawingBackend>(
             BLACK.mix(0.6).stroke_width(1),
         )
     }))?;
-    // Colour bar.
-    let mut bar = ChartBuilder::on(&legend)
-        .margin_top(40)
-        .margin_bottom(46)
-        .margin_right(8)
-        .y_label_area_size(42)
-        .build_cartesian_2d(0.0f64..1.0, -scale..scale)?;
-    bar.configure_mesh()
-        .disable_mesh()
-        .disable_x_axis()
-        .y_labels(5)
-        .y_label_formatter(&|v| format!("{v:.2}"))
-        .draw()?;
+    // Colour bar, labelled by hand: the bar is too narrow for a mesh's label area.
+    let (_, h) = legend.dim_in_pixel();
+    let (top, bottom) = (40i32, h as i32 - 46);
+    let (left, right) = (6i32, 20i32);
+    let y_of =
+        |v: f64| top + ((scale - v) / (2.0 * scale) * f64::from(bottom - top)).round() as i32;
     let steps = 64;
-    bar.draw_series((0..steps).map(|i| {
+    for i in 0..steps {
         let a = -scale + 2.0 * scale * i as f64 / steps as f64;
         let b = a + 2.0 * scale / steps as f64;
-        Rectangle::new(
-            [(0.0, a), (1.0, b)],
+        legend.draw(&Rectangle::new(
+            [(left, y_of(b)), (right, y_of(a))],
             diverging((a + b) / 2.0, scale, false).filled(),
-        )
-    }))?;
+        ))?;
+    }
+    legend.draw(&Rectangle::new(
+        [(left, top), (right, bottom)],
+        BLACK.mix(0.5),
+    ))?;
+    let label = ("sans-serif", 12)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Left, VPos::Center));
+    // Enough decimals that the labels differ, whatever the scale.
+    let decimals = (2.0 - scale.log10().floor()).clamp(2.0, 6.0) as usize;
+    for v in [scale, scale / 2.0, 0.0, -scale / 2.0, -scale] {
+        let y = y_of(v);
+        legend.draw(&PathElement::new([(right, y), (right + 3, y)], BLACK))?;
+        legend.draw(&Text::new(
+            format!("{v:.decimals$}"),
+            (right + 5, y),
+            label.clone(),
+        ))?;
+    }
     area.present()?;
     let (x, y) = chart.plotting_area().get_pixel_range();
     Ok(HeatmapLayout { x, y })

@@ -9,8 +9,7 @@ mod worker {
     use mnemo_core::backend::Device;
     use mnemo_core::train::{Progress, Trainer};
     use mnemo_core::{BackendKind, Checkpoint, ExperimentSpec};
-    use mnemo_measures::did::Panel;
-    use mnemo_measures::profile::{estimate_profile, evaluate, plan_panel};
+    use mnemo_measures::profile::{PanelBuilder, estimate_profile, plan_panel};
     use mnemo_web::protocol::{FromWorker, ToWorker};
     use wasm_bindgen::prelude::*;
     use wasm_bindgen_futures::{JsFuture, spawn_local};
@@ -132,28 +131,25 @@ mod worker {
             done: 0,
             total: checkpoints.len(),
         });
-        let mut rows = Vec::new();
-        for (k, ck) in checkpoints.iter().enumerate() {
+        let mut builder = PanelBuilder::new(&plan, settings.outcome);
+        for ck in &checkpoints {
             if CANCEL.with(Cell::get) {
                 post(&FromWorker::Cancelled {
                     step: trainer.steps_done(),
                 });
                 return Ok(());
             }
-            let model = mnemo_core::Gpt::from_checkpoint(ck, &device).map_err(|e| e.to_string())?;
-            let ys = evaluate(&model, trainer.corpus(), &plan.ids, settings.outcome, 64)
+            builder
+                .add_checkpoint(ck, trainer.corpus(), &device)
                 .await
                 .map_err(|e| e.to_string())?;
-            for ((&id, &cohort), y) in plan.ids.iter().zip(&plan.cohorts).zip(ys) {
-                rows.push((id.to_string(), cohort, k, y));
-            }
             post(&FromWorker::PanelProgress {
-                done: k + 1,
+                done: builder.done(),
                 total: checkpoints.len(),
             });
             yield_now().await;
         }
-        let panel = Panel::from_rows(rows).map_err(|e| e.to_string())?;
+        let panel = builder.finish().map_err(|e| e.to_string())?;
         let panel_s = (now_ms() - start) / 1000.0;
         let start = now_ms();
         let result = estimate_profile(&panel, &settings, spec.seed).map_err(|e| e.to_string())?;

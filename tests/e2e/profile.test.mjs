@@ -41,6 +41,8 @@ test('the profile demo evaluates its panel and draws every chart', async () => {
     assert.ok((await ink(page, id)) > 2000, `${id} is drawn`);
   }
   // Hover the cell of cohort 4 at checkpoint 4 (the diagonal): its numbers appear.
+  // The pointer only reaches what is on screen: bring the heat map into view first.
+  await page.locator('#profile-heatmap').scrollIntoViewIfNeeded();
   const box = await page.locator('#profile-heatmap').boundingBox();
   const scale = box.width / 760;
   // The page publishes where the plotting area landed (canvas pixels); checkpoints

@@ -18,6 +18,10 @@ pub enum Stream {
     Data = 4,
     /// Sampling instances into an analysis panel.
     Panel = 5,
+    /// Subsets and seeds of a counterfactual ensemble.
+    Ensemble = 6,
+    /// Splitting (prefix, suffix) pairs for soft-prompt training.
+    Pairs = 7,
 }
 
 /// A deterministic generator for `stream` under `seed`.

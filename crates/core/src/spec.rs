@@ -38,6 +38,10 @@ pub mod limits {
     pub const CANARY_REPEATS: (u32, u32) = (0, 1_000);
     /// Digits of a canary secret.
     pub const CANARY_DIGITS: (u8, u8) = (1, 9);
+    /// Models in a counterfactual ensemble.
+    pub const MODELS: (usize, usize) = (2, 64);
+    /// Extraction prefix and suffix lengths, in tokens.
+    pub const AFFIX: (usize, usize) = (1, 256);
 }
 
 /// Problems with a spec. Each names the field and the allowed range.
@@ -114,6 +118,122 @@ pub struct ExperimentSpec {
     /// Memorisation-profile settings (METHODS.md section 1), when the experiment has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<ProfileSpec>,
+    /// Counterfactual-memorisation settings (METHODS.md section 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counterfactual: Option<CounterfactualSpec>,
+    /// Extraction settings (METHODS.md section 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extraction: Option<ExtractionSpec>,
+}
+
+/// The per-instance measure `M(f, x)` of counterfactual memorisation. Both are oriented
+/// so that higher = better predicted, hence positive `mem` = memorised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Metric {
+    /// Teacher-forced per-token accuracy (the paper's choice).
+    #[default]
+    Accuracy,
+    /// Mean token log-probability, i.e. minus the mean surprisal (nats/token).
+    Loglik,
+}
+
+impl Metric {
+    /// Its name in tables and charts.
+    pub fn label(self) -> &'static str {
+        match self {
+            Metric::Accuracy => "per-token accuracy",
+            Metric::Loglik => "log-likelihood (nats/token)",
+        }
+    }
+}
+
+/// Settings of a counterfactual-memorisation ensemble: `models` models, each trained
+/// with the experiment's schedule on an independent random subset holding `fraction` of
+/// the training instances.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CounterfactualSpec {
+    /// Models in the ensemble (paper: hundreds; default 16, at most 64).
+    #[serde(default = "default_models")]
+    pub models: usize,
+    /// Share of the training instances in each model's subset.
+    #[serde(default = "default_fraction")]
+    pub fraction: f64,
+    /// The measure `M`.
+    #[serde(default)]
+    pub metric: Metric,
+    /// Test instances (ids) whose counterfactual influence from every training instance
+    /// is reported; empty = the first few held-out instances.
+    #[serde(default)]
+    pub influence_on: Vec<u32>,
+}
+
+fn default_models() -> usize {
+    16
+}
+fn default_fraction() -> f64 {
+    0.5
+}
+
+impl Default for CounterfactualSpec {
+    fn default() -> Self {
+        CounterfactualSpec {
+            models: default_models(),
+            fraction: default_fraction(),
+            metric: Metric::Accuracy,
+            influence_on: Vec::new(),
+        }
+    }
+}
+
+impl CounterfactualSpec {
+    /// Check the settings.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        check_usize("counterfactual.models", self.models, limits::MODELS)?;
+        check_range("counterfactual.fraction", self.fraction, (0.05, 0.95))?;
+        check_usize(
+            "counterfactual.influence_on (count)",
+            self.influence_on.len(),
+            (0, 64),
+        )?;
+        Ok(())
+    }
+}
+
+/// Extraction settings: greedy decoding from a prefix of `prefix` tokens must reproduce
+/// the next `suffix` tokens. Both are scaled down for shorter sequences (and reported).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtractionSpec {
+    /// Prefix length k in tokens (paper: 50).
+    #[serde(default = "default_affix")]
+    pub prefix: usize,
+    /// Suffix length s in tokens (paper: 50).
+    #[serde(default = "default_affix")]
+    pub suffix: usize,
+}
+
+fn default_affix() -> usize {
+    50
+}
+
+impl Default for ExtractionSpec {
+    fn default() -> Self {
+        ExtractionSpec {
+            prefix: default_affix(),
+            suffix: default_affix(),
+        }
+    }
+}
+
+impl ExtractionSpec {
+    /// Check the settings.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        check_usize("extraction.prefix", self.prefix, limits::AFFIX)?;
+        check_usize("extraction.suffix", self.suffix, limits::AFFIX)?;
+        Ok(())
+    }
 }
 
 /// What is measured on each instance at each checkpoint.
@@ -423,6 +543,8 @@ impl ExperimentSpec {
                 checkpoint_steps: vec![],
             },
             profile: None,
+            counterfactual: None,
+            extraction: None,
         }
     }
 
@@ -521,6 +643,12 @@ impl ExperimentSpec {
                     "a profile needs training.checkpoint_every (the cohort length) above 0".into(),
                 ));
             }
+        }
+        if let Some(c) = &self.counterfactual {
+            c.validate()?;
+        }
+        if let Some(e) = &self.extraction {
+            e.validate()?;
         }
         if self.tokenizer == TokenizerKind::Tinymem
             && !matches!(self.data.source, DataSource::Tinymem(_))

@@ -568,6 +568,35 @@ impl ExperimentSpec {
         spec
     }
 
+    /// The counterfactual-memorisation demo: 48 invented facts and a canary ("my PIN
+    /// is ...") repeated 8 times; 16 small models, each trained for 25 epochs on a random
+    /// half of them. The canary, seen eight times per epoch whenever it is in, is the
+    /// most memorised; unique facts are memorised less.
+    pub fn counterfactual_demo() -> Self {
+        let mut spec = Self::demo();
+        spec.name = "Counterfactual memorisation demo".into();
+        spec.data.source = DataSource::Builtin {
+            corpus: BuiltinCorpus::Facts,
+            instances: 64,
+        };
+        spec.data.heldout_fraction = 0.25;
+        spec.data.canary = Some(CanarySpec {
+            prefix: "my PIN is ".into(),
+            digits: 4,
+            repetitions: 8,
+        });
+        spec.model.d_model = 32;
+        spec.training.batch_size = 8;
+        spec.training.duration = Duration::Epochs(25);
+        spec.training.checkpoint_every = 0;
+        spec.counterfactual = Some(CounterfactualSpec::default());
+        spec.extraction = Some(ExtractionSpec {
+            prefix: 16,
+            suffix: 32,
+        });
+        spec
+    }
+
     /// A TinyMem spec with the paper's model shape (2 layers, d_model 128, 4 heads,
     /// context 150).
     pub fn tinymem_example() -> Self {
@@ -759,6 +788,7 @@ mod tests {
             ExperimentSpec::demo(),
             ExperimentSpec::tinymem_example(),
             ExperimentSpec::profile_demo(),
+            ExperimentSpec::counterfactual_demo(),
         ] {
             let json = spec.to_json();
             let back = ExperimentSpec::from_json(&json).unwrap();

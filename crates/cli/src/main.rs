@@ -15,6 +15,7 @@ use mnemo_core::{BackendKind, ExperimentSpec, SpecError, TrainError};
 use mnemo_plots::{LossSeries, loss_svg};
 use thiserror::Error;
 
+mod cf_cmd;
 mod did_cmd;
 
 #[derive(Parser)]
@@ -40,8 +41,11 @@ enum Command {
         /// Print the memorisation-profile demo instead.
         #[arg(long)]
         profile: bool,
+        /// Print the counterfactual-memorisation demo instead.
+        #[arg(long)]
+        counterfactual: bool,
         /// Check a spec file and print it normalised (defaults filled in).
-        #[arg(long, value_name = "SPEC.json", conflicts_with_all = ["example", "tinymem", "profile"])]
+        #[arg(long, value_name = "SPEC.json", conflicts_with_all = ["example", "tinymem", "profile", "counterfactual"])]
         check: Option<PathBuf>,
     },
     /// Estimate a memorisation profile from your own panel (e.g. measured on Pythia
@@ -69,6 +73,25 @@ enum Command {
     /// the memorisation profile and write the `did` files plus panel.csv and the
     /// training outputs. The spec's `profile` section sets the panel (defaults if absent).
     Profile(TrainArgs),
+    /// Counterfactual memorisation: train an ensemble of models, each on a random subset
+    /// of the training texts, and write counterfactual.csv
+    /// (`instance,mem,in_mean,out_mean,n_in,n_out,se,text`), influence.csv,
+    /// counterfactual.json and SVG charts. The spec's `counterfactual` section sets the
+    /// ensemble (defaults if absent).
+    Counterfactual {
+        /// The experiment spec (see `mnemo spec --counterfactual`).
+        #[arg(long, value_name = "SPEC.json")]
+        spec: PathBuf,
+        /// Output directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Models in the ensemble (overrides the spec; 2 to 64).
+        #[arg(long)]
+        models: Option<usize>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(Bench),
@@ -98,6 +121,12 @@ enum Bench {
         /// Timed steps (after one warm-up step).
         #[arg(long, default_value_t = 5)]
         steps: usize,
+    },
+    /// Time per member and for the whole ensemble of the counterfactual demo.
+    Counterfactual {
+        /// Models in the ensemble.
+        #[arg(long, default_value_t = 16)]
+        models: usize,
     },
 }
 
@@ -130,7 +159,9 @@ enum CliError {
     Csv(#[from] csv::Error),
     #[error("backend {0} is not compiled into this build")]
     Backend(&'static str),
-    #[error("nothing to do: pass --example, --tinymem, --profile or --check FILE")]
+    #[error(
+        "nothing to do: pass --example, --tinymem, --profile, --counterfactual or --check FILE"
+    )]
     NothingToDo,
     #[error("{path}: {message}")]
     Panel { path: PathBuf, message: String },
@@ -140,6 +171,8 @@ enum CliError {
     Profile(#[from] mnemo_measures::profile::ProfileError),
     #[error("estimator: {0}")]
     Did(#[from] mnemo_measures::did::DidError),
+    #[error("counterfactual: {0}")]
+    Counterfactual(#[from] mnemo_measures::counterfactual::CounterfactualError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
@@ -165,9 +198,17 @@ fn main() -> ExitCode {
             example,
             tinymem,
             profile,
+            counterfactual,
             check,
-        } => spec_cmd(example, tinymem, profile, check),
+        } => spec_cmd(example, tinymem, profile, counterfactual, check),
         Command::Bench(Bench::Train { steps }) => bench_train(steps),
+        Command::Bench(Bench::Counterfactual { models }) => cf_cmd::bench(models),
+        Command::Counterfactual {
+            spec,
+            out,
+            models,
+            quiet,
+        } => cf_cmd::counterfactual(spec, out, models, quiet),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -190,12 +231,15 @@ fn spec_cmd(
     example: bool,
     tinymem: bool,
     profile: bool,
+    counterfactual: bool,
     check: Option<PathBuf>,
 ) -> Result<(), CliError> {
     let spec = if let Some(path) = check {
         read_spec(&path)?
     } else if profile {
         ExperimentSpec::profile_demo()
+    } else if counterfactual {
+        ExperimentSpec::counterfactual_demo()
     } else if tinymem {
         ExperimentSpec::tinymem_example()
     } else if example {

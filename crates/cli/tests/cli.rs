@@ -314,3 +314,76 @@ fn profile_trains_builds_the_panel_and_writes_everything() {
         "ATT and SE agree between profile and did"
     );
 }
+
+#[test]
+fn counterfactual_writes_the_documented_tables_and_refuses_bad_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec_path = dir.path().join("cf.json");
+    let out = mnemo().args(["spec", "--counterfactual"]).output().unwrap();
+    assert!(out.status.success());
+    let mut spec: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Small and quick: 3 models, 5 epochs.
+    spec["training"]["duration"] = serde_json::json!({"epochs": 5});
+    std::fs::write(&spec_path, spec.to_string()).unwrap();
+    let out_dir = dir.path().join("cf");
+    let res = mnemo()
+        .args(["counterfactual", "--quiet", "--models", "3", "--spec"])
+        .arg(&spec_path)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    assert!(stderr.contains("3 models"), "{stderr}");
+    let table = std::fs::read_to_string(out_dir.join("counterfactual.csv")).unwrap();
+    let mut lines = table.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "instance,mem,in_mean,out_mean,n_in,n_out,se,text"
+    );
+    // 48 unique facts and the canary (8 copies, one row).
+    assert_eq!(lines.clone().count(), 49);
+    for line in lines {
+        let f: Vec<&str> = line.splitn(8, ',').collect();
+        let (n_in, n_out): (usize, usize) = (f[4].parse().unwrap(), f[5].parse().unwrap());
+        assert_eq!(n_in + n_out, 3, "{line}");
+        if n_in == 0 || n_out == 0 {
+            assert_eq!(f[1], "undefined", "{line}");
+        } else {
+            let (mem, a, b): (f64, f64, f64) = (
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+                f[3].parse().unwrap(),
+            );
+            assert!((mem - (a - b)).abs() < 1e-12, "{line}");
+        }
+    }
+    let infl = std::fs::read_to_string(out_dir.join("influence.csv")).unwrap();
+    assert!(infl.starts_with("probe,instance,infl,in_mean,out_mean,n_in,n_out,se\n"));
+    assert_eq!(
+        infl.lines().count(),
+        1 + 5 * 49,
+        "5 held-out probes x 49 texts"
+    );
+    for svg in ["mem_histogram.svg", "in_out.svg"] {
+        assert!(
+            std::fs::read_to_string(out_dir.join(svg))
+                .unwrap()
+                .starts_with("<svg")
+        );
+    }
+
+    // Too many models: a message naming the setting, exit 2, nothing written.
+    let bad_dir = dir.path().join("bad");
+    let res = mnemo()
+        .args(["counterfactual", "--quiet", "--models", "65", "--spec"])
+        .arg(&spec_path)
+        .arg("--out")
+        .arg(&bad_dir)
+        .output()
+        .unwrap();
+    assert_eq!(res.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&res.stderr).contains("counterfactual.models = 65"));
+    assert!(!bad_dir.exists());
+}

@@ -1,4 +1,4 @@
-//! The tables of a memorisation profile as CSV, shared by the CLI and the browser.
+//! The tables of every analysis as CSV, shared by the CLI and the browser.
 
 use crate::did::{Cell, DidResult};
 
@@ -102,5 +102,59 @@ pub fn tables(result: &DidResult) -> Result<Vec<(&'static str, String)>, csv::Er
             csv_string(&CELL_HEADER, cell_rows(&result.residual))?,
         ),
         ("simple.csv", simple),
+    ])
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or_else(|| "undefined".to_string(), |x| x.to_string())
+}
+
+/// `(file name, CSV)` for a counterfactual ensemble: `counterfactual.csv`
+/// (`instance,mem,in_mean,out_mean,n_in,n_out,se,text`, one row per training text in
+/// instance order; `undefined` where no model, or every model, trained on it) and
+/// `influence.csv` (`probe,instance,infl,in_mean,out_mean,n_in,n_out,se`: the
+/// influence of every training text on every probe).
+pub fn counterfactual_tables(
+    result: &crate::counterfactual::CounterfactualResult,
+) -> Result<Vec<(&'static str, String)>, csv::Error> {
+    let mem = csv_string(
+        &[
+            "instance", "mem", "in_mean", "out_mean", "n_in", "n_out", "se", "text",
+        ],
+        result.instances.iter().map(|i| {
+            vec![
+                i.instance.to_string(),
+                opt(i.mem.diff),
+                opt(i.mem.in_mean),
+                opt(i.mem.out_mean),
+                i.mem.n_in.to_string(),
+                i.mem.n_out.to_string(),
+                opt(i.mem.se),
+                i.text.clone(),
+            ]
+        }),
+    )?;
+    let influence = csv_string(
+        &[
+            "probe", "instance", "infl", "in_mean", "out_mean", "n_in", "n_out", "se",
+        ],
+        result.influence.iter().flat_map(|p| {
+            p.by_unit.iter().zip(&result.instances).map(move |(c, i)| {
+                vec![
+                    p.probe.to_string(),
+                    i.instance.to_string(),
+                    opt(c.diff),
+                    opt(c.in_mean),
+                    opt(c.out_mean),
+                    c.n_in.to_string(),
+                    c.n_out.to_string(),
+                    opt(c.se),
+                ]
+            })
+        }),
+    )?;
+    Ok(vec![
+        ("counterfactual.csv", mem),
+        ("influence.csv", influence),
     ])
 }

@@ -1,6 +1,7 @@
 //! Every Mnemo chart, drawn with plotters on any `DrawingBackend`: a canvas in the
 //! browser, SVG natively. One function per chart; each takes a plain result struct.
 
+pub mod counterfactual;
 pub mod did;
 
 use plotters::coord::Shift;

@@ -5,4 +5,5 @@
 
 pub mod did;
 pub mod export;
+pub mod extraction;
 pub mod profile;

@@ -2,6 +2,7 @@
 //! browser, SVG natively. One function per chart; each takes a plain result struct.
 
 pub mod did;
+pub mod extraction;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;

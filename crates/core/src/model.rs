@@ -259,12 +259,16 @@ impl Gpt {
     }
 
     /// Greedy decoding: append `n` argmax tokens to `prompt` (the window slides when the
-    /// context is full). Returns only the generated tokens.
+    /// context is full). Returns only the generated tokens; an empty prompt gives none.
     pub async fn greedy(
         &self,
         prompt: &[u32],
         n: usize,
     ) -> Result<Vec<u32>, burn::tensor::ExecutionError> {
+        if prompt.is_empty() {
+            // Nothing to condition on (and no position to read the next token from).
+            return Ok(Vec::new());
+        }
         let device = self.wte.val().device();
         let ctx = self.context();
         let mut seq: Vec<u32> = prompt.to_vec();
@@ -280,6 +284,63 @@ impl Gpt {
             let next = data.iter::<i64>().next().unwrap_or(0) as u32;
             seq.push(next);
             out.push(next);
+        }
+        Ok(out)
+    }
+
+    /// Greedy decoding of many prompts at once: for each prompt, the `n` argmax tokens
+    /// that [`Gpt::greedy`] would append to it (the window slides when the context is
+    /// full), in the order of `prompts`.
+    ///
+    /// Prompts of the same length are decoded together, one forward pass of the whole
+    /// group per generated token; prompts of different lengths are grouped by length
+    /// internally, so any mix is accepted. An empty prompt gives no tokens (as with
+    /// [`Gpt::greedy`]); no prompts give an empty result. Callers that want to bound the
+    /// memory of one pass pass at most that many prompts per call.
+    pub async fn greedy_batch(
+        &self,
+        prompts: &[Vec<u32>],
+        n: usize,
+    ) -> Result<Vec<Vec<u32>>, burn::tensor::ExecutionError> {
+        let mut out: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
+        if n == 0 {
+            return Ok(out);
+        }
+        // Group prompt indices by length, in order of first appearance.
+        let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+        for (i, p) in prompts.iter().enumerate() {
+            if p.is_empty() {
+                continue;
+            }
+            match groups.iter_mut().find(|(len, _)| *len == p.len()) {
+                Some((_, members)) => members.push(i),
+                None => groups.push((p.len(), vec![i])),
+            }
+        }
+        let device = self.wte.val().device();
+        let ctx = self.context();
+        for (_, members) in groups {
+            let mut seqs: Vec<Vec<u32>> = members.iter().map(|&i| prompts[i].clone()).collect();
+            let b = seqs.len();
+            for _ in 0..n {
+                let len = seqs.first().map_or(0, Vec::len);
+                let start = len.saturating_sub(ctx);
+                let t = len - start;
+                let windows: Vec<Vec<u32>> = seqs.iter().map(|s| s[start..].to_vec()).collect();
+                let ids = ids_tensor(&windows, t, 0, &device);
+                let logits = self.forward(ids);
+                let [_, t, v] = logits.dims();
+                let last = logits.slice([0..b, t - 1..t, 0..v]).reshape([b, v]);
+                let data = last.argmax(1).into_data_async().await?;
+                let mut next = data.iter::<i64>();
+                // Every row grows by one token, so the rows keep one length.
+                for seq in &mut seqs {
+                    seq.push(next.next().unwrap_or(0) as u32);
+                }
+            }
+            for (&i, mut seq) in members.iter().zip(seqs) {
+                out[i] = seq.split_off(prompts[i].len());
+            }
         }
         Ok(out)
     }

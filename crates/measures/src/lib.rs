@@ -7,4 +7,5 @@ pub mod counterfactual;
 pub mod did;
 pub mod eval;
 pub mod export;
+pub mod extraction;
 pub mod profile;

@@ -3,6 +3,7 @@
 
 pub mod counterfactual;
 pub mod did;
+pub mod extraction;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;

@@ -14,6 +14,12 @@ use web_sys::{
 };
 use yew::prelude::*;
 
+mod counterfactual;
+mod extraction;
+
+use counterfactual::{CfState, CfStatus};
+use extraction::{ExState, ExStatus};
+
 use crate::chart::{draw_loss, draw_on};
 use crate::download::{download_text, download_url};
 use crate::form::{FIELDS, Form, Source};
@@ -116,6 +122,22 @@ pub enum Msg {
     Hover(Option<(f64, f64)>),
     /// Export a profile chart or table.
     ExportProfile(&'static str),
+    /// Train a counterfactual ensemble: the demo, or (`true`) the form's settings.
+    RunCounterfactual(bool),
+    /// The number of models.
+    SetCfModels(String),
+    /// Open (or close) the detail of a text.
+    SelectUnit(Option<usize>),
+    /// Export a counterfactual chart or table.
+    ExportCf(&'static str),
+    /// Prefix (`true`) or suffix length field.
+    SetAffix(bool, String),
+    /// Measure extraction on the last trained model.
+    Extract,
+    /// Show held-out texts (`true`) or training texts in the extraction list.
+    ShowHeldout(bool),
+    /// Export an extraction chart or table.
+    ExportExtraction(&'static str),
 }
 
 /// Where the memorisation profile stands.
@@ -178,6 +200,11 @@ pub struct App {
     instantaneous: NodeRef,
     residual: NodeRef,
     simple: NodeRef,
+    profile_dirty: bool,
+    cf: CfState,
+    ex: ExState,
+    /// A description of the model of the last finished training run (kept by the worker).
+    trained_model: Option<String>,
 }
 
 /// The worker's message handler; kept alive as long as the worker.
@@ -236,6 +263,8 @@ impl App {
                 self.profile_state,
                 ProfileState::Training { .. } | ProfileState::Evaluating { .. }
             )
+            || self.cf.busy()
+            || self.ex.busy()
     }
 
     fn start(&mut self, spec: ExperimentSpec) {
@@ -521,6 +550,10 @@ impl Component for App {
             instantaneous: NodeRef::default(),
             residual: NodeRef::default(),
             simple: NodeRef::default(),
+            profile_dirty: false,
+            cf: CfState::default(),
+            ex: ExState::default(),
+            trained_model: None,
         }
     }
 
@@ -561,6 +594,12 @@ impl Component for App {
                     heldout_loss,
                     ..
                 } => {
+                    self.trained_model = self.spec_run.as_ref().map(|s| {
+                        format!(
+                            "“{}” ({} layers, d_model {})",
+                            s.name, s.model.n_layers, s.model.d_model
+                        )
+                    });
                     self.run = RunState::Done {
                         elapsed_s,
                         tokens_per_s,
@@ -569,6 +608,11 @@ impl Component for App {
                     }
                 }
                 FromWorker::Cancelled { step } => {
+                    if self.cf.busy() {
+                        // Cancelled before any member finished: nothing to show.
+                        self.cf.status = CfStatus::Idle;
+                        return true;
+                    }
                     self.run = RunState::Cancelled { step };
                     self.queue.clear();
                     if !matches!(self.profile_state, ProfileState::Ready { .. }) {
@@ -585,11 +629,49 @@ impl Component for App {
                     estimate_s,
                 } => {
                     self.profiles.push((label, *result));
+                    self.profile_dirty = true;
                     self.profile_state = ProfileState::Ready {
                         panel_s,
                         estimate_s,
                     };
                     self.next_profile();
+                }
+                FromWorker::EnsembleProgress {
+                    done,
+                    total,
+                    elapsed_s,
+                } => {
+                    self.cf.status = CfStatus::Training {
+                        done,
+                        total,
+                        elapsed_s,
+                    }
+                }
+                FromWorker::Counterfactual {
+                    result,
+                    cancelled,
+                    elapsed_s,
+                } => {
+                    self.cf.result = Some(*result);
+                    self.cf.selected = None;
+                    self.cf.dirty = true;
+                    self.cf.status = CfStatus::Ready {
+                        elapsed_s,
+                        cancelled,
+                    };
+                }
+                FromWorker::Extraction { view, elapsed_s } => {
+                    self.ex.view = Some(*view);
+                    self.ex.dirty = true;
+                    self.ex.status = ExStatus::Ready { elapsed_s };
+                }
+                FromWorker::Failed { message } if self.cf.busy() => {
+                    self.cf.error = Some(message);
+                    self.cf.status = CfStatus::Idle;
+                }
+                FromWorker::Failed { message } if self.ex.busy() => {
+                    self.ex.error = Some(message);
+                    self.ex.status = ExStatus::Idle;
                 }
                 FromWorker::Failed { message } => {
                     if self.webgpu.is_none() {
@@ -667,6 +749,71 @@ impl Component for App {
                 self.next_profile();
             }
             Msg::Hover(h) => self.hover = h,
+            Msg::RunCounterfactual(own) => {
+                if self.running() {
+                    return false;
+                }
+                let base = if own {
+                    match self.form.to_spec() {
+                        Ok(s) => s,
+                        Err(_) => {
+                            self.cf.error = Some("fix the settings above first".into());
+                            return true;
+                        }
+                    }
+                } else {
+                    ExperimentSpec::counterfactual_demo()
+                };
+                match self.cf.spec(base) {
+                    Ok(spec) => {
+                        self.cf.error = None;
+                        self.cf.status = CfStatus::Training {
+                            done: 0,
+                            total: spec.counterfactual.as_ref().map_or(0, |c| c.models),
+                            elapsed_s: 0.0,
+                        };
+                        self.send(&ToWorker::Counterfactual {
+                            spec,
+                            backend: self.backend(),
+                        });
+                    }
+                    Err(e) => self.cf.error = Some(e),
+                }
+            }
+            Msg::SetCfModels(m) => self.cf.models = m,
+            Msg::SelectUnit(u) => self.cf.selected = u,
+            Msg::ExportCf(what) => {
+                if let Err(e) = self.cf.export(what) {
+                    web_sys::console::warn_1(&e.into());
+                }
+                return false;
+            }
+            Msg::SetAffix(prefix, v) => {
+                if prefix {
+                    self.ex.prefix = v
+                } else {
+                    self.ex.suffix = v
+                }
+            }
+            Msg::Extract => {
+                if self.running() {
+                    return false;
+                }
+                if let (Ok(prefix), Ok(suffix)) = self.ex.settings() {
+                    self.ex.error = None;
+                    self.ex.status = ExStatus::Running;
+                    self.send(&ToWorker::Extract {
+                        settings: mnemo_core::spec::ExtractionSpec { prefix, suffix },
+                    });
+                }
+            }
+            Msg::ShowHeldout(h) => self.ex.heldout = h,
+            Msg::ExportExtraction(what) => {
+                if let Err(e) = self.ex.export(what) {
+                    web_sys::console::warn_1(&e.into());
+                }
+                return false;
+            }
             Msg::ExportProfile(what) => {
                 if let Err(e) = self.export_profile(what) {
                     web_sys::console::warn_1(&e.into());
@@ -684,7 +831,10 @@ impl Component for App {
     }
 
     fn rendered(&mut self, ctx: &Context<Self>, _first_render: bool) {
-        if let Some((_, result)) = self.profiles.last() {
+        self.cf.draw();
+        self.ex.draw();
+        if let Some((_, result)) = self.profiles.last().filter(|_| self.profile_dirty) {
+            self.profile_dirty = false;
             let comparisons: Vec<(String, &DidResult)> =
                 self.profiles.iter().map(|(l, r)| (l.clone(), r)).collect();
             if let Some(c) = self.heatmap.cast::<HtmlCanvasElement>() {
@@ -981,6 +1131,8 @@ impl Component for App {
                     </div>
                 </section>
                 { self.view_profile(ctx) }
+                { self.view_counterfactual(ctx) }
+                { self.view_extraction(ctx) }
                 <footer><small>{ "Mnemo runs entirely in this page: your text never leaves your computer." }</small></footer>
             </main>
         }

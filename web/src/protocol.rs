@@ -1,9 +1,12 @@
 //! Messages between the page and the training worker (serialised with
 //! serde-wasm-bindgen).
 
+use mnemo_core::spec::ExtractionSpec;
 use mnemo_core::train::Progress;
 use mnemo_core::{BackendKind, ExperimentSpec};
+use mnemo_measures::counterfactual::CounterfactualResult;
 use mnemo_measures::did::DidResult;
+use mnemo_measures::extraction::ExtractionResult;
 use serde::{Deserialize, Serialize};
 
 /// Page -> worker.
@@ -27,8 +30,33 @@ pub enum ToWorker {
         /// A label for the result (e.g. the model size in a comparison).
         label: String,
     },
+    /// Train a counterfactual ensemble (the spec's `counterfactual` section) and score it.
+    Counterfactual {
+        /// The experiment.
+        spec: ExperimentSpec,
+        /// Where to run it.
+        backend: BackendKind,
+    },
+    /// Measure extraction on the model of the last finished training run.
+    Extract {
+        /// Prefix and suffix lengths.
+        settings: ExtractionSpec,
+    },
     /// Stop the running job after its current step.
     Cancel,
+}
+
+/// Extraction results with what the page needs to show them token by token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExtractionView {
+    /// The rates and per-instance rows.
+    pub result: ExtractionResult,
+    /// The label of every token id (as text, never HTML).
+    pub labels: Vec<String>,
+    /// The prefix tokens of every evaluated instance: `(instance, prefix)`.
+    pub prefixes: Vec<(u32, Vec<u32>)>,
+    /// The run whose model was measured.
+    pub model: String,
 }
 
 /// Worker -> page.
@@ -98,6 +126,31 @@ pub enum FromWorker {
         panel_s: f64,
         /// Seconds spent estimating.
         estimate_s: f64,
+    },
+    /// Counterfactual ensemble: members trained and scored so far.
+    EnsembleProgress {
+        /// Members done.
+        done: usize,
+        /// Members planned.
+        total: usize,
+        /// Seconds since the ensemble started.
+        elapsed_s: f64,
+    },
+    /// A counterfactual result (from every member, or from those done before a Cancel).
+    Counterfactual {
+        /// The scores.
+        result: Box<CounterfactualResult>,
+        /// Whether the ensemble was cut short by Cancel.
+        cancelled: bool,
+        /// Seconds in all.
+        elapsed_s: f64,
+    },
+    /// Extraction measured.
+    Extraction {
+        /// Results and token labels.
+        view: Box<ExtractionView>,
+        /// Seconds decoding.
+        elapsed_s: f64,
     },
     /// The run stopped at the user's request.
     Cancelled {

@@ -255,9 +255,9 @@ struct Job {
 }
 
 /// Measure extraction on every training and every held-out instance of `corpus`:
-/// greedy decoding from each prefix for as many tokens as its suffix. Instances are
-/// grouped by their `(k, s)`, and each group decodes in batches of at most
-/// [`MAX_BATCH`] prefixes.
+/// greedy decoding from each prefix for as many tokens as its suffix. Instances with one
+/// prefix length decode together (for their longest suffix, then cut), in batches of at
+/// most [`MAX_BATCH`] prefixes.
 pub async fn extract(
     model: &Gpt,
     corpus: &Corpus,
@@ -303,14 +303,24 @@ pub async fn extract(
             slots.push(None);
         }
     }
-    for ((k, s), jobs) in groups {
+    // Decode every group of one prefix length together, for as many tokens as its
+    // longest suffix: greedy decoding is deterministic per row, so the first `s` tokens
+    // of a longer continuation are the continuation of length `s`. Far fewer groups
+    // (and forward passes) than one per (k, s).
+    let mut by_prefix: BTreeMap<usize, Vec<Job>> = BTreeMap::new();
+    for ((k, _), jobs) in groups {
+        by_prefix.entry(k).or_default().extend(jobs);
+    }
+    for (k, jobs) in by_prefix {
         for chunk in jobs.chunks(MAX_BATCH) {
+            let n = chunk.iter().map(|j| j.target.len()).max().unwrap_or(0);
             let prompts: Vec<Vec<u32>> = chunk.iter().map(|j| j.prefix.clone()).collect();
             let generated = model
-                .greedy_batch(&prompts, s)
+                .greedy_batch(&prompts, n)
                 .await
                 .map_err(|e| ExtractionError::Device(format!("{e:?}")))?;
-            for (job, generated) in chunk.iter().zip(generated) {
+            for (job, mut generated) in chunk.iter().zip(generated) {
+                generated.truncate(job.target.len());
                 let row = ExtractionRow::score(job.instance, k, job.target.clone(), generated);
                 let slots = if job.heldout {
                     &mut held_slots

@@ -7,10 +7,15 @@ mod worker {
 
     use js_sys::{Function, Promise, Reflect};
     use mnemo_core::backend::Device;
+    use mnemo_core::spec::ExtractionSpec;
     use mnemo_core::train::{Progress, Trainer};
-    use mnemo_core::{BackendKind, Checkpoint, ExperimentSpec};
+    use mnemo_core::{BackendKind, Checkpoint, Corpus, ExperimentSpec, Gpt};
+    use mnemo_measures::counterfactual::{
+        counterfactual_result, member_model, plan_ensemble, score_member,
+    };
+    use mnemo_measures::extraction::extract;
     use mnemo_measures::profile::{PanelBuilder, estimate_profile, plan_panel};
-    use mnemo_web::protocol::{FromWorker, ToWorker};
+    use mnemo_web::protocol::{ExtractionView, FromWorker, ToWorker};
     use wasm_bindgen::prelude::*;
     use wasm_bindgen_futures::{JsFuture, spawn_local};
     use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
@@ -20,6 +25,8 @@ mod worker {
         static BUSY: Cell<bool> = const { Cell::new(false) };
         static WGPU: RefCell<Option<Device>> = const { RefCell::new(None) };
         static CHECKPOINTS: RefCell<Vec<Checkpoint>> = const { RefCell::new(Vec::new()) };
+        /// The final weights and corpus of the last finished training run (for extraction).
+        static LAST: RefCell<Option<(Checkpoint, Corpus, BackendKind, String)>> = const { RefCell::new(None) };
     }
 
     fn scope() -> DedicatedWorkerGlobalScope {
@@ -209,6 +216,21 @@ mod worker {
             .train_heldout_loss()
             .await
             .map_err(|e| e.to_string())?;
+        let last = trainer.checkpoint().await.map_err(|e| e.to_string())?;
+        LAST.with(|l| {
+            *l.borrow_mut() = Some((
+                last,
+                trainer.corpus().clone(),
+                backend,
+                format!(
+                    "{} ({} layers, d_model {}, {} steps)",
+                    spec.name,
+                    spec.model.n_layers,
+                    spec.model.d_model,
+                    trainer.steps_done()
+                ),
+            ))
+        });
         post(&FromWorker::Done {
             train_loss,
             heldout_loss,
@@ -217,6 +239,108 @@ mod worker {
             checkpoints: CHECKPOINTS.with(|c| c.borrow().iter().map(|c| c.step).collect()),
         });
         Ok(Some(trainer))
+    }
+
+    /// Train the ensemble one member after another, yielding now and then so Cancel is
+    /// seen; after Cancel the members already scored make the result.
+    async fn counterfactual(spec: ExperimentSpec, backend: BackendKind) -> Result<(), String> {
+        spec.validate().map_err(|e| e.to_string())?;
+        let device = device_for(backend).await?;
+        let corpus = Corpus::build(&spec.data, spec.tokenizer, spec.model.context, spec.seed)
+            .map_err(|e| e.to_string())?;
+        let settings = spec.counterfactual.clone().unwrap_or_default();
+        let plan = plan_ensemble(&corpus, &settings, spec.seed).map_err(|e| e.to_string())?;
+        let total = plan.models();
+        let start = now_ms();
+        post(&FromWorker::EnsembleProgress {
+            done: 0,
+            total,
+            elapsed_s: 0.0,
+        });
+        let mut scores = Vec::with_capacity(total);
+        let mut cancelled = false;
+        let mut last_yield = now_ms();
+        'members: for j in 0..total {
+            let mut trainer = plan
+                .member_trainer(j, &spec, &corpus, device.clone())
+                .map_err(|e| e.to_string())?;
+            loop {
+                if CANCEL.with(Cell::get) {
+                    cancelled = true;
+                    break 'members;
+                }
+                if trainer.step().await.map_err(|e| e.to_string())?.is_none() {
+                    break;
+                }
+                // Yield about every 50 ms: often enough for Cancel, rarely enough that
+                // the timer's clamping does not slow training down.
+                if now_ms() - last_yield > 50.0 {
+                    yield_now().await;
+                    last_yield = now_ms();
+                }
+            }
+            let model = member_model(&trainer, &device)
+                .await
+                .map_err(|e| e.to_string())?;
+            scores.push(
+                score_member(&model, &corpus, &plan)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+            post(&FromWorker::EnsembleProgress {
+                done: j + 1,
+                total,
+                elapsed_s: (now_ms() - start) / 1000.0,
+            });
+            yield_now().await;
+            last_yield = now_ms();
+        }
+        if scores.is_empty() {
+            post(&FromWorker::Cancelled { step: 0 });
+            return Ok(());
+        }
+        let result = counterfactual_result(&plan, &corpus, &scores);
+        post(&FromWorker::Counterfactual {
+            result: Box::new(result),
+            cancelled,
+            elapsed_s: (now_ms() - start) / 1000.0,
+        });
+        Ok(())
+    }
+
+    /// Extraction on the last trained model.
+    async fn extraction(settings: ExtractionSpec) -> Result<(), String> {
+        let Some((ck, corpus, backend, name)) = LAST.with(|l| l.borrow().clone()) else {
+            return Err("train a model first (for example with “Run the demo”)".into());
+        };
+        let device = device_for(backend).await?;
+        let model = Gpt::from_checkpoint(&ck, &device).map_err(|e| e.to_string())?;
+        let start = now_ms();
+        let result = extract(&model, &corpus, &settings)
+            .await
+            .map_err(|e| e.to_string())?;
+        let labels = (0..corpus.tokenizer.vocab_size() as u32)
+            .map(|id| corpus.tokenizer.token_label(id))
+            .collect();
+        let prefixes = result
+            .train
+            .iter()
+            .chain(&result.heldout)
+            .filter_map(|r| {
+                let tokens = &corpus.get(r.instance)?.tokens;
+                Some((r.instance, tokens.get(..r.prefix_len)?.to_vec()))
+            })
+            .collect();
+        post(&FromWorker::Extraction {
+            view: Box::new(ExtractionView {
+                result,
+                labels,
+                prefixes,
+                model: name,
+            }),
+            elapsed_s: (now_ms() - start) / 1000.0,
+        });
+        Ok(())
     }
 
     /// Run one job at a time: refuse a second while one runs, reset Cancel, report errors.
@@ -261,6 +385,12 @@ mod worker {
                 backend,
                 label,
             } => run_exclusive(async move { profile(spec, backend, label).await }),
+            ToWorker::Counterfactual { spec, backend } => {
+                run_exclusive(async move { counterfactual(spec, backend).await })
+            }
+            ToWorker::Extract { settings } => {
+                run_exclusive(async move { extraction(settings).await })
+            }
         }
     }
 

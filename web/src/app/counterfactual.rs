@@ -1,0 +1,262 @@
+//! The "Counterfactual memorisation" view: an ensemble trained in the worker, the
+//! histogram and scatter, and the most memorised texts with their details.
+
+use mnemo_core::ExperimentSpec;
+use mnemo_core::spec::{CounterfactualSpec, limits};
+use mnemo_measures::counterfactual::{Contrast, CounterfactualResult};
+use mnemo_plots::counterfactual::{in_out_scatter, mem_histogram};
+use mnemo_plots::did::svg_of;
+use web_sys::HtmlInputElement;
+use yew::prelude::*;
+
+use super::{App, CHART_SIZE, Msg};
+use crate::chart::draw_on;
+use crate::download::{download_text, download_url};
+
+/// How many of the most memorised texts are listed.
+const TOP: usize = 12;
+
+/// Where the ensemble stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CfStatus {
+    /// Nothing asked.
+    Idle,
+    /// Members trained so far.
+    Training {
+        /// Done.
+        done: usize,
+        /// Planned.
+        total: usize,
+        /// Seconds so far.
+        elapsed_s: f64,
+    },
+    /// A result is in.
+    Ready {
+        /// Seconds in all.
+        elapsed_s: f64,
+        /// Cut short by Cancel.
+        cancelled: bool,
+    },
+}
+
+/// The view's state.
+pub struct CfState {
+    /// Progress.
+    pub status: CfStatus,
+    /// The last result.
+    pub result: Option<CounterfactualResult>,
+    /// The text whose detail is open (a unit index).
+    pub selected: Option<usize>,
+    /// The models field.
+    pub models: String,
+    /// Why the last ensemble failed.
+    pub error: Option<String>,
+    /// Charts need drawing.
+    pub dirty: bool,
+    hist: NodeRef,
+    scatter: NodeRef,
+}
+
+impl Default for CfState {
+    fn default() -> Self {
+        CfState {
+            status: CfStatus::Idle,
+            result: None,
+            selected: None,
+            models: CounterfactualSpec::default().models.to_string(),
+            error: None,
+            dirty: false,
+            hist: NodeRef::default(),
+            scatter: NodeRef::default(),
+        }
+    }
+}
+
+impl CfState {
+    /// Whether an ensemble is training.
+    pub fn busy(&self) -> bool {
+        matches!(self.status, CfStatus::Training { .. })
+    }
+
+    /// The models field, checked against the limits.
+    pub fn models(&self) -> Result<usize, String> {
+        let (lo, hi) = limits::MODELS;
+        match self.models.trim().parse::<usize>() {
+            Ok(m) if (lo..=hi).contains(&m) => Ok(m),
+            _ => Err(format!("a whole number from {lo} to {hi}")),
+        }
+    }
+
+    /// The spec of an ensemble: `base` (the demo or the form's settings) with this
+    /// view's number of models.
+    pub fn spec(&self, mut base: ExperimentSpec) -> Result<ExperimentSpec, String> {
+        let mut settings = base.counterfactual.clone().unwrap_or_default();
+        settings.models = self.models()?;
+        base.counterfactual = Some(settings);
+        base.validate().map_err(|e| e.to_string())?;
+        Ok(base)
+    }
+
+    /// Draw the charts if something changed.
+    pub fn draw(&mut self) {
+        let Some(result) = &self.result else { return };
+        if !self.dirty {
+            return;
+        }
+        if let Some(c) = self.hist.cast() {
+            draw_on(c, |a| mem_histogram(a, result));
+        }
+        if let Some(c) = self.scatter.cast() {
+            draw_on(c, |a| in_out_scatter(a, result));
+        }
+        self.dirty = false;
+    }
+
+    /// Download a chart or table.
+    pub fn export(&self, what: &str) -> Result<(), String> {
+        let result = self.result.as_ref().ok_or("no result yet")?;
+        let png = |node: &NodeRef, name: &str| -> Result<(), String> {
+            let canvas: web_sys::HtmlCanvasElement = node.cast().ok_or("no chart yet")?;
+            download_url(name, &canvas.to_data_url().map_err(|e| format!("{e:?}"))?)
+        };
+        match what {
+            "mem_histogram.png" => png(&self.hist, what),
+            "in_out.png" => png(&self.scatter, what),
+            "mem_histogram.svg" => download_text(
+                what,
+                "image/svg+xml",
+                &svg_of(CHART_SIZE, |a| mem_histogram(a, result)),
+            ),
+            "in_out.svg" => download_text(
+                what,
+                "image/svg+xml",
+                &svg_of(CHART_SIZE, |a| in_out_scatter(a, result)),
+            ),
+            name => {
+                let tables = mnemo_measures::export::counterfactual_tables(result)
+                    .map_err(|e| e.to_string())?;
+                let (_, csv) = tables
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .ok_or_else(|| format!("no table {name}"))?;
+                download_text(name, "text/csv", csv)
+            }
+        }
+    }
+}
+
+fn num(v: Option<f64>) -> String {
+    v.map_or_else(|| "undefined".into(), |x| format!("{x:.3}"))
+}
+
+fn contrast_text(c: &Contrast) -> String {
+    match (c.diff, c.se) {
+        (Some(d), Some(se)) => format!("{d:+.3} ± {se:.3}"),
+        (Some(d), None) => format!("{d:+.3}"),
+        _ => "undefined".into(),
+    }
+}
+
+impl App {
+    pub(super) fn view_counterfactual(&self, ctx: &Context<Self>) -> Html {
+        let link = ctx.link();
+        let cf = &self.cf;
+        let blocked = self.running() || self.webgpu.is_none();
+        let models_err = cf.models().err();
+        let (state, status) = match &cf.status {
+            CfStatus::Idle => ("idle", "Trains several small models, each on a random half of 48 invented facts and a “my PIN is …” line repeated 8 times; then compares, text by text, the models that trained on it with those that did not.".to_string()),
+            CfStatus::Training { done, total, elapsed_s } => {
+                let eta = if *done > 0 { format!(" · ETA {:.0} s", elapsed_s / *done as f64 * (total - done) as f64) } else { String::new() };
+                ("training", format!("Training model {} of {total}{eta}… (Cancel keeps the models already trained)", (done + 1).min(*total)))
+            }
+            CfStatus::Ready { elapsed_s, cancelled } => ("ready", match &cf.result {
+                Some(r) => format!("{} models trained and scored in {elapsed_s:.1} s{}; mem is defined for {} of {} texts.",
+                    r.models, if *cancelled { format!(" (cancelled: {} of {} planned)", r.models, r.planned) } else { String::new() },
+                    r.defined(), r.instances.len()),
+                None => String::new(),
+            }),
+        };
+        let progress = match &cf.status {
+            CfStatus::Training { done, total, .. } => html! {
+                <progress id="cf-progress" max={total.to_string()} value={done.to_string()}></progress>
+            },
+            _ => html! {},
+        };
+        let export = |what: &'static str, label: &'static str| {
+            html! { <button onclick={link.callback(move |_| Msg::ExportCf(what))}>{ label }</button> }
+        };
+        let results = match &cf.result {
+            None => html! {},
+            Some(r) => {
+                let ranked = r.ranked();
+                let top = ranked.iter().take(TOP).filter(|&&u| r.instances[u].mem.diff.is_some()).map(|&u| {
+                    let inst = &r.instances[u];
+                    let selected = cf.selected == Some(u);
+                    html! {
+                        <li class={classes!(selected.then_some("selected"))}>
+                            <button class="link" onclick={link.callback(move |_| Msg::SelectUnit(if selected { None } else { Some(u) }))}>
+                                <span class="score mono">{ num(inst.mem.diff) }</span>
+                                { inst.text.clone() }
+                                if inst.copies > 1 { { " " }<span class="repeated">{ format!("×{} in the data", inst.copies) }</span> }
+                            </button>
+                        </li>
+                    }
+                });
+                let detail = cf.selected.and_then(|u| r.instances.get(u).map(|inst| (u, inst))).map(|(u, inst)| {
+                    let per_model = r.membership.iter().zip(&r.scores).enumerate().map(|(j, (m, s))| html! {
+                        <tr><td>{ format!("model {}", j + 1) }</td><td>{ if m[u] { "trained on it" } else { "not" } }</td><td class="num">{ format!("{:.3}", s[u]) }</td></tr>
+                    });
+                    let influence = r.influence.iter().map(|p| html! {
+                        <tr><td>{ p.text.clone() }</td><td class="num">{ p.by_unit.get(u).map(contrast_text).unwrap_or_default() }</td></tr>
+                    });
+                    html! {
+                        <div id="cf-detail" class="detail">
+                            <p><strong>{ inst.text.clone() }</strong></p>
+                            <p class="mono">{ format!("mem {} (SE {}) = in-mean {} over {} models − out-mean {} over {} models",
+                                num(inst.mem.diff), num(inst.mem.se), num(inst.mem.in_mean), inst.mem.n_in, num(inst.mem.out_mean), inst.mem.n_out) }</p>
+                            <table class="small"><thead><tr><th>{ "model" }</th><th>{ "subset" }</th><th>{ r.metric.label() }</th></tr></thead>
+                                <tbody>{ for per_model }</tbody></table>
+                            if !r.influence.is_empty() {
+                                <p>{ "Its influence on held-out texts, infl(x ⇒ x′) = in-mean − out-mean of x′:" }</p>
+                                <table class="small"><thead><tr><th>{ "held-out text x′" }</th><th>{ "influence" }</th></tr></thead>
+                                    <tbody>{ for influence }</tbody></table>
+                            }
+                        </div>
+                    }
+                });
+                html! {
+                    <>
+                    <canvas id="cf-histogram" ref={cf.hist.clone()} width={CHART_SIZE.0.to_string()} height={CHART_SIZE.1.to_string()}></canvas>
+                    <div class="row actions">{ export("mem_histogram.png", "PNG") }{ export("mem_histogram.svg", "SVG") }{ export("counterfactual.csv", "CSV") }</div>
+                    <canvas id="cf-scatter" ref={cf.scatter.clone()} width={CHART_SIZE.0.to_string()} height={CHART_SIZE.1.to_string()}></canvas>
+                    <div class="row actions">{ export("in_out.png", "PNG") }{ export("in_out.svg", "SVG") }{ export("influence.csv", "Influence CSV") }</div>
+                    <h3>{ "Most memorised" }</h3>
+                    <p class="help">{ format!("mem = mean {} of the models that trained on the text − mean of those that did not. Click a text for its per-model scores and its influence on held-out texts.", r.metric.label()) }</p>
+                    <ol id="cf-top" class="ranked">{ for top }</ol>
+                    { detail.unwrap_or_default() }
+                    </>
+                }
+            }
+        };
+        html! {
+            <section class="panel" id="cf-panel">
+                <h2>{ "Counterfactual memorisation" }</h2>
+                <p class="help">{ "Zhang et al. (2023): a text is memorised when the models that trained on it predict it much better than models that did not see it." }</p>
+                <div class="row actions">
+                    <button id="cf-button" class="primary" onclick={link.callback(|_| Msg::RunCounterfactual(false))} disabled={blocked || models_err.is_some()}>{ "Run the counterfactual demo" }</button>
+                    <button id="cf-form-button" onclick={link.callback(|_| Msg::RunCounterfactual(true))} disabled={blocked || models_err.is_some()}
+                        title="Use the data, model and training settings above">{ "On my data and settings" }</button>
+                    <label class={classes!("field", models_err.is_some().then_some("invalid"))}><span>{ "Models" }</span>
+                        <input id="cf-models" type="text" inputmode="numeric" value={cf.models.clone()} disabled={blocked}
+                            oninput={link.callback(|e: InputEvent| { let i: HtmlInputElement = e.target_unchecked_into(); Msg::SetCfModels(i.value()) })} />
+                        <small class={if models_err.is_some() { "error" } else { "help" }}>{ models_err.clone().unwrap_or_else(|| "each on a random half".into()) }</small>
+                    </label>
+                </div>
+                <p id="cf-status" data-state={state}>{ status }</p>
+                if let Some(e) = &cf.error { <p id="cf-error" class="error" role="alert">{ e }</p> }
+                { progress }
+                { results }
+            </section>
+        }
+    }
+}

@@ -1,5 +1,6 @@
 //! `mnemo`: the native shell over Mnemo's engine. Train models, write their checkpoints,
-//! data order, losses and charts; print example specs; benchmark the backends.
+//! data order, losses and charts; estimate memorisation profiles; measure extraction;
+//! print example specs; benchmark the backends.
 
 use std::fs;
 use std::io::Write;
@@ -11,12 +12,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use mnemo_core::spec::{DataSource, Duration, SplitMode};
 use mnemo_core::train::{Trainer, run_blocking};
-use mnemo_core::{BackendKind, ExperimentSpec, SpecError, TrainError};
+use mnemo_core::{
+    BackendKind, CheckpointError, CorpusError, ExperimentSpec, SpecError, TrainError,
+};
 use mnemo_plots::{LossSeries, loss_svg};
 use thiserror::Error;
 
 mod cf_cmd;
 mod did_cmd;
+mod extract_cmd;
 
 #[derive(Parser)]
 #[command(name = "mnemo", version, about = "Measure how small language models memorise their training data.", long_about = None)]
@@ -92,6 +96,14 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Measure extraction (greedy decoding from a k-token prefix reproduces the next s
+    /// tokens) on every training instance and every held-out one (the baseline). Without
+    /// --checkpoint the spec's model is trained first (writing the `train` outputs);
+    /// with one, the checkpoint must fit the spec's model and corpus. Writes
+    /// extraction.csv (training instances), extraction_heldout.csv (both
+    /// `instance,prefix_len,suffix_len,exact,fraction`), extraction.json (rates and the
+    /// lengths used) and extraction.svg.
+    Extract(ExtractArgs),
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(Bench),
@@ -111,6 +123,22 @@ struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+}
+
+#[derive(Args)]
+struct ExtractArgs {
+    #[command(flatten)]
+    run: TrainArgs,
+    /// Measure this checkpoint (from `mnemo train` on the same spec) instead of training.
+    #[arg(long, value_name = "CKPT.safetensors")]
+    checkpoint: Option<PathBuf>,
+    /// Prefix length k in tokens (1-256; default: the spec's extraction.prefix, else 50).
+    /// Shorter sequences are split in proportion.
+    #[arg(long, value_name = "K")]
+    prefix: Option<usize>,
+    /// Suffix length s in tokens (1-256; default: the spec's extraction.suffix, else 50).
+    #[arg(long, value_name = "S")]
+    suffix: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -173,6 +201,19 @@ enum CliError {
     Did(#[from] mnemo_measures::did::DidError),
     #[error("counterfactual: {0}")]
     Counterfactual(#[from] mnemo_measures::counterfactual::CounterfactualError),
+    #[error("data: {0}")]
+    Corpus(#[from] CorpusError),
+    #[error("--prefix/--suffix: {0}")]
+    Settings(SpecError),
+    #[error("{path}: {source}")]
+    Checkpoint {
+        path: PathBuf,
+        source: CheckpointError,
+    },
+    #[error("{path} does not fit the spec: {message}")]
+    Mismatch { path: PathBuf, message: String },
+    #[error("extraction: {0}")]
+    Extraction(#[from] mnemo_measures::extraction::ExtractionError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
@@ -187,6 +228,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(args) => train(args).map(|_| ()),
         Command::Profile(args) => profile(args),
+        Command::Extract(ExtractArgs {
+            run,
+            checkpoint,
+            prefix,
+            suffix,
+        }) => extract_cmd::run(run, checkpoint, prefix, suffix),
         Command::Did {
             panel,
             out,
@@ -257,6 +304,14 @@ fn device(kind: BackendKind) -> Result<mnemo_core::backend::Device, CliError> {
 
 fn train(args: TrainArgs) -> Result<(Trainer, Vec<mnemo_core::Checkpoint>), CliError> {
     let spec = read_spec(&args.spec)?;
+    train_spec(spec, &args)
+}
+
+/// Train `spec` as `mnemo train` does, writing its outputs into `args.out`.
+fn train_spec(
+    spec: ExperimentSpec,
+    args: &TrainArgs,
+) -> Result<(Trainer, Vec<mnemo_core::Checkpoint>), CliError> {
     let mut kept = Vec::new();
     let kind: BackendKind = args.backend.into();
     let mut trainer = Trainer::new(spec.clone(), device(kind)?)?;

@@ -142,7 +142,7 @@ fn example_specs_are_valid_and_help_documents_commands() {
     }
     let help = mnemo().arg("--help").output().unwrap();
     let text = String::from_utf8_lossy(&help.stdout);
-    for cmd in ["train", "spec", "bench"] {
+    for cmd in ["train", "spec", "bench", "extract"] {
         assert!(text.contains(cmd), "{text}");
     }
 }
@@ -386,4 +386,265 @@ fn counterfactual_writes_the_documented_tables_and_refuses_bad_settings() {
     assert_eq!(res.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&res.stderr).contains("counterfactual.models = 65"));
     assert!(!bad_dir.exists());
+}
+
+/// `instances.csv` of a run: id -> (split, token count).
+fn instances(run: &Path) -> std::collections::HashMap<u32, (String, usize)> {
+    let text = std::fs::read_to_string(run.join("instances.csv")).unwrap();
+    let mut r = csv::Reader::from_reader(text.as_bytes());
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            (
+                rec[0].parse().unwrap(),
+                (rec[1].to_string(), rec[2].parse().unwrap()),
+            )
+        })
+        .collect()
+}
+
+/// `(instance, prefix_len, suffix_len, exact, fraction)` rows of an extraction CSV,
+/// after checking its header.
+fn extraction_rows(path: &Path) -> Vec<(u32, usize, usize, bool, f64)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(
+        text.starts_with("instance,prefix_len,suffix_len,exact,fraction\n"),
+        "{text}"
+    );
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            assert_eq!(f.len(), 5, "{l}");
+            (
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+                f[3].parse().unwrap(),
+                f[4].parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn extract_trains_measures_both_splits_and_a_checkpoint_gives_the_same_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = tiny_spec(dir.path());
+    let out = dir.path().join("run");
+    let start = std::time::Instant::now();
+    let res = mnemo()
+        .args(["extract", "--quiet", "--spec"])
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{err}");
+    eprintln!(
+        "extract (train 6 steps + extract 20 instances): {:.2} s",
+        start.elapsed().as_secs_f64()
+    );
+    // The training outputs, as `mnemo train` writes them, then the extraction files.
+    for f in [
+        "checkpoints/step_000006.safetensors",
+        "order.csv",
+        "instances.csv",
+        "extraction.csv",
+        "extraction_heldout.csv",
+        "extraction.json",
+        "extraction.svg",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    let inst = instances(&out);
+    let train = extraction_rows(&out.join("extraction.csv"));
+    let held = extraction_rows(&out.join("extraction_heldout.csv"));
+    let n_train = inst.values().filter(|(s, _)| s == "train").count();
+    assert_eq!((train.len(), held.len()), (n_train, inst.len() - n_train));
+    assert!(!held.is_empty());
+    // Facts are ~50 tokens, shorter than the default 50 + 50: every split is scaled down
+    // to the whole sequence, in proportion.
+    for (rows, split) in [(&train, "train"), (&held, "heldout")] {
+        for &(id, k, s, exact, fraction) in rows.iter() {
+            let (ref sp, n) = inst[&id];
+            assert_eq!(sp, split, "instance {id}");
+            assert_eq!(k + s, n, "instance {id}: the split uses all {n} tokens");
+            assert!(k == n / 2 && s == n - n / 2, "{k} {s} of {n}");
+            assert!((0.0..=1.0).contains(&fraction));
+            assert_eq!(exact, fraction == 1.0);
+        }
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("extraction.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["prefix"], 50);
+    assert_eq!(summary["suffix"], 50);
+    assert_eq!(summary["scaled"], 20);
+    assert_eq!(summary["skipped"], 0);
+    assert_eq!(summary["train_rates"]["n"], n_train);
+    let exact = summary["train_rates"]["exact_rate"].as_f64().unwrap();
+    let count = train.iter().filter(|r| r.3).count();
+    assert!((exact - count as f64 / n_train as f64).abs() < 1e-12);
+    let frac = summary["heldout_rates"]["fractional_rate"]
+        .as_f64()
+        .unwrap();
+    assert!((0.0..=1.0).contains(&frac));
+    let used: usize = summary["lengths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["train"].as_u64().unwrap() + l["heldout"].as_u64().unwrap())
+        .sum::<u64>() as usize;
+    assert_eq!(used, 20);
+    let svg = std::fs::read_to_string(out.join("extraction.svg")).unwrap();
+    assert!(svg.starts_with("<svg"));
+    assert!(svg.contains(&format!("training (n = {n_train}): exact ")));
+    assert!(err.contains("20 of 20 instances scaled down"), "{err}");
+    assert!(err.contains("training instances (n = "), "{err}");
+
+    // The saved final checkpoint measured again: the same rows.
+    let again = dir.path().join("again");
+    let res = mnemo()
+        .args(["extract", "--spec"])
+        .arg(&spec)
+        .arg("--checkpoint")
+        .arg(out.join("checkpoints/step_000006.safetensors"))
+        .arg("--out")
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert!(
+        !again.join("order.csv").exists(),
+        "no training with a checkpoint"
+    );
+    for f in [
+        "extraction.csv",
+        "extraction_heldout.csv",
+        "extraction.json",
+    ] {
+        assert_eq!(
+            std::fs::read_to_string(out.join(f)).unwrap(),
+            std::fs::read_to_string(again.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+
+    // --prefix and --suffix override the default; these fit every fact, nothing scaled.
+    let short = dir.path().join("short");
+    let res = mnemo()
+        .args(["extract", "--prefix", "4", "--suffix", "6", "--spec"])
+        .arg(&spec)
+        .arg("--checkpoint")
+        .arg(out.join("checkpoints/step_000006.safetensors"))
+        .arg("--out")
+        .arg(&short)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    for (_, k, s, _, _) in extraction_rows(&short.join("extraction.csv")) {
+        assert_eq!((k, s), (4, 6));
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(short.join("extraction.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        (summary["prefix"].clone(), summary["scaled"].clone()),
+        (4.into(), 0.into())
+    );
+}
+
+#[test]
+fn extract_refuses_missing_damaged_and_foreign_checkpoints_and_bad_lengths() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = tiny_spec(dir.path());
+    let run = dir.path().join("run");
+    let res = mnemo()
+        .args(["train", "--quiet", "--spec"])
+        .arg(&spec)
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(res.status.success());
+    let ck = run.join("checkpoints/step_000006.safetensors");
+    let garbage = dir.path().join("garbage.safetensors");
+    std::fs::write(&garbage, b"not a checkpoint").unwrap();
+    let base: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&spec).unwrap()).unwrap();
+    let mut narrow = base.clone();
+    narrow["model"]["d_model"] = 32.into();
+    let narrow_path = dir.path().join("narrow.json");
+    std::fs::write(&narrow_path, narrow.to_string()).unwrap();
+    let mut other = base.clone();
+    other["data"]["source"] = serde_json::json!({
+        "kind": "text", "text": "abc\nbca\ncab\nacb", "split": { "mode": "lines" }
+    });
+    let other_path = dir.path().join("other.json");
+    std::fs::write(&other_path, other.to_string()).unwrap();
+    let missing = dir.path().join("missing.safetensors");
+    let cases: Vec<(std::path::PathBuf, Vec<String>, &str)> = vec![
+        (
+            spec.clone(),
+            vec!["--checkpoint".into(), missing.display().to_string()],
+            "missing.safetensors",
+        ),
+        (
+            spec.clone(),
+            vec!["--checkpoint".into(), garbage.display().to_string()],
+            "not a readable safetensors file",
+        ),
+        (
+            narrow_path,
+            vec!["--checkpoint".into(), ck.display().to_string()],
+            "does not fit the spec: the checkpoint's model (2 layer(s), d_model 64",
+        ),
+        (
+            other_path,
+            vec!["--checkpoint".into(), ck.display().to_string()],
+            "does not fit the spec: the checkpoint's vocabulary",
+        ),
+        (
+            spec.clone(),
+            vec!["--prefix".into(), "0".into()],
+            "extraction.prefix = 0 is outside the allowed range 1..=256",
+        ),
+        (
+            spec.clone(),
+            vec![
+                "--checkpoint".into(),
+                ck.display().to_string(),
+                "--suffix".into(),
+                "257".into(),
+            ],
+            "extraction.suffix = 257 is outside the allowed range 1..=256",
+        ),
+    ];
+    for (i, (spec, extra, expected)) in cases.into_iter().enumerate() {
+        let out = dir.path().join(format!("out{i}"));
+        let res = mnemo()
+            .args(["extract", "--quiet", "--spec"])
+            .arg(&spec)
+            .args(&extra)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(2), "case {i}: {err}");
+        assert!(err.contains(expected), "case {i}: {err}");
+        assert!(!err.contains("panicked"), "case {i}: {err}");
+        // Refused before anything was trained or written.
+        assert!(!out.exists(), "case {i}: nothing is written");
+    }
 }

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod chart;
+pub mod ctors;
 pub mod download;
 pub mod form;
 pub mod protocol;

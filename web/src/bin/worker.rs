@@ -405,5 +405,8 @@ mod worker {
 
 fn main() {
     #[cfg(target_arch = "wasm32")]
-    worker::start();
+    {
+        mnemo_web::ctors::run_static_constructors();
+        worker::start();
+    }
 }

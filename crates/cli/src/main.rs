@@ -21,6 +21,7 @@ use thiserror::Error;
 mod cf_cmd;
 mod did_cmd;
 mod extract_cmd;
+mod link_cmd;
 
 #[derive(Parser)]
 #[command(name = "mnemo", version, about = "Measure how small language models memorise their training data.", long_about = None)]
@@ -104,6 +105,44 @@ enum Command {
     /// `instance,prefix_len,suffix_len,exact,fraction`), extraction.json (rates and the
     /// lengths used) and extraction.svg.
     Extract(ExtractArgs),
+    /// Make a link that reproduces a spec in the browser (prints the fragment after `#`,
+    /// or the whole URL with --base), or decode a link back into its spec (--decode).
+    Link {
+        /// The spec to encode.
+        #[arg(long, value_name = "SPEC.json", conflicts_with = "decode")]
+        spec: Option<PathBuf>,
+        /// A link (whole URL, `#fragment` or bare fragment) to print as a spec.
+        #[arg(long, value_name = "URL_OR_FRAGMENT")]
+        decode: Option<String>,
+        /// The view the link opens: train, profile, counterfactual or extraction.
+        #[arg(long)]
+        view: Option<String>,
+        /// Run the experiment as soon as the link opens.
+        #[arg(long)]
+        autorun: bool,
+        /// Open the view alone, for an iframe.
+        #[arg(long)]
+        embed: bool,
+        /// The page's address, to print a whole URL.
+        #[arg(long, value_name = "URL")]
+        base: Option<String>,
+    },
+    /// Run what a link describes: train (or build the profile), then the counterfactual
+    /// ensemble and extraction when the spec has them.
+    Run {
+        /// The link.
+        #[arg(long, value_name = "URL_OR_FRAGMENT")]
+        link: String,
+        /// The file a link names by its hash (when its text was too large for the link).
+        #[arg(long, value_name = "FILE")]
+        corpus: Option<PathBuf>,
+        /// Output directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(Bench),
@@ -199,6 +238,8 @@ enum CliError {
     Profile(#[from] mnemo_measures::profile::ProfileError),
     #[error("estimator: {0}")]
     Did(#[from] mnemo_measures::did::DidError),
+    #[error("link: {0}")]
+    Link(#[from] mnemo_core::link::LinkError),
     #[error("counterfactual: {0}")]
     Counterfactual(#[from] mnemo_measures::counterfactual::CounterfactualError),
     #[error("data: {0}")]
@@ -249,6 +290,20 @@ fn main() -> ExitCode {
             check,
         } => spec_cmd(example, tinymem, profile, counterfactual, check),
         Command::Bench(Bench::Train { steps }) => bench_train(steps),
+        Command::Link {
+            spec,
+            decode,
+            view,
+            autorun,
+            embed,
+            base,
+        } => link_cmd::link(spec, decode, view, autorun, embed, base),
+        Command::Run {
+            link,
+            corpus,
+            out,
+            quiet,
+        } => link_cmd::run(link, corpus, out, quiet),
         Command::Bench(Bench::Counterfactual { models }) => cf_cmd::bench(models),
         Command::Counterfactual {
             spec,

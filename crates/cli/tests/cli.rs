@@ -648,3 +648,71 @@ fn extract_refuses_missing_damaged_and_foreign_checkpoints_and_bad_lengths() {
         assert!(!out.exists(), "case {i}: nothing is written");
     }
 }
+
+#[test]
+fn link_encodes_decodes_and_runs_and_refuses_damaged_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = tiny_spec(dir.path());
+    let out = mnemo()
+        .args([
+            "link",
+            "--view",
+            "train",
+            "--base",
+            "https://example.org/mnemo/",
+            "--spec",
+        ])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(url.starts_with("https://example.org/mnemo/#v1."), "{url}");
+    // Decoding gives back the spec, normalised.
+    let out = mnemo().args(["link", "--decode", &url]).output().unwrap();
+    assert!(out.status.success());
+    let decoded: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let original: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&spec).unwrap()).unwrap();
+    assert_eq!(decoded["model"], original["model"]);
+    assert_eq!(
+        decoded["training"]["duration"],
+        original["training"]["duration"]
+    );
+    // Running the link trains the spec.
+    let run_dir = dir.path().join("run");
+    let res = mnemo()
+        .args(["run", "--quiet", "--link", &url, "--out"])
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(run_dir.join("loss.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        1 + 6
+    );
+    // Damaged links: a message and exit 2, never a panic.
+    for bad in [
+        "#v1.%%%",
+        "https://x/#v7.abc",
+        "#nothing",
+        &url[..url.len() - 9],
+    ] {
+        let res = mnemo().args(["link", "--decode", bad]).output().unwrap();
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(2), "{bad}: {err}");
+        assert!(err.starts_with("error: link: "), "{bad}: {err}");
+        assert!(!err.contains("panicked"));
+    }
+}

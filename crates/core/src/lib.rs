@@ -9,6 +9,7 @@ pub use burn;
 pub mod backend;
 pub mod checkpoint;
 pub mod corpus;
+pub mod link;
 pub mod model;
 pub mod rng;
 pub mod spec;

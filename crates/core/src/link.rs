@@ -28,6 +28,14 @@ pub const TEXT_IN_LINK: usize = 32 * 1024;
 pub const LINK_CHARS: usize = 256 * 1024;
 /// The most a link may inflate to, in bytes (a bound against compression bombs).
 pub const INFLATED_BYTES: usize = 4 * 1024 * 1024;
+/// The views a link may open.
+pub const VIEWS: [&str; 5] = [
+    "train",
+    "profile",
+    "counterfactual",
+    "extraction",
+    "softprompt",
+];
 /// Most names in `hide` or `lock`.
 pub const MAX_CONTROLS: usize = 64;
 
@@ -157,15 +165,15 @@ pub fn sha256_hex(text: &str) -> String {
 /// replaced by its [`CorpusRef`] (`file_name` is recorded with it).
 pub fn encode(payload: &LinkPayload, file_name: &str) -> String {
     let mut payload = payload.clone();
-    if let DataSource::Text { text, .. } = &mut payload.spec.data.source {
-        if text.len() > TEXT_IN_LINK {
-            payload.corpus = Some(CorpusRef {
-                sha256: sha256_hex(text),
-                bytes: text.len(),
-                name: file_name.to_string(),
-            });
-            text.clear();
-        }
+    if let DataSource::Text { text, .. } = &mut payload.spec.data.source
+        && text.len() > TEXT_IN_LINK
+    {
+        payload.corpus = Some(CorpusRef {
+            sha256: sha256_hex(text),
+            bytes: text.len(),
+            name: file_name.to_string(),
+        });
+        text.clear();
     }
     let json = serde_json::to_vec(&payload).unwrap_or_default();
     let deflated = miniz_oxide::deflate::compress_to_vec(&json, 9);
@@ -224,23 +232,15 @@ fn decode_v1(body: &str) -> Result<LinkPayload, LinkError> {
 
 fn check(p: &LinkPayload) -> Result<(), LinkError> {
     let field = |field: &'static str, message: String| LinkError::Field { field, message };
-    if let Some(v) = &p.view {
-        if ![
-            "train",
-            "profile",
-            "counterfactual",
-            "extraction",
-            "softprompt",
-        ]
-        .contains(&v.as_str())
-        {
-            return Err(field("view", format!("unknown view “{}”", clip(v))));
-        }
+    if let Some(v) = &p.view
+        && !VIEWS.contains(&v.as_str())
+    {
+        return Err(field("view", format!("unknown view “{}”", clip(v))));
     }
-    if let Some(l) = &p.lesson {
-        if l.len() > 4000 {
-            return Err(field("lesson", format!("{} bytes; at most 4000", l.len())));
-        }
+    if let Some(l) = &p.lesson
+        && l.len() > 4000
+    {
+        return Err(field("lesson", format!("{} bytes; at most 4000", l.len())));
     }
     for (name, list) in [("lock", &p.lock), ("hide", &p.hide)] {
         let name: &'static str = name;

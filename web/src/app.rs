@@ -16,9 +16,11 @@ use yew::prelude::*;
 
 mod counterfactual;
 mod extraction;
+mod share;
 
 use counterfactual::{CfState, CfStatus};
 use extraction::{ExState, ExStatus};
+use share::ShareState;
 
 use crate::chart::{draw_loss, draw_on};
 use crate::download::{download_text, download_url};
@@ -138,6 +140,12 @@ pub enum Msg {
     ShowHeldout(bool),
     /// Export an extraction chart or table.
     ExportExtraction(&'static str),
+    /// Make a link to the last experiment (`true`: the embed variant).
+    MakeLink(bool),
+    /// The file an opened link names was picked.
+    LinkFile(File),
+    /// ... and read (or refused).
+    LinkFileRead(Result<String, String>),
 }
 
 /// Where the memorisation profile stands.
@@ -205,6 +213,11 @@ pub struct App {
     ex: ExState,
     /// A description of the model of the last finished training run (kept by the worker).
     trained_model: Option<String>,
+    share: ShareState,
+    /// The last experiment started and its view (what "Copy link" shares).
+    last_job: Option<(ExperimentSpec, &'static str)>,
+    /// Measure extraction when the current training run finishes (a link's extraction view).
+    extract_after_train: bool,
 }
 
 /// The worker's message handler; kept alive as long as the worker.
@@ -273,6 +286,7 @@ impl App {
         self.info = None;
         self.run = RunState::Starting;
         self.spec_run = Some(spec.clone());
+        self.last_job = Some((spec.clone(), "train"));
         self.send(&ToWorker::Train {
             spec,
             backend: self.backend(),
@@ -295,11 +309,72 @@ impl App {
         self.info = None;
         self.run = RunState::Starting;
         self.spec_run = Some(spec.clone());
+        if self.profiles.is_empty() {
+            self.last_job = Some((spec.clone(), "profile"));
+        }
         self.send(&ToWorker::Profile {
             spec,
             backend: self.backend(),
             label,
         });
+    }
+
+    /// Start a counterfactual ensemble of `spec` (its `counterfactual` section, with the
+    /// view's number of models).
+    fn start_counterfactual(&mut self, base: ExperimentSpec) {
+        match self.cf.spec(base) {
+            Ok(spec) => {
+                self.cf.error = None;
+                self.cf.status = CfStatus::Training {
+                    done: 0,
+                    total: spec.counterfactual.as_ref().map_or(0, |c| c.models),
+                    elapsed_s: 0.0,
+                };
+                self.last_job = Some((spec.clone(), "counterfactual"));
+                self.send(&ToWorker::Counterfactual {
+                    spec,
+                    backend: self.backend(),
+                });
+            }
+            Err(e) => self.cf.error = Some(e),
+        }
+    }
+
+    /// Re-run the experiment of the link the page was opened with (once, when the
+    /// worker is ready and any file it names is attached).
+    fn run_link(&mut self) {
+        if self.share.started || self.webgpu.is_none() || self.running() {
+            return;
+        }
+        let Some(p) = &self.share.opened else { return };
+        if !p.run || p.corpus.is_some() {
+            return;
+        }
+        let (spec, view) = (p.spec.clone(), p.view.clone().unwrap_or_default());
+        self.share.started = true;
+        match view.as_str() {
+            "profile" => {
+                self.profiles.clear();
+                let label = format!("d_model {}", spec.model.d_model);
+                self.queue = vec![(spec, label)];
+                self.next_profile();
+            }
+            "counterfactual" => {
+                if let Some(c) = &spec.counterfactual {
+                    self.cf.models = c.models.to_string();
+                }
+                self.start_counterfactual(spec);
+            }
+            "extraction" => {
+                if let Some(e) = &spec.extraction {
+                    self.ex.prefix = e.prefix.to_string();
+                    self.ex.suffix = e.suffix.to_string();
+                }
+                self.extract_after_train = true;
+                self.start(spec);
+            }
+            _ => self.start(spec),
+        }
     }
 
     fn export_profile(&self, what: &str) -> Result<(), String> {
@@ -525,8 +600,13 @@ impl Component for App {
                 Some(format!("The training worker could not start: {e}")),
             ),
         };
+        let share = ShareState::from_location();
+        let form = match &share.opened {
+            Some(p) => Form::from_spec(&p.spec),
+            None => Form::from_spec(&ExperimentSpec::demo()),
+        };
         App {
-            form: Form::from_spec(&ExperimentSpec::demo()),
+            form,
             worker,
             _on_message: on_message,
             worker_error,
@@ -554,6 +634,9 @@ impl Component for App {
             cf: CfState::default(),
             ex: ExState::default(),
             trained_model: None,
+            share,
+            last_job: None,
+            extract_after_train: false,
         }
     }
 
@@ -561,7 +644,10 @@ impl Component for App {
         match msg {
             Msg::Worker(m) => match m {
                 FromWorker::Ready => self.send(&ToWorker::Probe),
-                FromWorker::Probe { webgpu } => self.webgpu = Some(webgpu),
+                FromWorker::Probe { webgpu } => {
+                    self.webgpu = Some(webgpu);
+                    self.run_link();
+                }
                 FromWorker::Started {
                     total_steps,
                     train,
@@ -600,6 +686,10 @@ impl Component for App {
                             s.name, s.model.n_layers, s.model.d_model
                         )
                     });
+                    if std::mem::take(&mut self.extract_after_train) {
+                        // Send after the Done handling: the worker is free once it posted Done.
+                        ctx.link().send_message(Msg::Extract);
+                    }
                     self.run = RunState::Done {
                         elapsed_s,
                         tokens_per_s,
@@ -764,21 +854,7 @@ impl Component for App {
                 } else {
                     ExperimentSpec::counterfactual_demo()
                 };
-                match self.cf.spec(base) {
-                    Ok(spec) => {
-                        self.cf.error = None;
-                        self.cf.status = CfStatus::Training {
-                            done: 0,
-                            total: spec.counterfactual.as_ref().map_or(0, |c| c.models),
-                            elapsed_s: 0.0,
-                        };
-                        self.send(&ToWorker::Counterfactual {
-                            spec,
-                            backend: self.backend(),
-                        });
-                    }
-                    Err(e) => self.cf.error = Some(e),
-                }
+                self.start_counterfactual(base);
             }
             Msg::SetCfModels(m) => self.cf.models = m,
             Msg::SelectUnit(u) => self.cf.selected = u,
@@ -800,6 +876,11 @@ impl Component for App {
                     return false;
                 }
                 if let (Ok(prefix), Ok(suffix)) = self.ex.settings() {
+                    if let Some(spec) = &self.spec_run {
+                        let mut spec = spec.clone();
+                        spec.extraction = Some(mnemo_core::spec::ExtractionSpec { prefix, suffix });
+                        self.last_job = Some((spec, "extraction"));
+                    }
                     self.ex.error = None;
                     self.ex.status = ExStatus::Running;
                     self.send(&ToWorker::Extract {
@@ -808,6 +889,53 @@ impl Component for App {
                 }
             }
             Msg::ShowHeldout(h) => self.ex.heldout = h,
+            Msg::MakeLink(embed) => {
+                let job = self
+                    .last_job
+                    .clone()
+                    .or_else(|| self.form.to_spec().ok().map(|s| (s, "train")));
+                match job {
+                    Some((spec, view)) => {
+                        let url = self.share.make_link(&spec, view, embed);
+                        if embed {
+                            self.share.embed = Some(share::iframe(&url));
+                        } else {
+                            self.share.link = Some(url);
+                        }
+                    }
+                    None => {
+                        self.share.link =
+                            Some("Fix the settings first: a link needs a valid experiment.".into())
+                    }
+                }
+            }
+            Msg::LinkFile(file) => {
+                let link = ctx.link().clone();
+                let name = file.name();
+                if let Err(e) = check_size(&name, file.size() as u64) {
+                    self.share.file_error = Some(e.to_string());
+                    return true;
+                }
+                wasm_bindgen_futures::spawn_local(async move {
+                    let result =
+                        match wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await {
+                            Ok(buf) => decode_text(&name, &js_sys::Uint8Array::new(&buf).to_vec())
+                                .map_err(|e| e.to_string()),
+                            Err(e) => Err(format!("“{name}” could not be read: {e:?}")),
+                        };
+                    link.send_message(Msg::LinkFileRead(result));
+                });
+            }
+            Msg::LinkFileRead(result) => match result.and_then(|text| self.share.attach(&text)) {
+                Ok(()) => {
+                    self.share.file_error = None;
+                    if let Some(p) = &self.share.opened {
+                        self.form = Form::from_spec(&p.spec);
+                    }
+                    self.run_link();
+                }
+                Err(e) => self.share.file_error = Some(e),
+            },
             Msg::ExportExtraction(what) => {
                 if let Err(e) = self.ex.export(what) {
                     web_sys::console::warn_1(&e.into());
@@ -880,6 +1008,7 @@ impl Component for App {
         let running = self.running();
         let backend = self.backend();
         let probing = self.webgpu.is_none();
+        let data_locked = self.share.locked("data");
 
         let badge = html! {
             <span id="backend-badge" class={classes!("badge", if backend == BackendKind::Wgpu { "gpu" } else { "cpu" })}
@@ -916,7 +1045,7 @@ impl Component for App {
             html! {
                 <label class={classes!("field", err.is_some().then_some("invalid"))}>
                     <span>{ label }</span>
-                    <input id={id} type="text" inputmode="decimal" value={value} {oninput} disabled={running}
+                    <input id={id} type="text" inputmode="decimal" value={value} {oninput} disabled={running || self.share.locked(key)}
                            aria-invalid={if err.is_some() { "true" } else { "false" }} />
                     <small class={if err.is_some() { "error" } else { "help" }}>{ err.unwrap_or_else(|| help.to_string()) }</small>
                 </label>
@@ -1028,8 +1157,10 @@ impl Component for App {
             <main>
                 <header>
                     <h1>{ "Mnemo" }</h1>
-                    <p class="tagline">{ "Train a small language model in your browser and watch what it memorises." }</p>
-                    <div class="backend">
+                    if !self.share.embedded() {
+                        <p class="tagline">{ "Train a small language model in your browser and watch what it memorises." }</p>
+                    }
+                    <div class={classes!("backend", self.share.hidden("backend").then_some("hidden"))}>
                         { badge }
                         <label>{ "Compute: " }
                             <select id="backend-select" onchange={on_backend} disabled={running}>
@@ -1042,28 +1173,41 @@ impl Component for App {
                 </header>
                 { notice }
                 if let Some(e) = &self.worker_error { <p class="error" role="alert">{ e }</p> }
+                if let Some(e) = &self.share.error { <p id="link-error" class="error" role="alert">{ e }</p> }
+                if let Some(lesson) = self.share.opened.as_ref().and_then(|p| p.lesson.clone()) {
+                    <section id="lesson" class="notice">{ lesson }</section>
+                }
+                if let Some((name, bytes)) = self.share.waiting_for_file() {
+                    <section id="link-file" class="notice">
+                        <p>{ format!("This link trains on a text of {bytes} bytes{} that was too large to travel inside it. Attach that file to run the experiment; Mnemo checks that it is the same file.",
+                            if name.is_empty() { String::new() } else { format!(" (“{name}”)") }) }</p>
+                        <input id="link-file-input" type="file" accept=".txt,text/plain"
+                            onchange={link.batch_callback(|e: Event| { let i: HtmlInputElement = e.target_unchecked_into(); let f = i.files().and_then(|f| f.get(0)); i.set_value(""); f.map(Msg::LinkFile) })} />
+                        if let Some(e) = &self.share.file_error { <p id="link-file-error" class="error" role="alert">{ e }</p> }
+                    </section>
+                }
 
-                <section class="quick">
+                <section class={classes!("quick", self.share.hidden("demo").then_some("hidden"))}>
                     <button id="demo-button" class="primary" onclick={link.callback(|_| Msg::RunDemo)} disabled={running || probing}>{ "Run the demo" }</button>
                     <span class="help">{ demo_blurb() }</span>
                 </section>
 
-                <section class="panel">
+                <section class={classes!("panel", self.share.hidden("data").then_some("hidden"))}>
                     <h2>{ "Data" }</h2>
                     <div class="row">
-                        <label><input type="radio" name="source" checked={self.form.source == Source::Builtin} disabled={running}
+                        <label><input type="radio" name="source" checked={self.form.source == Source::Builtin} disabled={running || data_locked}
                             onchange={link.callback(|_| Msg::SetSource(Source::Builtin))} />{ " Built-in: invented facts" }</label>
-                        <label><input id="source-text" type="radio" name="source" checked={self.form.source == Source::Text} disabled={running}
+                        <label><input id="source-text" type="radio" name="source" checked={self.form.source == Source::Text} disabled={running || data_locked}
                             onchange={link.callback(|_| Msg::SetSource(Source::Text))} />{ " My text" }</label>
                     </div>
                     <div class={classes!("dropzone", self.dragging.then_some("dragging"))} {ondrop} {ondragover} {ondragleave}>
                         <textarea id="text-input" rows="6" placeholder="Paste or type text here, or drop a .txt file on this box: one instance per line or paragraph."
-                            value={self.form.text.clone()} disabled={running}
+                            value={self.form.text.clone()} disabled={running || data_locked}
                             oninput={link.callback(|e: InputEvent| { let t: HtmlTextAreaElement = e.target_unchecked_into(); Msg::SetText(t.value()) })}
                             onfocus={link.callback(|_| Msg::SetSource(Source::Text))} />
                         <div class="row">
                             <label class="file">{ "Upload a text file " }
-                                <input id="file-input" type="file" accept=".txt,text/plain" onchange={onfile} disabled={running} />
+                                <input id="file-input" type="file" accept=".txt,text/plain" onchange={onfile} disabled={running || data_locked} />
                             </label>
                             <small class="help">{ format!("Plain UTF-8 text, up to {} MiB.", UPLOAD_CAP / 1024 / 1024) }</small>
                         </div>
@@ -1076,7 +1220,7 @@ impl Component for App {
                     if let Some(e) = errors.get("data") { <p class="error">{ e }</p> }
                     <div class="row">
                         <label class="field"><span>{ "Instances" }</span>
-                            <select id="split-select" disabled={running} onchange={link.callback(|e: Event| { let s: HtmlSelectElement = e.target_unchecked_into(); Msg::SetSplit(s.value()) })}>
+                            <select id="split-select" disabled={running || data_locked} onchange={link.callback(|e: Event| { let s: HtmlSelectElement = e.target_unchecked_into(); Msg::SetSplit(s.value()) })}>
                                 <option value="lines" selected={self.form.split == "lines"}>{ "one per line" }</option>
                                 <option value="paragraphs" selected={self.form.split == "paragraphs"}>{ "one per paragraph" }</option>
                                 <option value="windows" selected={self.form.split == "windows"}>{ "fixed-length windows" }</option>
@@ -1084,19 +1228,19 @@ impl Component for App {
                         </label>
                         if self.form.split == "windows" {
                             <label class="field"><span>{ "Window (characters)" }</span>
-                                <input type="text" value={self.form.window.clone()} disabled={running}
+                                <input type="text" value={self.form.window.clone()} disabled={running || data_locked}
                                     oninput={link.callback(|e: InputEvent| { let i: HtmlInputElement = e.target_unchecked_into(); Msg::SetWindow(i.value()) })} />
                                 if let Some(e) = errors.get("data.source.split.length") { <small class="error">{ e }</small> }
                             </label>
                         }
                         <label class="field"><span>{ "Tokenizer" }</span>
-                            <select disabled={running} onchange={link.callback(|e: Event| { let s: HtmlSelectElement = e.target_unchecked_into(); Msg::SetTokenizer(s.value()) })}>
+                            <select disabled={running || data_locked} onchange={link.callback(|e: Event| { let s: HtmlSelectElement = e.target_unchecked_into(); Msg::SetTokenizer(s.value()) })}>
                                 <option value="char" selected={self.form.tokenizer == "char"}>{ "characters" }</option>
                                 <option value="byte" selected={self.form.tokenizer == "byte"}>{ "bytes (UTF-8)" }</option>
                             </select>
                         </label>
                         <label class={classes!("field", errors.contains_key("data.heldout_fraction").then_some("invalid"))}><span>{ "Held out (%)" }</span>
-                            <input type="text" value={self.form.heldout.clone()} disabled={running}
+                            <input type="text" value={self.form.heldout.clone()} disabled={running || data_locked}
                                 oninput={link.callback(|e: InputEvent| { let i: HtmlInputElement = e.target_unchecked_into(); Msg::SetHeldout(i.value()) })} />
                             <small class={if errors.contains_key("data.heldout_fraction") { "error" } else { "help" }}>
                                 { errors.get("data.heldout_fraction").cloned().unwrap_or_else(|| "never trained on".into()) }</small>
@@ -1104,7 +1248,7 @@ impl Component for App {
                     </div>
                 </section>
 
-                <section class="panel">
+                <section class={classes!("panel", self.share.hidden("model").then_some("hidden"))}>
                     <h2>{ "Model and training" }</h2>
                     <div class="grid">
                         { for FIELDS.iter().map(|(k, l, h)| field(k, l, h)) }
@@ -1116,7 +1260,7 @@ impl Component for App {
                     </div>
                 </section>
 
-                <section class="panel">
+                <section class={classes!("panel", self.share.hidden("progress").then_some("hidden"))}>
                     <h2>{ "Progress" }</h2>
                     <progress id="progress-bar" max={total.to_string()} value={step.to_string()}></progress>
                     <p id="progress-text" class="mono">{ progress_text.unwrap_or_default() }</p>
@@ -1130,9 +1274,22 @@ impl Component for App {
                         <button onclick={link.callback(|_| Msg::Export("png"))} disabled={self.losses.is_empty()}>{ "Chart PNG" }</button>
                     </div>
                 </section>
-                { self.view_profile(ctx) }
-                { self.view_counterfactual(ctx) }
-                { self.view_extraction(ctx) }
+                if !self.share.hidden("profile") { { self.view_profile(ctx) } }
+                if !self.share.hidden("counterfactual") { { self.view_counterfactual(ctx) } }
+                if !self.share.hidden("extraction") { { self.view_extraction(ctx) } }
+                if !self.share.hidden("share") {
+                    <section class="panel" id="share-panel">
+                        <h2>{ "Share" }</h2>
+                        <p class="help">{ "A link holds the whole experiment (data, model, schedule, seed, the analysis and its settings): whoever opens it re-runs it and gets the same numbers on the same kind of backend." }</p>
+                        <div class="row actions">
+                            <button id="copy-link" onclick={link.callback(|_| Msg::MakeLink(false))}>{ "Copy link" }</button>
+                            <button id="embed-button" onclick={link.callback(|_| Msg::MakeLink(true))}>{ "Embed" }</button>
+                            <button onclick={link.callback(|_| Msg::Export("spec"))} disabled={spec.is_err() && self.spec_run.is_none()}>{ "Download spec" }</button>
+                        </div>
+                        if let Some(l) = &self.share.link { <input id="share-link" class="mono wide" type="text" readonly=true value={l.clone()} /> }
+                        if let Some(e) = &self.share.embed { <textarea id="embed-snippet" class="mono wide" rows="3" readonly=true value={e.clone()} /> }
+                    </section>
+                }
                 <footer><small>{ "Mnemo runs entirely in this page: your text never leaves your computer." }</small></footer>
             </main>
         }

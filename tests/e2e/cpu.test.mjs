@@ -92,6 +92,9 @@ test('non-UTF-8, binary and empty uploads get a clear message and change nothing
     { name: 'latin1.txt', bytes: [0x63, 0x61, 0x66, 0xe9, 0x0a], message: /“latin1.txt” is not UTF-8 text/ },
     { name: 'image.png', bytes: [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00], message: /looks like a binary file/ },
     { name: 'empty.txt', bytes: [], message: /“empty.txt” is empty/ },
+    { name: 'rows.csv', bytes: [...Buffer.from('id,text\n1,fine\n2,bad,extra\n')], message: /“rows.csv”, line 3: 3 fields where the header has 2/ },
+    { name: 'rows.jsonl', bytes: [...Buffer.from('{"text": "fine"}\n{"text": 5}\n')], message: /“rows.jsonl”, line 2: “text” is not a string/ },
+    { name: 'big.txt', bytes: [...Buffer.alloc(2 * 1024 * 1024 + 1, 97)], message: /“big.txt” is 2097153 bytes; the limit is 2097152 bytes/ },
   ];
   for (const c of cases) {
     await page.setInputFiles('#file-input', { name: c.name, mimeType: 'text/plain', buffer: Buffer.from(c.bytes) });
@@ -105,6 +108,11 @@ test('non-UTF-8, binary and empty uploads get a clear message and change nothing
   await page.waitForFunction(() => document.getElementById('upload-message')?.textContent.includes('ok.txt'));
   assert.match(await page.textContent('#upload-message'), /Loaded “ok.txt”: 11 characters, 2 non-empty lines/);
   assert.equal(await page.inputValue('#text-input'), 'alpha\nbeta\n');
+  // A table: one instance per record of its text column.
+  await page.setInputFiles('#file-input', { name: 'ok.csv', mimeType: 'text/csv', buffer: Buffer.from('id,text\n1,"one, quoted"\n2,two\n') });
+  await page.waitForFunction(() => document.getElementById('upload-message')?.textContent.includes('ok.csv'));
+  assert.match(await page.textContent('#upload-message'), /Loaded “ok.csv”: 2 records from its text column/);
+  assert.equal(await page.inputValue('#text-input'), 'one, quoted\ntwo\n');
 });
 
 test('uploaded text with markup is shown as text, never run', async () => {

@@ -3,7 +3,7 @@
 //! only sends specs and draws what comes back.
 
 use mnemo_core::train::Progress;
-use mnemo_core::upload::{UPLOAD_CAP, check_size, decode_text};
+use mnemo_core::upload::UPLOAD_CAP;
 use mnemo_core::{BackendKind, ExperimentSpec};
 use mnemo_plots::{LossSeries, loss_svg};
 use wasm_bindgen::JsCast;
@@ -105,7 +105,7 @@ pub enum Msg {
     /// A file was picked or dropped.
     FileChosen(File),
     /// A file was read (or refused).
-    FileRead(Result<(String, String), String>),
+    FileRead(Result<(String, mnemo_core::upload::UploadedTexts), String>),
     /// Drag state of the drop zone.
     Dragging(bool),
     /// Backend select.
@@ -464,21 +464,13 @@ impl App {
 }
 
 fn read_file(file: File, link: html::Scope<App>) {
-    let name = file.name();
-    if let Err(e) = check_size(&name, file.size() as u64) {
-        link.send_message(Msg::FileRead(Err(e.to_string())));
-        return;
-    }
     wasm_bindgen_futures::spawn_local(async move {
-        let result = match wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await {
-            Ok(buf) => {
-                let bytes = js_sys::Uint8Array::new(&buf).to_vec();
-                decode_text(&name, &bytes)
-                    .map(|text| (name.clone(), text))
-                    .map_err(|e| e.to_string())
-            }
-            Err(e) => Err(format!("“{name}” could not be read: {e:?}")),
-        };
+        let name = file.name();
+        let result = crate::upload::read_text(&file).await.and_then(|text| {
+            mnemo_core::upload::read_texts(&name, &text)
+                .map(|t| (name.clone(), t))
+                .map_err(|e| e.to_string())
+        });
         link.send_message(Msg::FileRead(result));
     });
 }
@@ -787,12 +779,24 @@ impl Component for App {
                 self.dragging = false;
                 read_file(file, ctx.link().clone());
             }
-            Msg::FileRead(Ok((name, text))) => {
-                let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
-                self.upload = Some(Ok(format!(
-                    "Loaded “{name}”: {} characters, {lines} non-empty lines.",
-                    text.chars().count()
-                )));
+            Msg::FileRead(Ok((name, texts))) => {
+                let text = texts.text;
+                self.upload = Some(Ok(match texts.records {
+                    Some(n) => {
+                        // One record per line: split by lines.
+                        self.form.split = "lines".into();
+                        format!(
+                            "Loaded “{name}”: {n} records from its text column, one instance each."
+                        )
+                    }
+                    None => {
+                        let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
+                        format!(
+                            "Loaded “{name}”: {} characters, {lines} non-empty lines.",
+                            text.chars().count()
+                        )
+                    }
+                }));
                 self.form.text = text;
                 self.form.source = Source::Text;
             }
@@ -911,19 +915,8 @@ impl Component for App {
             }
             Msg::LinkFile(file) => {
                 let link = ctx.link().clone();
-                let name = file.name();
-                if let Err(e) = check_size(&name, file.size() as u64) {
-                    self.share.file_error = Some(e.to_string());
-                    return true;
-                }
                 wasm_bindgen_futures::spawn_local(async move {
-                    let result =
-                        match wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await {
-                            Ok(buf) => decode_text(&name, &js_sys::Uint8Array::new(&buf).to_vec())
-                                .map_err(|e| e.to_string()),
-                            Err(e) => Err(format!("“{name}” could not be read: {e:?}")),
-                        };
-                    link.send_message(Msg::LinkFileRead(result));
+                    link.send_message(Msg::LinkFileRead(crate::upload::read_text(&file).await));
                 });
             }
             Msg::LinkFileRead(result) => match result.and_then(|text| self.share.attach(&text)) {
@@ -1207,9 +1200,9 @@ impl Component for App {
                             onfocus={link.callback(|_| Msg::SetSource(Source::Text))} />
                         <div class="row">
                             <label class="file">{ "Upload a text file " }
-                                <input id="file-input" type="file" accept=".txt,text/plain" onchange={onfile} disabled={running || data_locked} />
+                                <input id="file-input" type="file" accept=".txt,.csv,.jsonl,.ndjson,text/plain,text/csv" onchange={onfile} disabled={running || data_locked} />
                             </label>
-                            <small class="help">{ format!("Plain UTF-8 text, up to {} MiB.", UPLOAD_CAP / 1024 / 1024) }</small>
+                            <small class="help">{ format!("Plain UTF-8 text, or a .csv / .jsonl table with a “text” column; up to {} MiB.", UPLOAD_CAP / 1024 / 1024) }</small>
                         </div>
                     </div>
                     { match &self.upload {

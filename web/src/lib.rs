@@ -8,3 +8,4 @@ pub mod ctors;
 pub mod download;
 pub mod form;
 pub mod protocol;
+pub mod upload;

@@ -234,10 +234,16 @@ fn fuzz_the_link_decoder_and_the_upload_parser() {
         } else {
             input.into_bytes()
         };
-        let _ = mnemo_core::upload::decode_text("fuzz.txt", &bytes);
+        if let Ok(text) = mnemo_core::upload::decode_text("fuzz.txt", &bytes) {
+            for name in ["fuzz.csv", "fuzz.jsonl"] {
+                if let Ok(t) = mnemo_core::upload::read_texts(name, &text) {
+                    assert!(t.records.is_some_and(|n| n > 0) && !t.text.is_empty());
+                }
+            }
+        }
     }
     eprintln!(
-        "fuzz: {execs} executions of the link decoder and the upload parser; {decoded} links decoded (all valid), {refused} refused, no panic"
+        "fuzz: {execs} executions of the link decoder and the upload parsers (text, CSV, JSON lines); {decoded} links decoded (all valid), {refused} refused, no panic"
     );
     assert_eq!(decoded + refused, execs);
     assert!(refused > execs / 2, "most mutations are refused");

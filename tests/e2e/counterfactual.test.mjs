@@ -116,3 +116,29 @@ test('extraction runs on the last trained model and shows texts token by token',
   await page.locator('#ex-panel').screenshot({ path: 'target/e2e/extraction-cpu.png' });
   assert.deepEqual(errors, []);
 });
+
+test('weights download as safetensors and import back, checked against the settings', async () => {
+  const { page, errors } = browser;
+  const [d] = await Promise.all([page.waitForEvent('download'), page.click('#weights-download')]);
+  assert.match(d.suggestedFilename(), /^mnemo-weights-step200\.safetensors$/);
+  const bytes = await readFile(await d.path());
+  const headerLen = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLen).toString('utf8'));
+  assert.deepEqual(header['wte.weight'].shape.length, 2);
+  assert.equal(header['wte.weight'].shape[1], 64, 'd_model 64');
+  // Garbage is refused with a message; the model in use does not change.
+  await page.setInputFiles('#weights-input', { name: 'junk.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.from('not weights at all') });
+  await page.waitForSelector('#weights-message[role="alert"]');
+  assert.match(await page.textContent('#weights-message'), /“junk.safetensors” is not a readable safetensors file/);
+  // The right file is accepted and extraction runs on it, with the same result as before.
+  const before = await page.textContent('#ex-summary');
+  await page.setInputFiles('#weights-input', await d.path());
+  await page.waitForSelector('#weights-message[role="status"]');
+  assert.match(await page.textContent('#weights-message'), /Loaded weights .* \(step 200\)/);
+  await page.click('#ex-button');
+  await page.waitForFunction(() => document.getElementById('ex-status').dataset.state === 'ready'
+    && document.getElementById('ex-summary').textContent.startsWith('On weights'), null, { timeout: 60_000 });
+  const after = await page.textContent('#ex-summary');
+  assert.equal(after.replace(/^On [^:]*:/, ''), before.replace(/^On [^:]*:/, ''), 'the same rates from the imported weights');
+  assert.deepEqual(errors, []);
+});

@@ -142,6 +142,12 @@ pub enum Msg {
     ExportExtraction(&'static str),
     /// Make a link to the last experiment (`true`: the embed variant).
     MakeLink(bool),
+    /// Ask the worker for the last model's weights.
+    ExportWeights,
+    /// A weights file was picked.
+    ImportWeights(File),
+    /// ... and read, to be checked against this spec.
+    WeightsRead(String, Box<ExperimentSpec>, Result<Vec<u8>, String>),
     /// The file an opened link names was picked.
     LinkFile(File),
     /// ... and read (or refused).
@@ -214,6 +220,8 @@ pub struct App {
     /// A description of the model of the last finished training run (kept by the worker).
     trained_model: Option<String>,
     share: ShareState,
+    /// The outcome of the last weights export or import.
+    weights_message: Option<Result<String, String>>,
     /// The last experiment started and its view (what "Copy link" shares).
     last_job: Option<(ExperimentSpec, &'static str)>,
     /// Measure extraction when the current training run finishes (a link's extraction view).
@@ -627,6 +635,7 @@ impl Component for App {
             ex: ExState::default(),
             trained_model: None,
             share,
+            weights_message: None,
             last_job: None,
             extract_after_train: false,
         }
@@ -741,6 +750,20 @@ impl Component for App {
                         elapsed_s,
                         cancelled,
                     };
+                }
+                FromWorker::Weights { bytes, name } => {
+                    if let Err(e) =
+                        crate::download::download_bytes(&name, "application/octet-stream", &bytes)
+                    {
+                        self.weights_message = Some(Err(e));
+                    }
+                }
+                FromWorker::Imported { outcome } => {
+                    if let Ok(d) = &outcome {
+                        self.trained_model = Some(d.clone());
+                    }
+                    self.weights_message =
+                        Some(outcome.map(|d| format!("Loaded {d}: extraction now runs on it.")));
                 }
                 FromWorker::Extraction { view, elapsed_s } => {
                     self.ex.view = Some(*view);
@@ -913,6 +936,40 @@ impl Component for App {
                     }
                 }
             }
+            Msg::ExportWeights => {
+                self.send(&ToWorker::ExportWeights);
+                return false;
+            }
+            Msg::ImportWeights(file) => {
+                let spec = match self
+                    .spec_run
+                    .clone()
+                    .map(Ok)
+                    .unwrap_or_else(|| self.form.to_spec())
+                {
+                    Ok(s) => s,
+                    Err(_) => {
+                        self.weights_message = Some(Err(
+                            "fix the settings first: the weights are checked against them".into(),
+                        ));
+                        return true;
+                    }
+                };
+                let link = ctx.link().clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    let name = file.name();
+                    let bytes = crate::upload::read_weights(&file).await;
+                    link.send_message(Msg::WeightsRead(name, Box::new(spec), bytes));
+                });
+            }
+            Msg::WeightsRead(name, spec, bytes) => match bytes {
+                Ok(bytes) => self.send(&ToWorker::ImportWeights {
+                    bytes,
+                    name,
+                    spec: *spec,
+                }),
+                Err(e) => self.weights_message = Some(Err(e)),
+            },
             Msg::LinkFile(file) => {
                 let link = ctx.link().clone();
                 wasm_bindgen_futures::spawn_local(async move {
@@ -1265,7 +1322,18 @@ impl Component for App {
                         <button onclick={link.callback(|_| Msg::Export("csv"))} disabled={self.losses.is_empty()}>{ "Loss CSV" }</button>
                         <button onclick={link.callback(|_| Msg::Export("svg"))} disabled={self.losses.is_empty()}>{ "Chart SVG" }</button>
                         <button onclick={link.callback(|_| Msg::Export("png"))} disabled={self.losses.is_empty()}>{ "Chart PNG" }</button>
+                        <button id="weights-download" onclick={link.callback(|_| Msg::ExportWeights)} disabled={self.trained_model.is_none() || running}
+                            title="The final weights of the last run, as safetensors (GPT-2 tensor names, the model config in the metadata)">{ "Weights (safetensors)" }</button>
+                        <label class="file">{ "Import weights " }
+                            <input id="weights-input" type="file" accept=".safetensors" disabled={running}
+                                onchange={link.batch_callback(|e: Event| { let i: HtmlInputElement = e.target_unchecked_into(); let f = i.files().and_then(|f| f.get(0)); i.set_value(""); f.map(Msg::ImportWeights) })} />
+                        </label>
                     </div>
+                    { match &self.weights_message {
+                        Some(Ok(m)) => html! { <p id="weights-message" class="ok" role="status">{ m }</p> },
+                        Some(Err(m)) => html! { <p id="weights-message" class="error" role="alert">{ m }</p> },
+                        None => html! {},
+                    } }
                 </section>
                 if !self.share.hidden("profile") { { self.view_profile(ctx) } }
                 if !self.share.hidden("counterfactual") { { self.view_counterfactual(ctx) } }

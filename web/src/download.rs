@@ -31,3 +31,17 @@ pub fn download_url(filename: &str, url: &str) -> Result<(), String> {
     a.click();
     Ok(())
 }
+
+/// Download `bytes` as `filename` with the MIME type `mime`.
+pub fn download_bytes(filename: &str, mime: &str, bytes: &[u8]) -> Result<(), String> {
+    let array = js_sys::Uint8Array::from(bytes);
+    let parts = js_sys::Array::of1(&array);
+    let opts = BlobPropertyBag::new();
+    opts.set_type(mime);
+    let blob = Blob::new_with_u8_array_sequence_and_options(&parts, &opts)
+        .map_err(|e| format!("{e:?}"))?;
+    let url = Url::create_object_url_with_blob(&blob).map_err(|e| format!("{e:?}"))?;
+    let result = download_url(filename, &url);
+    let _ = Url::revoke_object_url(&url);
+    result
+}

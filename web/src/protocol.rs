@@ -42,6 +42,19 @@ pub enum ToWorker {
         /// Prefix and suffix lengths.
         settings: ExtractionSpec,
     },
+    /// Send the weights of the last finished training run as safetensors.
+    ExportWeights,
+    /// Use these safetensors weights (checked against `spec`'s model and corpus) as the
+    /// "last trained model", e.g. for extraction.
+    ImportWeights {
+        /// The file's bytes.
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+        /// The file's name.
+        name: String,
+        /// The experiment the weights must fit.
+        spec: ExperimentSpec,
+    },
     /// Stop the running job after its current step.
     Cancel,
 }
@@ -151,6 +164,19 @@ pub enum FromWorker {
         view: Box<ExtractionView>,
         /// Seconds decoding.
         elapsed_s: f64,
+    },
+    /// The weights asked for with [`ToWorker::ExportWeights`].
+    Weights {
+        /// safetensors bytes.
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+        /// A file name for them.
+        name: String,
+    },
+    /// Imported weights were accepted (`Ok(description)`) or refused (`Err(reason)`).
+    Imported {
+        /// The outcome.
+        outcome: Result<String, String>,
     },
     /// The run stopped at the user's request.
     Cancelled {

@@ -7,10 +7,40 @@ use web_sys::File;
 
 const CHUNK: f64 = 1024.0 * 1024.0;
 
+/// The largest weights file accepted.
+pub const WEIGHTS_CAP: u64 = 256 * 1024 * 1024;
+
 /// The file's text, or the message that says why it cannot be used.
 pub async fn read_text(file: &File) -> Result<String, String> {
     let name = file.name();
-    check_size(&name, file.size() as u64).map_err(|e| e.to_string())?;
+    let cap = |n: u64| check_size(&name, n).map_err(|e| e.to_string());
+    let bytes = read_bytes(file, cap).await?;
+    debug_assert!(bytes.len() as u64 <= UPLOAD_CAP);
+    decode_text(&name, &bytes).map_err(|e| e.to_string())
+}
+
+/// A weights file's bytes, up to [`WEIGHTS_CAP`].
+pub async fn read_weights(file: &File) -> Result<Vec<u8>, String> {
+    let name = file.name();
+    read_bytes(file, |n| {
+        if n > WEIGHTS_CAP {
+            Err(format!(
+                "“{name}” is {n} bytes; weights files are at most {WEIGHTS_CAP} bytes"
+            ))
+        } else {
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// Read `file` in chunks, asking `cap` about the size before and while reading.
+async fn read_bytes(
+    file: &File,
+    cap: impl Fn(u64) -> Result<(), String>,
+) -> Result<Vec<u8>, String> {
+    let name = file.name();
+    cap(file.size() as u64)?;
     let size = file.size();
     let mut bytes: Vec<u8> = Vec::with_capacity(size as usize);
     let mut at = 0.0;
@@ -23,9 +53,8 @@ pub async fn read_text(file: &File) -> Result<String, String> {
             .map_err(|e| format!("“{name}” could not be read: {e:?}"))?;
         bytes.extend(js_sys::Uint8Array::new(&buf).to_vec());
         // The size is checked up front, but a file may grow while it is read.
-        check_size(&name, bytes.len() as u64).map_err(|e| e.to_string())?;
+        cap(bytes.len() as u64)?;
         at += CHUNK;
     }
-    debug_assert!(bytes.len() as u64 <= UPLOAD_CAP);
-    decode_text(&name, &bytes).map_err(|e| e.to_string())
+    Ok(bytes)
 }

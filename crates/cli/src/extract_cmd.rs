@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use mnemo_core::spec::ExtractionSpec;
-use mnemo_core::{BackendKind, Checkpoint, Corpus, ExperimentSpec, Gpt, ModelConfig, TrainError};
+use mnemo_core::{BackendKind, Checkpoint, Corpus, ExperimentSpec, Gpt, TrainError};
 use mnemo_measures::extraction::{ExtractionResult, extract, extraction_csv};
 use mnemo_plots::did::svg_of;
 use mnemo_plots::extraction::extraction_chart;
@@ -33,17 +33,6 @@ pub fn settings(
     Ok(settings)
 }
 
-fn describe(c: &ModelConfig) -> String {
-    format!(
-        "{} layer(s), d_model {}, {} head(s), context {}, {} head",
-        c.n_layers,
-        c.d_model,
-        c.n_heads,
-        c.context,
-        if c.tied_head { "tied" } else { "untied" }
-    )
-}
-
 /// Read a checkpoint and check that it fits the spec's model and corpus.
 pub fn load_checkpoint(
     path: &Path,
@@ -55,25 +44,11 @@ pub fn load_checkpoint(
         path: path.to_path_buf(),
         source,
     })?;
-    let mismatch = |message: String| CliError::Mismatch {
-        path: path.to_path_buf(),
-        message,
-    };
-    if ck.config != spec.model {
-        return Err(mismatch(format!(
-            "the checkpoint's model ({}) is not the spec's ({})",
-            describe(&ck.config),
-            describe(&spec.model)
-        )));
-    }
-    let vocab = corpus.tokenizer.vocab_size();
-    if ck.vocab != vocab {
-        return Err(mismatch(format!(
-            "the checkpoint's vocabulary has {} tokens but the spec's corpus has {vocab}: \
-             it was trained on other data or with another tokenizer",
-            ck.vocab
-        )));
-    }
+    ck.fits(&spec.model, corpus.tokenizer.vocab_size())
+        .map_err(|message| CliError::Mismatch {
+            path: path.to_path_buf(),
+            message,
+        })?;
     Ok(ck)
 }
 

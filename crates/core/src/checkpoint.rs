@@ -198,6 +198,37 @@ impl Gpt {
 }
 
 impl Checkpoint {
+    /// Check that these weights fit a spec's model and a corpus of `vocab` tokens,
+    /// saying how they differ otherwise. (Tensor shapes are checked when the model is
+    /// built, by [`crate::Gpt::from_checkpoint`].)
+    pub fn fits(&self, model: &ModelConfig, vocab: usize) -> Result<(), String> {
+        let describe = |c: &ModelConfig| {
+            format!(
+                "{} layer(s), d_model {}, {} head(s), context {}, {} head",
+                c.n_layers,
+                c.d_model,
+                c.n_heads,
+                c.context,
+                if c.tied_head { "tied" } else { "untied" }
+            )
+        };
+        if self.config != *model {
+            return Err(format!(
+                "the checkpoint's model ({}) is not the spec's ({})",
+                describe(&self.config),
+                describe(model)
+            ));
+        }
+        if self.vocab != vocab {
+            return Err(format!(
+                "the checkpoint's vocabulary has {} tokens but the spec's corpus has {vocab}: \
+                 it was trained on other data or with another tokenizer",
+                self.vocab
+            ));
+        }
+        Ok(())
+    }
+
     /// Serialise as safetensors, with the config, vocabulary size and step in metadata.
     pub fn to_safetensors(&self) -> Result<Vec<u8>, CheckpointError> {
         let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = self

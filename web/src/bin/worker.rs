@@ -343,6 +343,24 @@ mod worker {
         Ok(())
     }
 
+    /// Check imported weights against the spec (model, vocabulary, every tensor's shape)
+    /// and keep them as the last trained model. Nothing changes on an error.
+    fn import_weights(bytes: &[u8], name: &str, spec: ExperimentSpec) -> Result<String, String> {
+        let ck = Checkpoint::from_safetensors(bytes).map_err(|e| format!("“{name}” is {e}"))?;
+        spec.validate().map_err(|e| e.to_string())?;
+        let corpus = Corpus::build(&spec.data, spec.tokenizer, spec.model.context, spec.seed)
+            .map_err(|e| e.to_string())?;
+        ck.fits(&spec.model, corpus.tokenizer.vocab_size())
+            .map_err(|e| format!("“{name}” does not fit the settings: {e}"))?;
+        let device = BackendKind::Flex
+            .cpu_device()
+            .ok_or("the CPU backend is not part of this build")?;
+        Gpt::from_checkpoint(&ck, &device).map_err(|e| format!("“{name}”: {e}"))?;
+        let description = format!("weights “{name}” (step {})", ck.step);
+        LAST.with(|l| *l.borrow_mut() = Some((ck, corpus, BackendKind::Flex, description.clone())));
+        Ok(description)
+    }
+
     /// Run one job at a time: refuse a second while one runs, reset Cancel, report errors.
     fn run_exclusive(job: impl std::future::Future<Output = Result<(), String>> + 'static) {
         if BUSY.with(|b| b.replace(true)) {
@@ -387,6 +405,32 @@ mod worker {
             } => run_exclusive(async move { profile(spec, backend, label).await }),
             ToWorker::Counterfactual { spec, backend } => {
                 run_exclusive(async move { counterfactual(spec, backend).await })
+            }
+            ToWorker::ExportWeights => {
+                let last = LAST.with(|l| l.borrow().clone());
+                match last.map(|(ck, ..)| (ck.step, ck.to_safetensors())) {
+                    Some((step, Ok(bytes))) => post(&FromWorker::Weights {
+                        bytes,
+                        name: format!("mnemo-weights-step{step}.safetensors"),
+                    }),
+                    Some((_, Err(e))) => post(&FromWorker::Imported {
+                        outcome: Err(format!("the weights could not be written: {e}")),
+                    }),
+                    None => post(&FromWorker::Imported {
+                        outcome: Err("train a model first".into()),
+                    }),
+                }
+            }
+            ToWorker::ImportWeights { bytes, name, spec } => {
+                if BUSY.with(Cell::get) {
+                    post(&FromWorker::Imported {
+                        outcome: Err("wait for the current run to finish".into()),
+                    });
+                    return;
+                }
+                post(&FromWorker::Imported {
+                    outcome: import_weights(&bytes, &name, spec),
+                });
             }
             ToWorker::Extract { settings } => {
                 run_exclusive(async move { extraction(settings).await })

@@ -222,13 +222,22 @@ impl Gpt {
     }
 
     /// Logits `[B, T, vocab]` for input embeddings `[B, T, d]` (T <= context).
-    /// Position embeddings 0..T are added here, so a soft prompt prepended to a prefix's
-    /// embeddings takes the first positions.
+    /// Position embeddings 0..T are added here. (A soft prompt goes through
+    /// [`Gpt::forward_prompted`] instead, which leaves the tokens at the positions they have
+    /// without it.)
     pub fn forward_embeddings(&self, x: Tensor<3>) -> Tensor<3> {
         let [_, t, d] = x.dims();
         let pos = self.wpe.val().slice(0..t).reshape([1, t, d]);
-        let mut h = x + pos;
+        self.forward_residual(x + pos)
+    }
+
+    /// Logits `[B, T, vocab]` for a residual stream `[B, T, d]` that already carries
+    /// whatever position embeddings the caller chose: the blocks (causal), the final norm
+    /// and the head. [`Gpt::forward_embeddings`] is this after adding positions 0..T.
+    pub fn forward_residual(&self, h: Tensor<3>) -> Tensor<3> {
+        let [_, t, _] = h.dims();
         let mask = Tensor::<2, Bool>::tril_mask([t, t], 0, &h.device());
+        let mut h = h;
         for block in &self.blocks {
             h = block.forward(h, mask.clone());
         }
@@ -237,6 +246,38 @@ impl Gpt {
             Some(w) => h.matmul(w.val().unsqueeze()),
             None => h.matmul(self.wte.val().transpose().unsqueeze()),
         }
+    }
+
+    /// Position embeddings `[B, T, d]` of the positions `[B, T]` (each below the context).
+    pub fn position_embeddings(&self, positions: Tensor<2, Int>) -> Tensor<3> {
+        burn::tensor::module::embedding(self.wpe.val(), positions)
+    }
+
+    /// Logits `[B, L + T, vocab]` for a soft prompt `soft` `[B, L, d]` followed by the
+    /// tokens `ids` `[B, T]` (`T <= context`).
+    ///
+    /// The soft prompt is a sequence of residual-stream vectors in front of the tokens,
+    /// seen by them through causal attention; it gets no position embedding (a trainable
+    /// prompt would absorb one), and the tokens keep positions 0..T, the positions they
+    /// have without a prompt. Mnemo's models only ever see a text from position 0, so
+    /// shifting the text behind the prompt would measure the shift rather than the prompt
+    /// (the large models of the soft-prompt papers train on text at every offset and do
+    /// not care). `L` or `T` may be 0, not both.
+    pub fn forward_prompted(&self, soft: Tensor<3>, ids: Tensor<2, Int>) -> Tensor<3> {
+        let [_, t] = ids.dims();
+        let [_, l, _] = soft.dims();
+        if t == 0 {
+            // Only the prompt (a zero-length reshape would read as "keep this dimension").
+            return self.forward_residual(soft);
+        }
+        let d = self.d_model();
+        let tokens = self.embed(ids) + self.wpe.val().slice(0..t).reshape([1, t, d]);
+        let h = if l == 0 {
+            tokens
+        } else {
+            Tensor::cat(vec![soft, tokens], 1)
+        };
+        self.forward_residual(h)
     }
 
     /// Logits `[B, T, vocab]` for token ids `[B, T]`.
@@ -346,6 +387,92 @@ impl Gpt {
     }
 }
 
+impl Gpt {
+    /// Greedy decoding conditioned on soft prompts: for each row, the `n` argmax tokens
+    /// that follow the soft prompt `soft[i]` (a `[L_i, d]` tensor on the model's device;
+    /// `L_i` may be 0) and the tokens `prompts[i]`, read as [`Gpt::forward_prompted`]
+    /// reads them (the prompt without positions, the tokens from position 0).
+    ///
+    /// With an empty soft prompt this is [`Gpt::greedy_batch`]. Rows with the same
+    /// `(L_i, prompts[i].len())` are decoded together, one forward pass of the group per
+    /// generated token. A row with neither soft prompt nor tokens gives no tokens.
+    ///
+    /// Window: when `L_i` + tokens exceed the context, the oldest *tokens* slide out and
+    /// the soft prompt stays in front; a soft prompt longer than `context - 1` keeps only
+    /// its last `context - 1` vectors. Callers that want the whole input seen keep
+    /// `L_i + prompts[i].len() + n - 1 <= context`. Rows whose soft prompt is not
+    /// `[L, d_model]` give no tokens.
+    pub async fn greedy_embeddings(
+        &self,
+        soft: &[Tensor<2>],
+        prompts: &[Vec<u32>],
+        n: usize,
+    ) -> Result<Vec<Vec<u32>>, burn::tensor::ExecutionError> {
+        let rows = soft.len().min(prompts.len());
+        let mut out: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
+        if n == 0 {
+            return Ok(out);
+        }
+        let d = self.d_model();
+        let ctx = self.context();
+        // Group rows by (soft-prompt length, token count), in order of first appearance.
+        let mut groups: Vec<((usize, usize), Vec<usize>)> = Vec::new();
+        for i in 0..rows {
+            let [l, width] = soft[i].dims();
+            if width != d || (l == 0 && prompts[i].is_empty()) {
+                continue;
+            }
+            let key = (l, prompts[i].len());
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, members)) => members.push(i),
+                None => groups.push((key, vec![i])),
+            }
+        }
+        let device = self.wte.val().device();
+        for ((l, _), members) in groups {
+            let b = members.len();
+            // The soft prompts of the group, `[b, l', d]`, cut to leave room for a token.
+            let keep = l.min(ctx.saturating_sub(1));
+            let soft_group: Option<Tensor<3>> = (keep > 0).then(|| {
+                Tensor::cat(
+                    members
+                        .iter()
+                        .map(|&i| soft[i].clone().slice(l - keep..l).unsqueeze::<3>())
+                        .collect(),
+                    0,
+                )
+            });
+            let mut seqs: Vec<Vec<u32>> = members.iter().map(|&i| prompts[i].clone()).collect();
+            let start_len = seqs.first().map_or(0, Vec::len);
+            for _ in 0..n {
+                let len = seqs.first().map_or(0, Vec::len);
+                let room = ctx - keep;
+                let start = len.saturating_sub(room);
+                let t = len - start;
+                let windows: Vec<Vec<u32>> = seqs.iter().map(|s| s[start..].to_vec()).collect();
+                let logits = match (&soft_group, t) {
+                    (Some(s), 0) => self.forward_residual(s.clone()),
+                    (Some(s), _) => {
+                        self.forward_prompted(s.clone(), ids_tensor(&windows, t, 0, &device))
+                    }
+                    (None, _) => self.forward(ids_tensor(&windows, t, 0, &device)),
+                };
+                let [_, t, v] = logits.dims();
+                let last = logits.slice([0..b, t - 1..t, 0..v]).reshape([b, v]);
+                let data = last.argmax(1).into_data_async().await?;
+                let mut next = data.iter::<i64>();
+                for seq in &mut seqs {
+                    seq.push(next.next().unwrap_or(0) as u32);
+                }
+            }
+            for (&i, mut seq) in members.iter().zip(seqs) {
+                out[i] = seq.split_off(start_len);
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// `[B, T]` id tensor from rows, right-padded with `pad` to length `t`.
 pub fn ids_tensor(rows: &[Vec<u32>], t: usize, pad: u32, device: &Device) -> Tensor<2, Int> {
     let mut v: Vec<i32> = Vec::with_capacity(rows.len() * t);
@@ -357,7 +484,9 @@ pub fn ids_tensor(rows: &[Vec<u32>], t: usize, pad: u32, device: &Device) -> Ten
 }
 
 impl Block {
-    fn forward(&self, x: Tensor<3>, mask: Tensor<2, Bool>) -> Tensor<3> {
+    /// The block on a residual stream `[B, T, d]` under the causal `mask` `[T, T]`
+    /// (`true` = masked): `x + attn(ln1(x))`, then `+ mlp(ln2(.))`.
+    pub fn forward(&self, x: Tensor<3>, mask: Tensor<2, Bool>) -> Tensor<3> {
         let x = x.clone() + self.attn.forward(self.ln1.forward(x), mask);
         x.clone() + self.mlp.forward(self.ln2.forward(x))
     }

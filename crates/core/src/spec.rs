@@ -42,6 +42,14 @@ pub mod limits {
     pub const MODELS: (usize, usize) = (2, 64);
     /// Extraction prefix and suffix lengths, in tokens.
     pub const AFFIX: (usize, usize) = (1, 256);
+    /// Length of a constant soft prompt, in vectors.
+    pub const PROMPT_LEN: (usize, usize) = (1, 128);
+    /// Optimiser steps of soft-prompt training (each prompt).
+    pub const PROMPT_STEPS: (usize, usize) = (1, 20_000);
+    /// Learning rates of soft-prompt training.
+    pub const PROMPT_LR: (f64, f64) = (1e-7, 1.0);
+    /// Share of the (prefix, suffix) pairs held out to test the prompts.
+    pub const TEST_FRACTION: (f64, f64) = (0.05, 0.95);
 }
 
 /// Problems with a spec. Each names the field and the allowed range.
@@ -124,6 +132,9 @@ pub struct ExperimentSpec {
     /// Extraction settings (METHODS.md section 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extraction: Option<ExtractionSpec>,
+    /// Extraction with soft prompts (METHODS.md section 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub softprompt: Option<SoftPromptSpec>,
 }
 
 /// The per-instance measure `M(f, x)` of counterfactual memorisation. Both are oriented
@@ -232,6 +243,101 @@ impl ExtractionSpec {
     pub fn validate(&self) -> Result<(), SpecError> {
         check_usize("extraction.prefix", self.prefix, limits::AFFIX)?;
         check_usize("extraction.suffix", self.suffix, limits::AFFIX)?;
+        Ok(())
+    }
+}
+
+/// Extraction with soft prompts (METHODS.md section 3): a constant soft prompt (Ozdayi et
+/// al.) and a dynamic one from a generator (Wang et al.) are trained on (prefix, suffix)
+/// pairs cut from the training instances, then greedy extraction with each prompt and
+/// without one is measured on held-out pairs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SoftPromptSpec {
+    /// Length `L` of the constant soft prompt, in vectors (the dynamic prompt is as long
+    /// as each prefix).
+    #[serde(default = "default_prompt_len")]
+    pub prompt_len: usize,
+    /// Prefix length k in tokens.
+    #[serde(default = "default_affix")]
+    pub prefix: usize,
+    /// Suffix length s in tokens.
+    #[serde(default = "default_affix")]
+    pub suffix: usize,
+    /// Share of the pairs held out to test the prompts (the rest trains them).
+    #[serde(default = "default_test_fraction")]
+    pub test_fraction: f64,
+    /// Optimiser steps for each prompt.
+    #[serde(default = "default_prompt_steps")]
+    pub steps: usize,
+    /// Pairs per step.
+    #[serde(default = "default_prompt_batch")]
+    pub batch_size: usize,
+    /// AdamW learning rate of the constant prompt.
+    #[serde(default = "default_prompt_lr")]
+    pub prompt_lr: f64,
+    /// AdamW learning rate of the generator's embeddings (token and position).
+    #[serde(default = "default_embed_lr")]
+    pub embed_lr: f64,
+    /// AdamW learning rate of the generator's blocks.
+    #[serde(default = "default_block_lr")]
+    pub block_lr: f64,
+}
+
+fn default_prompt_len() -> usize {
+    20
+}
+fn default_test_fraction() -> f64 {
+    0.5
+}
+fn default_prompt_steps() -> usize {
+    300
+}
+fn default_prompt_batch() -> usize {
+    16
+}
+fn default_prompt_lr() -> f64 {
+    1e-2
+}
+fn default_embed_lr() -> f64 {
+    1e-3
+}
+fn default_block_lr() -> f64 {
+    1e-4
+}
+
+impl Default for SoftPromptSpec {
+    fn default() -> Self {
+        SoftPromptSpec {
+            prompt_len: default_prompt_len(),
+            prefix: default_affix(),
+            suffix: default_affix(),
+            test_fraction: default_test_fraction(),
+            steps: default_prompt_steps(),
+            batch_size: default_prompt_batch(),
+            prompt_lr: default_prompt_lr(),
+            embed_lr: default_embed_lr(),
+            block_lr: default_block_lr(),
+        }
+    }
+}
+
+impl SoftPromptSpec {
+    /// Check the settings.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        check_usize("softprompt.prompt_len", self.prompt_len, limits::PROMPT_LEN)?;
+        check_usize("softprompt.prefix", self.prefix, limits::AFFIX)?;
+        check_usize("softprompt.suffix", self.suffix, limits::AFFIX)?;
+        check_range(
+            "softprompt.test_fraction",
+            self.test_fraction,
+            limits::TEST_FRACTION,
+        )?;
+        check_usize("softprompt.steps", self.steps, limits::PROMPT_STEPS)?;
+        check_usize("softprompt.batch_size", self.batch_size, limits::BATCH)?;
+        check_range("softprompt.prompt_lr", self.prompt_lr, limits::PROMPT_LR)?;
+        check_range("softprompt.embed_lr", self.embed_lr, limits::PROMPT_LR)?;
+        check_range("softprompt.block_lr", self.block_lr, limits::PROMPT_LR)?;
         Ok(())
     }
 }
@@ -545,6 +651,7 @@ impl ExperimentSpec {
             profile: None,
             counterfactual: None,
             extraction: None,
+            softprompt: None,
         }
     }
 
@@ -593,6 +700,35 @@ impl ExperimentSpec {
         spec.extraction = Some(ExtractionSpec {
             prefix: 16,
             suffix: 32,
+        });
+        spec
+    }
+
+    /// The soft-prompt extraction demo: 64 invented facts, all trained on (nothing held
+    /// out: the pairs come from training instances), a small model trained for 300 steps
+    /// so that it has partly memorised them, then a constant prompt of 8 vectors and a
+    /// dynamic one trained for 200 steps each on half of the (prefix 16, suffix 32) pairs
+    /// and measured on the other half.
+    pub fn softprompt_demo() -> Self {
+        let mut spec = Self::demo();
+        spec.name = "Soft-prompt extraction demo".into();
+        spec.data.source = DataSource::Builtin {
+            corpus: BuiltinCorpus::Facts,
+            instances: 64,
+        };
+        spec.data.heldout_fraction = 0.0;
+        spec.training.duration = Duration::Steps(300);
+        spec.training.checkpoint_every = 0;
+        spec.softprompt = Some(SoftPromptSpec {
+            prompt_len: 8,
+            prefix: 16,
+            suffix: 32,
+            test_fraction: 0.5,
+            steps: 200,
+            batch_size: 16,
+            prompt_lr: 1e-2,
+            embed_lr: 1e-3,
+            block_lr: 1e-4,
         });
         spec
     }
@@ -678,6 +814,9 @@ impl ExperimentSpec {
         }
         if let Some(e) = &self.extraction {
             e.validate()?;
+        }
+        if let Some(p) = &self.softprompt {
+            p.validate()?;
         }
         if self.tokenizer == TokenizerKind::Tinymem
             && !matches!(self.data.source, DataSource::Tinymem(_))
@@ -789,6 +928,7 @@ mod tests {
             ExperimentSpec::tinymem_example(),
             ExperimentSpec::profile_demo(),
             ExperimentSpec::counterfactual_demo(),
+            ExperimentSpec::softprompt_demo(),
         ] {
             let json = spec.to_json();
             let back = ExperimentSpec::from_json(&json).unwrap();
@@ -839,6 +979,46 @@ mod tests {
         let mut spec = ExperimentSpec::demo();
         spec.training.learning_rate = f64::NAN;
         assert!(spec.validate().is_err());
+    }
+
+    #[test]
+    fn softprompt_settings_are_checked_against_the_limits() {
+        let mut spec = ExperimentSpec::softprompt_demo();
+        assert!(spec.validate().is_ok());
+        let json = spec.to_json();
+        assert!(json.contains("\"softprompt\""));
+        assert!(!ExperimentSpec::demo().to_json().contains("softprompt"));
+        if let Some(p) = spec.softprompt.as_mut() {
+            p.prompt_len = 0;
+        }
+        assert!(matches!(
+            spec.validate(),
+            Err(SpecError::OutOfRange {
+                field: "softprompt.prompt_len",
+                ..
+            })
+        ));
+        let mut p = SoftPromptSpec {
+            test_fraction: 1.0,
+            ..SoftPromptSpec::default()
+        };
+        assert!(p.validate().is_err());
+        p.test_fraction = 0.5;
+        p.block_lr = f64::NAN;
+        assert!(p.validate().is_err());
+        // Unknown fields inside the section are refused too; absent ones get defaults.
+        let mut v: serde_json::Value = serde_json::to_value(ExperimentSpec::demo()).unwrap();
+        v["softprompt"] = serde_json::json!({ "steps": 5, "surprise": 1 });
+        assert!(ExperimentSpec::from_json(&v.to_string()).is_err());
+        v["softprompt"] = serde_json::json!({ "steps": 5 });
+        let back = ExperimentSpec::from_json(&v.to_string()).unwrap();
+        assert_eq!(
+            back.softprompt,
+            Some(SoftPromptSpec {
+                steps: 5,
+                ..SoftPromptSpec::default()
+            })
+        );
     }
 
     #[test]

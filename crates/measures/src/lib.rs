@@ -9,3 +9,4 @@ pub mod eval;
 pub mod export;
 pub mod extraction;
 pub mod profile;
+pub mod softprompt;

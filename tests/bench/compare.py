@@ -39,7 +39,11 @@ def ratio(a, b):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mnemo", required=True)
+    ap.add_argument("--mnemo", required=True, help="the default build of mnemo (the headline figures)")
+    ap.add_argument(
+        "--variant", action="append", default=[], metavar="LABEL=PATH",
+        help="another build of mnemo (e.g. with extra features) timed beside it, flex only",
+    )
     ap.add_argument("--out", required=True)
     ap.add_argument("--steps", type=int, default=10, help="timed training steps (native, PyTorch)")
     ap.add_argument("--browser-steps", type=int, default=8, help="training steps in the browser")
@@ -75,8 +79,17 @@ def main():
     if not backends:
         raise RuntimeError("no native CPU backend answered `mnemo bench train`")
     native_runs = {b: [] for b in backends}
+    variants = [v.split("=", 1) for v in args.variant]
+    variant_runs = {label: [] for label, _ in variants}
     torch_runs = []
     for r in range(args.rounds):
+        for label, path in variants:
+            print(f"round {r + 1}/{args.rounds}: Mnemo native, flex, build +{label}", file=sys.stderr)
+            doc = run_json(
+                [path, "bench", "train", "--steps", str(args.steps), "--model", "tinymem", "--backend", "flex", "--json"],
+                env, f"{path} bench train",
+            )
+            variant_runs[label].append(doc["rows"][0])
         for b in backends:
             print(f"round {r + 1}/{args.rounds}: Mnemo native, {b}", file=sys.stderr)
             doc = run_json(
@@ -161,6 +174,16 @@ def main():
         "native": native,
         "native_runs": native_runs,
         "browser": browser,
+        "native_variants": {
+            label: {
+                "train_tokens_per_s": best(runs, "train_tokens_per_s")["train_tokens_per_s"],
+                "ms_per_step": best(runs, "train_tokens_per_s")["ms_per_step"],
+                "eval_sequences_per_s": best(runs, "eval_sequences_per_s")["eval_sequences_per_s"],
+                "peak_rss_mib": best(runs, "train_tokens_per_s")["peak_rss_mib"],
+                "runs": runs,
+            }
+            for label, runs in variant_runs.items()
+        },
     }
     (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
 
@@ -170,13 +193,15 @@ def main():
     for b in backends:
         n = native[b]
         rows.append((f"Mnemo native, {n['label']}", n["train_tokens_per_s"], n["ms_per_step"], native_eval[b], n["peak_rss_mib"]))
+    for label, v in result["native_variants"].items():
+        rows.append((f"Mnemo native, flex, +{label}", v["train_tokens_per_s"], v["ms_per_step"], v["eval_sequences_per_s"], v["peak_rss_mib"]))
     if browser:
         rows.append(("Mnemo in Chromium, CPU (wasm)", browser_tps, browser["ms_per_step"], browser_eval, browser["peak_rss_mib"]))
-    head = f"{'':<32} {'tokens/s':>9} {'ms/step':>8} {'eval seq/s':>10} {'peak MiB':>9} {'train vs torch':>15} {'vs native':>10} {'eval vs torch':>14} {'vs native':>10}"
+    head = f"{'':<36} {'tokens/s':>9} {'ms/step':>8} {'eval seq/s':>10} {'peak MiB':>9} {'train vs torch':>15} {'vs native':>10} {'eval vs torch':>14} {'vs native':>10}"
     print(head)
     for name, tps, ms, ev, mem in rows:
         print(
-            f"{name:<32} {fmt(tps):>9} {fmt(ms):>8} {fmt(ev, 1):>10} {fmt(mem):>9} "
+            f"{name:<36} {fmt(tps):>9} {fmt(ms):>8} {fmt(ev, 1):>10} {fmt(mem):>9} "
             f"{fmt(ratio(tps, torch_tps), 2) + 'x':>15} {fmt(ratio(tps, native_tps), 2) + 'x':>10} "
             f"{fmt(ratio(ev, torch_eval), 2) + 'x':>14} {fmt(ratio(ev, native_eval[best_backend]), 2) + 'x':>10}"
         )

@@ -3,14 +3,12 @@
 //! print example specs; benchmark the backends.
 
 use std::fs;
-use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use mnemo_core::spec::{DataSource, Duration, SplitMode};
 use mnemo_core::train::{Trainer, run_blocking};
 use mnemo_core::{
     BackendKind, CheckpointError, CorpusError, ExperimentSpec, SpecError, TrainError,
@@ -18,6 +16,7 @@ use mnemo_core::{
 use mnemo_plots::{LossSeries, loss_svg};
 use thiserror::Error;
 
+mod bench_cmd;
 mod cf_cmd;
 mod did_cmd;
 mod extract_cmd;
@@ -183,11 +182,37 @@ struct ExtractArgs {
 #[derive(Subcommand)]
 enum Bench {
     /// Training tokens/s of the TinyMem-size model (2 layers, d_model 128, 4 heads,
-    /// context 150, batch 32) on each native CPU backend of this build.
+    /// context 150, batch 32) and of the browser demo on each native CPU backend of this
+    /// build, then evaluation sequences/s (per-sequence surprisal, forward only, in
+    /// batches of the training batch size) and the peak resident memory.
     Train {
         /// Timed steps (after one warm-up step).
         #[arg(long, default_value_t = 5)]
         steps: usize,
+        /// Only this backend (default: every CPU backend compiled in).
+        #[arg(long, value_enum)]
+        backend: Option<Backend>,
+        /// Only this model (default: both).
+        #[arg(long, value_enum)]
+        model: Option<bench_cmd::BenchModel>,
+        /// Print JSON (one object per model and backend) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the TinyMem-size benchmark model's initial weights (init.safetensors), its
+    /// data, order, learning rates, AdamW settings, first batch and Mnemo's first losses
+    /// (bench.json) and its text (text.txt), for a reference implementation to start
+    /// from the same state (see tests/bench/compare).
+    ExportInit {
+        /// Output directory (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Timed steps the order covers (after one warm-up step), as for `bench train`.
+        #[arg(long, default_value_t = 5)]
+        steps: usize,
+        /// Steps whose losses Mnemo records for the comparison.
+        #[arg(long, default_value_t = 3)]
+        check_steps: usize,
     },
     /// Time per member and for the whole ensemble of the counterfactual demo.
     Counterfactual {
@@ -201,12 +226,15 @@ enum Bench {
 enum Backend {
     /// burn's pure-Rust CPU backend.
     Flex,
+    /// burn's ndarray CPU backend (only in builds with the `ndarray` feature).
+    Ndarray,
 }
 
 impl From<Backend> for BackendKind {
     fn from(b: Backend) -> Self {
         match b {
             Backend::Flex => BackendKind::Flex,
+            Backend::Ndarray => BackendKind::Ndarray,
         }
     }
 }
@@ -289,7 +317,17 @@ fn main() -> ExitCode {
             counterfactual,
             check,
         } => spec_cmd(example, tinymem, profile, counterfactual, check),
-        Command::Bench(Bench::Train { steps }) => bench_train(steps),
+        Command::Bench(Bench::Train {
+            steps,
+            backend,
+            model,
+            json,
+        }) => bench_cmd::bench_train(steps, backend, model, json),
+        Command::Bench(Bench::ExportInit {
+            out,
+            steps,
+            check_steps,
+        }) => bench_cmd::export_init(&out, steps, check_steps),
         Command::Link {
             spec,
             decode,
@@ -543,83 +581,5 @@ fn write_instances(path: &Path, corpus: &mnemo_core::Corpus) -> Result<(), CliEr
         ])?;
     }
     w.flush().map_err(io_err(path))?;
-    Ok(())
-}
-
-/// The benchmark spec: the TinyMem-size model on windows of random digits that fill the
-/// context exactly (32 x 150 target tokens per step).
-fn bench_spec(steps: usize) -> ExperimentSpec {
-    let mut spec = ExperimentSpec::tinymem_example();
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let text: String = (0..149 * 64)
-        .map(|i| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            if i % 4 == 3 {
-                ' '
-            } else {
-                char::from(b'0' + (x % 10) as u8)
-            }
-        })
-        .collect();
-    spec.data.source = DataSource::Text {
-        text,
-        split: SplitMode::Windows { length: 149 },
-    };
-    spec.data.heldout_fraction = 0.0;
-    spec.training.duration = Duration::Steps(steps + 1);
-    spec.training.checkpoint_every = 0;
-    spec
-}
-
-fn bench_train(steps: usize) -> Result<(), CliError> {
-    let steps = steps.max(1);
-    let mut demo = ExperimentSpec::demo();
-    demo.training.duration = Duration::Steps(steps * 4 + 1);
-    demo.training.checkpoint_every = 0;
-    let models = [
-        (
-            "tinymem-size",
-            "2 layers, d_model 128, 4 heads, context 150, batch 32",
-            bench_spec(steps),
-        ),
-        (
-            "demo",
-            "the browser demo: 2 layers, d_model 64, 4 heads, batch 8",
-            demo,
-        ),
-    ];
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(
-        stdout,
-        "{:<14} {:<16} {:>10} {:>12}",
-        "model", "backend", "ms/step", "tokens/s"
-    );
-    for (name, about, spec) in models {
-        for kind in [BackendKind::Flex, BackendKind::Ndarray] {
-            let Some(dev) = kind.cpu_device() else {
-                continue;
-            };
-            let mut trainer = Trainer::new(spec.clone(), dev)?;
-            // One warm-up step (allocations, kernel selection), then the timed ones.
-            mnemo_core::train::block_on(trainer.step())?;
-            let (tokens_before, steps_before) = (trainer.tokens_seen(), trainer.steps_done());
-            let start = std::time::Instant::now();
-            while mnemo_core::train::block_on(trainer.step())?.is_some() {}
-            let secs = start.elapsed().as_secs_f64();
-            let timed = (trainer.steps_done() - steps_before).max(1);
-            let tokens = trainer.tokens_seen() - tokens_before;
-            let _ = writeln!(
-                stdout,
-                "{:<14} {:<16} {:>10.1} {:>12.0}",
-                name,
-                kind.label(),
-                secs * 1000.0 / timed as f64,
-                tokens as f64 / secs
-            );
-        }
-        let _ = writeln!(stdout, "  ({name}: {about})");
-    }
     Ok(())
 }

@@ -716,3 +716,113 @@ fn link_encodes_decodes_and_runs_and_refuses_damaged_links() {
         assert!(!err.contains("panicked"));
     }
 }
+
+#[test]
+fn bench_export_init_writes_the_initial_state_a_reference_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("init");
+    let res = mnemo()
+        .args([
+            "bench",
+            "export-init",
+            "--steps",
+            "1",
+            "--check-steps",
+            "2",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    // The weights are the step-0 checkpoint of the benchmark model.
+    let bytes = std::fs::read(out.join("init.safetensors")).unwrap();
+    let ck = mnemo_core::Checkpoint::from_safetensors(&bytes).unwrap();
+    assert_eq!(ck.step, 0);
+    assert_eq!(
+        (ck.config.n_layers, ck.config.d_model, ck.config.n_heads),
+        (2, 128, 4)
+    );
+    assert_eq!(ck.config.context, 150);
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("bench.json")).unwrap()).unwrap();
+    assert_eq!(doc["batch_size"], 32);
+    assert_eq!(doc["total_steps"], 2, "one warm-up step and one timed");
+    assert_eq!(doc["order"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["lr"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["instances"].as_array().unwrap().len(), 256);
+    // The first batch is the first step's instances, shifted by one token, all scored.
+    let first = &doc["first_batch"];
+    assert_eq!(first["n_tokens"], 32 * 150);
+    let id = doc["order"][0][0].as_u64().unwrap() as usize;
+    let tokens = doc["instances"][id].as_array().unwrap();
+    assert_eq!(tokens.len(), 151);
+    assert_eq!(first["inputs"][0].as_array().unwrap()[..], tokens[..150]);
+    assert_eq!(first["targets"][0].as_array().unwrap()[..], tokens[1..]);
+    let losses = doc["mnemo_losses"].as_array().unwrap();
+    assert_eq!(losses.len(), 2);
+    // Near ln(vocab) from the small initial weights.
+    let l0 = losses[0].as_f64().unwrap();
+    let vocab = doc["vocab"].as_f64().unwrap();
+    assert!((l0 - vocab.ln()).abs() < 0.2, "{l0} vs ln {vocab}");
+    assert_eq!(
+        doc["mnemo_first_eval_surprisal"].as_array().unwrap().len(),
+        32
+    );
+    let text = std::fs::read_to_string(out.join("text.txt")).unwrap();
+    assert_eq!(text.chars().count(), 149 * 256);
+}
+
+#[test]
+fn bench_train_json_reports_training_evaluation_and_memory() {
+    let res = mnemo()
+        .args([
+            "bench",
+            "train",
+            "--steps",
+            "1",
+            "--model",
+            "demo",
+            "--backend",
+            "flex",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
+    let rows = doc["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert_eq!(row["model"], "demo");
+    assert_eq!(row["backend"], "flex");
+    assert_eq!(row["timed_steps"], 4);
+    for key in [
+        "train_tokens_per_s",
+        "ms_per_step",
+        "eval_sequences_per_s",
+        "eval_tokens_per_s",
+    ] {
+        assert!(row[key].as_f64().unwrap() > 0.0, "{key}: {row}");
+    }
+    assert_eq!(row["eval_batch"], 8);
+    if cfg!(target_os = "linux") {
+        assert!(row["peak_rss_mib"].as_f64().unwrap() > 1.0);
+    }
+    if !cfg!(feature = "ndarray") {
+        let res = mnemo()
+            .args(["bench", "train", "--backend", "ndarray", "--json"])
+            .output()
+            .unwrap();
+        assert!(!res.status.success());
+        assert!(String::from_utf8_lossy(&res.stderr).contains("not compiled into this build"));
+    }
+}

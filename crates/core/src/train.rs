@@ -20,6 +20,9 @@ use crate::model::{Gpt, ids_tensor};
 use crate::rng::{self, Stream};
 use crate::spec::{Decay, Duration, ExperimentSpec, SpecError};
 
+/// The epsilon of every run's AdamW (added to the square root of the second moment).
+pub const ADAMW_EPSILON: f32 = 1e-8;
+
 /// Why training could not start or go on.
 #[derive(Debug, Error)]
 pub enum TrainError {
@@ -159,7 +162,7 @@ impl Trainer {
         let optim = AdamWConfig::new()
             .with_beta_1(t.betas.0 as f32)
             .with_beta_2(t.betas.1 as f32)
-            .with_epsilon(1e-8)
+            .with_epsilon(ADAMW_EPSILON)
             .with_weight_decay(t.weight_decay as f32)
             .init();
         let (total_steps, stream) = plan(&spec, &corpus);

@@ -1,0 +1,227 @@
+"""Mnemo against PyTorch, natively and in the browser, in one run (see tests/bench/compare).
+
+Runs, on the same model, data and number of threads: `mnemo bench export-init` (initial
+weights, data, order), the PyTorch reference (tests/bench/torch_ref.py), `mnemo bench
+train --json` on each native CPU backend of the build (one process each, so each peak
+memory is its own), and the browser build in headless Chromium (tests/bench/
+browser_bench.mjs). Checks that PyTorch, from Mnemo's initial weights, gets the first
+training step's loss to within 1e-4 (and fails loudly if not), prints a table and
+writes OUT_DIR/bench.json. Standard library only.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+LOSS_TOLERANCE = 1e-4
+
+
+def run_json(cmd, env=None, label=""):
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if res.returncode != 0:
+        raise RuntimeError(f"{label or cmd[0]} failed ({res.returncode}):\n{res.stderr[-4000:]}")
+    return json.loads(res.stdout)
+
+
+def fmt(x, digits=0):
+    if x is None:
+        return "-"
+    return f"{x:,.{digits}f}"
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mnemo", required=True, help="the default build of mnemo (the headline figures)")
+    ap.add_argument(
+        "--variant", action="append", default=[], metavar="LABEL=PATH",
+        help="another build of mnemo (e.g. with extra features) timed beside it, flex only",
+    )
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--steps", type=int, default=10, help="timed training steps (native, PyTorch)")
+    ap.add_argument("--browser-steps", type=int, default=8, help="training steps in the browser")
+    ap.add_argument("--rounds", type=int, default=2, help="native and PyTorch runs; the best counts")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-browser", action="store_true")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    here = Path(__file__).resolve().parent
+    load_before = os.getloadavg()
+    threads = str(args.threads)
+    env = dict(os.environ, RAYON_NUM_THREADS=threads, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+
+    print(f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}", file=sys.stderr)
+    init = out / "init"
+    subprocess.run(
+        [args.mnemo, "bench", "export-init", "--out", str(init), "--steps", str(args.steps)],
+        check=True,
+    )
+    spec = json.loads((init / "bench.json").read_text())
+    tokens_per_step = spec["first_batch"]["n_tokens"]
+
+    # Native backends compiled into this build, and PyTorch, in alternating rounds.
+    backends = []
+    for b in ("flex", "ndarray"):
+        probe = subprocess.run(
+            [args.mnemo, "bench", "train", "--steps", "1", "--model", "demo", "--backend", b, "--json"],
+            capture_output=True, text=True, env=env,
+        )
+        if probe.returncode == 0:
+            backends.append(b)
+    if not backends:
+        raise RuntimeError("no native CPU backend answered `mnemo bench train`")
+    native_runs = {b: [] for b in backends}
+    variants = [v.split("=", 1) for v in args.variant]
+    variant_runs = {label: [] for label, _ in variants}
+    torch_runs = []
+    for r in range(args.rounds):
+        for label, path in variants:
+            print(f"round {r + 1}/{args.rounds}: Mnemo native, flex, build +{label}", file=sys.stderr)
+            doc = run_json(
+                [path, "bench", "train", "--steps", str(args.steps), "--model", "tinymem", "--backend", "flex", "--json"],
+                env, f"{path} bench train",
+            )
+            variant_runs[label].append(doc["rows"][0])
+        for b in backends:
+            print(f"round {r + 1}/{args.rounds}: Mnemo native, {b}", file=sys.stderr)
+            doc = run_json(
+                [args.mnemo, "bench", "train", "--steps", str(args.steps), "--model", "tinymem", "--backend", b, "--json"],
+                env, f"mnemo bench train --backend {b}",
+            )
+            native_runs[b].append(doc["rows"][0])
+        print(f"round {r + 1}/{args.rounds}: PyTorch", file=sys.stderr)
+        torch_runs.append(
+            run_json([sys.executable, str(here / "torch_ref.py"), "--data", str(init), "--threads", threads], env, "torch_ref.py")
+        )
+    best = lambda runs, key: max(runs, key=lambda x: x[key] or 0)  # noqa: E731
+    native = {b: best(runs, "train_tokens_per_s") for b, runs in native_runs.items()}
+    native_eval = {b: best(runs, "eval_sequences_per_s")["eval_sequences_per_s"] for b, runs in native_runs.items()}
+    torch = best(torch_runs, "train_tokens_per_s")
+    torch_eval = max(t["eval_sequences_per_s"] for t in torch_runs)
+    best_backend = max(native, key=lambda b: native[b]["train_tokens_per_s"])
+    nat = native[best_backend]
+
+    browser = None
+    if not args.no_browser:
+        print(f"browser (headless Chromium, CPU path): {args.browser_steps} steps", file=sys.stderr)
+        browser = run_json(
+            ["node", str(here / "browser_bench.mjs"), str(init / "text.txt"), str(args.browser_steps), str(tokens_per_step)],
+            env, "browser_bench.mjs",
+        )
+    load_after = os.getloadavg()
+
+    # The exactness check comes from the first PyTorch run (every run starts from the same state).
+    check = torch_runs[0]["check"]
+    diff = check["first_step_loss_abs_diff"]
+    failures = []
+    if not check["first_batch_identical"]:
+        failures.append("PyTorch's first batch differs from Mnemo's")
+    if diff is None or not diff <= LOSS_TOLERANCE:
+        failures.append(f"first-step loss differs by {diff} (tolerance {LOSS_TOLERANCE})")
+    if not check["eval_surprisal_max_abs_diff"] <= LOSS_TOLERANCE:
+        failures.append(f"per-sequence surprisal differs by {check['eval_surprisal_max_abs_diff']} (tolerance {LOSS_TOLERANCE})")
+
+    torch_tps = torch["train_tokens_per_s"]
+    native_tps = nat["train_tokens_per_s"]
+    browser_tps = browser["train_tokens_per_s"] if browser else None
+    browser_eval = browser["eval_sequences_per_s"] if browser else None
+    result = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "model": "2 layers, d_model 128, 4 heads, context 150, batch 32 (150 target tokens per sequence)",
+        "threads": args.threads,
+        "timed_steps": args.steps,
+        "browser_steps": args.browser_steps if browser else None,
+        "rounds": args.rounds,
+        "load_average_before": list(load_before),
+        "load_average_after": list(load_after),
+        "torch_version": torch["torch_version"],
+        "torch_train_tokens_per_s": torch_tps,
+        "native_train_tokens_per_s": native_tps,
+        "native_best_backend": best_backend,
+        "browser_train_tokens_per_s": browser_tps,
+        "ratio_native_vs_torch": ratio(native_tps, torch_tps),
+        "ratio_browser_vs_native": ratio(browser_tps, native_tps),
+        "ratio_browser_vs_torch": ratio(browser_tps, torch_tps),
+        "torch_eval_sequences_per_s": torch_eval,
+        "native_eval_sequences_per_s": native_eval[best_backend],
+        "browser_eval_sequences_per_s": browser_eval,
+        "ratio_native_vs_torch_eval": ratio(native_eval[best_backend], torch_eval),
+        "ratio_browser_vs_native_eval": ratio(browser_eval, native_eval[best_backend]),
+        "torch_peak_rss_mib": torch["peak_rss_mib"],
+        "native_peak_rss_mib": nat["peak_rss_mib"],
+        "browser_peak_rss_mib": browser["peak_rss_mib"] if browser else None,
+        "first_step_loss_mnemo": check["losses_mnemo"][0],
+        "first_step_loss_torch": check["losses_torch"][0],
+        "first_step_loss_abs_diff": diff,
+        "first_step_loss_tolerance": LOSS_TOLERANCE,
+        "losses_mnemo": check["losses_mnemo"],
+        "losses_torch": check["losses_torch"],
+        "loss_abs_diff": check["loss_abs_diff"],
+        "first_batch_identical": check["first_batch_identical"],
+        "eval_surprisal_max_abs_diff": check["eval_surprisal_max_abs_diff"],
+        "check_passed": not failures,
+        "failures": failures,
+        "torch": torch,
+        "torch_runs": torch_runs,
+        "native": native,
+        "native_runs": native_runs,
+        "browser": browser,
+        "native_variants": {
+            label: {
+                "train_tokens_per_s": best(runs, "train_tokens_per_s")["train_tokens_per_s"],
+                "ms_per_step": best(runs, "train_tokens_per_s")["ms_per_step"],
+                "eval_sequences_per_s": best(runs, "eval_sequences_per_s")["eval_sequences_per_s"],
+                "peak_rss_mib": best(runs, "train_tokens_per_s")["peak_rss_mib"],
+                "runs": runs,
+            }
+            for label, runs in variant_runs.items()
+        },
+    }
+    (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
+
+    rows = [
+        (f"PyTorch {torch['torch_version'].split('+')[0]} (CPU)", torch_tps, torch["ms_per_step"], torch_eval, torch["peak_rss_mib"]),
+    ]
+    for b in backends:
+        n = native[b]
+        rows.append((f"Mnemo native, {n['label']}", n["train_tokens_per_s"], n["ms_per_step"], native_eval[b], n["peak_rss_mib"]))
+    for label, v in result["native_variants"].items():
+        rows.append((f"Mnemo native, flex, +{label}", v["train_tokens_per_s"], v["ms_per_step"], v["eval_sequences_per_s"], v["peak_rss_mib"]))
+    if browser:
+        rows.append(("Mnemo in Chromium, CPU (wasm)", browser_tps, browser["ms_per_step"], browser_eval, browser["peak_rss_mib"]))
+    head = f"{'':<36} {'tokens/s':>9} {'ms/step':>8} {'eval seq/s':>10} {'peak MiB':>9} {'train vs torch':>15} {'vs native':>10} {'eval vs torch':>14} {'vs native':>10}"
+    print(head)
+    for name, tps, ms, ev, mem in rows:
+        print(
+            f"{name:<36} {fmt(tps):>9} {fmt(ms):>8} {fmt(ev, 1):>10} {fmt(mem):>9} "
+            f"{fmt(ratio(tps, torch_tps), 2) + 'x':>15} {fmt(ratio(tps, native_tps), 2) + 'x':>10} "
+            f"{fmt(ratio(ev, torch_eval), 2) + 'x':>14} {fmt(ratio(ev, native_eval[best_backend]), 2) + 'x':>10}"
+        )
+    print(
+        f"threads {args.threads}; best of {args.rounds} runs of {args.steps} timed steps (after one warm-up) natively and in PyTorch; "
+        + (f"{args.browser_steps - 1} timed steps in the browser (single-threaded wasm); " if browser else "")
+        + f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after"
+    )
+    print(
+        f"first training step's loss from the same initial weights: Mnemo {check['losses_mnemo'][0]:.7f}, "
+        f"PyTorch {check['losses_torch'][0]:.7f}, |diff| {diff:.2e} (tolerance {LOSS_TOLERANCE:g}); "
+        f"steps 1-{len(check['loss_abs_diff'])}: {', '.join(f'{d:.1e}' for d in check['loss_abs_diff'])}; "
+        f"per-sequence surprisal max |diff| {check['eval_surprisal_max_abs_diff']:.1e}; "
+        f"first batch identical: {check['first_batch_identical']}"
+    )
+    print(f"wrote {out / 'bench.json'}")
+    if failures:
+        print("EXACTNESS CHECK FAILED: " + "; ".join(failures), file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -4,6 +4,7 @@
 pub mod counterfactual;
 pub mod did;
 pub mod extraction;
+pub mod softprompt;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;

@@ -1,6 +1,6 @@
 //! `mnemo`: the native shell over Mnemo's engine. Train models, write their checkpoints,
 //! data order, losses and charts; estimate memorisation profiles; measure extraction;
-//! print example specs; benchmark the backends.
+//! measure extraction with soft prompts; print example specs; benchmark the backends.
 
 use std::fs;
 use std::io::Write;
@@ -21,6 +21,7 @@ use thiserror::Error;
 mod cf_cmd;
 mod did_cmd;
 mod extract_cmd;
+mod softprompt_cmd;
 
 #[derive(Parser)]
 #[command(name = "mnemo", version, about = "Measure how small language models memorise their training data.", long_about = None)]
@@ -48,8 +49,11 @@ enum Command {
         /// Print the counterfactual-memorisation demo instead.
         #[arg(long)]
         counterfactual: bool,
+        /// Print the soft-prompt extraction demo instead.
+        #[arg(long)]
+        softprompt: bool,
         /// Check a spec file and print it normalised (defaults filled in).
-        #[arg(long, value_name = "SPEC.json", conflicts_with_all = ["example", "tinymem", "profile", "counterfactual"])]
+        #[arg(long, value_name = "SPEC.json", conflicts_with_all = ["example", "tinymem", "profile", "counterfactual", "softprompt"])]
         check: Option<PathBuf>,
     },
     /// Estimate a memorisation profile from your own panel (e.g. measured on Pythia
@@ -104,6 +108,16 @@ enum Command {
     /// `instance,prefix_len,suffix_len,exact,fraction`), extraction.json (rates and the
     /// lengths used) and extraction.svg.
     Extract(ExtractArgs),
+    /// Extraction with soft prompts: cut a (prefix, suffix) pair from every distinct
+    /// training text, train a constant soft prompt (Ozdayi et al.) and a dynamic one from a
+    /// generator (Wang et al.) on part of the pairs against the frozen model, and measure
+    /// greedy extraction without a prompt and with each on the held-out pairs. The spec's
+    /// `softprompt` section sets it (defaults if absent; see `mnemo spec --softprompt`).
+    /// Without --checkpoint the spec's model is trained first (writing the `train`
+    /// outputs). Writes softprompt.csv (`method,exact_rate,fractional_rate,relative_gain`),
+    /// pairs.csv (`pair,method,exact,fraction`), prompt_loss.csv (`method,step,loss`),
+    /// softprompt.json, softprompt.svg and prompt_loss.svg.
+    Softprompt(SoftPromptArgs),
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(Bench),
@@ -141,6 +155,15 @@ struct ExtractArgs {
     suffix: Option<usize>,
 }
 
+#[derive(Args)]
+struct SoftPromptArgs {
+    #[command(flatten)]
+    run: TrainArgs,
+    /// Use this checkpoint (from `mnemo train` on the same spec) instead of training.
+    #[arg(long, value_name = "CKPT.safetensors")]
+    checkpoint: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Bench {
     /// Training tokens/s of the TinyMem-size model (2 layers, d_model 128, 4 heads,
@@ -156,6 +179,9 @@ enum Bench {
         #[arg(long, default_value_t = 16)]
         models: usize,
     },
+    /// Time training the constant soft prompt and the generator of the soft-prompt demo
+    /// (its target is trained first, untimed).
+    Softprompt,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -188,7 +214,7 @@ enum CliError {
     #[error("backend {0} is not compiled into this build")]
     Backend(&'static str),
     #[error(
-        "nothing to do: pass --example, --tinymem, --profile, --counterfactual or --check FILE"
+        "nothing to do: pass --example, --tinymem, --profile, --counterfactual, --softprompt or --check FILE"
     )]
     NothingToDo,
     #[error("{path}: {message}")]
@@ -214,6 +240,10 @@ enum CliError {
     Mismatch { path: PathBuf, message: String },
     #[error("extraction: {0}")]
     Extraction(#[from] mnemo_measures::extraction::ExtractionError),
+    #[error("{0}")]
+    SoftPromptSettings(SpecError),
+    #[error("soft prompts: {0}")]
+    SoftPrompt(#[from] mnemo_measures::softprompt::SoftPromptError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
@@ -234,6 +264,9 @@ fn main() -> ExitCode {
             prefix,
             suffix,
         }) => extract_cmd::run(run, checkpoint, prefix, suffix),
+        Command::Softprompt(SoftPromptArgs { run, checkpoint }) => {
+            softprompt_cmd::run(run, checkpoint)
+        }
         Command::Did {
             panel,
             out,
@@ -246,10 +279,12 @@ fn main() -> ExitCode {
             tinymem,
             profile,
             counterfactual,
+            softprompt,
             check,
-        } => spec_cmd(example, tinymem, profile, counterfactual, check),
+        } => spec_cmd(example, tinymem, profile, counterfactual, softprompt, check),
         Command::Bench(Bench::Train { steps }) => bench_train(steps),
         Command::Bench(Bench::Counterfactual { models }) => cf_cmd::bench(models),
+        Command::Bench(Bench::Softprompt) => softprompt_cmd::bench(),
         Command::Counterfactual {
             spec,
             out,
@@ -279,10 +314,13 @@ fn spec_cmd(
     tinymem: bool,
     profile: bool,
     counterfactual: bool,
+    softprompt: bool,
     check: Option<PathBuf>,
 ) -> Result<(), CliError> {
     let spec = if let Some(path) = check {
         read_spec(&path)?
+    } else if softprompt {
+        ExperimentSpec::softprompt_demo()
     } else if profile {
         ExperimentSpec::profile_demo()
     } else if counterfactual {

@@ -210,6 +210,7 @@ pub fn prompt_loss_chart<DB: DrawingBackend>(
     if !trained.is_empty() {
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK.mix(0.3))
             .draw()?;

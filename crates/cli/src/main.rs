@@ -1,6 +1,6 @@
 //! `mnemo`: the native shell over Mnemo's engine. Train models, write their checkpoints,
 //! data order, losses and charts; estimate memorisation profiles; measure extraction;
-//! print example specs; benchmark the backends.
+//! measure extraction with soft prompts; print example specs; benchmark the backends.
 
 use std::fs;
 use std::ops::ControlFlow;
@@ -21,6 +21,7 @@ mod cf_cmd;
 mod did_cmd;
 mod extract_cmd;
 mod link_cmd;
+mod softprompt_cmd;
 
 #[derive(Parser)]
 #[command(name = "mnemo", version, about = "Measure how small language models memorise their training data.", long_about = None)]
@@ -48,8 +49,11 @@ enum Command {
         /// Print the counterfactual-memorisation demo instead.
         #[arg(long)]
         counterfactual: bool,
+        /// Print the soft-prompt extraction demo instead.
+        #[arg(long)]
+        softprompt: bool,
         /// Check a spec file and print it normalised (defaults filled in).
-        #[arg(long, value_name = "SPEC.json", conflicts_with_all = ["example", "tinymem", "profile", "counterfactual"])]
+        #[arg(long, value_name = "SPEC.json", conflicts_with_all = ["example", "tinymem", "profile", "counterfactual", "softprompt"])]
         check: Option<PathBuf>,
     },
     /// Estimate a memorisation profile from your own panel (e.g. measured on Pythia
@@ -142,6 +146,16 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Extraction with soft prompts: cut a (prefix, suffix) pair from every distinct
+    /// training text, train a constant soft prompt (Ozdayi et al.) and a dynamic one from a
+    /// generator (Wang et al.) on part of the pairs against the frozen model, and measure
+    /// greedy extraction without a prompt and with each on the held-out pairs. The spec's
+    /// `softprompt` section sets it (defaults if absent; see `mnemo spec --softprompt`).
+    /// Without --checkpoint the spec's model is trained first (writing the `train`
+    /// outputs). Writes softprompt.csv (`method,exact_rate,fractional_rate,relative_gain`),
+    /// pairs.csv (`pair,method,exact,fraction`), prompt_loss.csv (`method,step,loss`),
+    /// softprompt.json, softprompt.svg and prompt_loss.svg.
+    Softprompt(SoftPromptArgs),
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(Bench),
@@ -177,6 +191,15 @@ struct ExtractArgs {
     /// Suffix length s in tokens (1-256; default: the spec's extraction.suffix, else 50).
     #[arg(long, value_name = "S")]
     suffix: Option<usize>,
+}
+
+#[derive(Args)]
+struct SoftPromptArgs {
+    #[command(flatten)]
+    run: TrainArgs,
+    /// Use this checkpoint (from `mnemo train` on the same spec) instead of training.
+    #[arg(long, value_name = "CKPT.safetensors")]
+    checkpoint: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -220,6 +243,9 @@ enum Bench {
         #[arg(long, default_value_t = 16)]
         models: usize,
     },
+    /// Time training the constant soft prompt and the generator of the soft-prompt demo
+    /// (its target is trained first, untimed).
+    Softprompt,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -255,7 +281,7 @@ enum CliError {
     #[error("backend {0} is not compiled into this build")]
     Backend(&'static str),
     #[error(
-        "nothing to do: pass --example, --tinymem, --profile, --counterfactual or --check FILE"
+        "nothing to do: pass --example, --tinymem, --profile, --counterfactual, --softprompt or --check FILE"
     )]
     NothingToDo,
     #[error("{path}: {message}")]
@@ -283,6 +309,10 @@ enum CliError {
     Mismatch { path: PathBuf, message: String },
     #[error("extraction: {0}")]
     Extraction(#[from] mnemo_measures::extraction::ExtractionError),
+    #[error("{0}")]
+    SoftPromptSettings(SpecError),
+    #[error("soft prompts: {0}")]
+    SoftPrompt(#[from] mnemo_measures::softprompt::SoftPromptError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
@@ -303,6 +333,9 @@ fn main() -> ExitCode {
             prefix,
             suffix,
         }) => extract_cmd::run(run, checkpoint, prefix, suffix),
+        Command::Softprompt(SoftPromptArgs { run, checkpoint }) => {
+            softprompt_cmd::run(run, checkpoint)
+        }
         Command::Did {
             panel,
             out,
@@ -315,8 +348,9 @@ fn main() -> ExitCode {
             tinymem,
             profile,
             counterfactual,
+            softprompt,
             check,
-        } => spec_cmd(example, tinymem, profile, counterfactual, check),
+        } => spec_cmd(example, tinymem, profile, counterfactual, softprompt, check),
         Command::Bench(Bench::Train {
             steps,
             backend,
@@ -343,6 +377,7 @@ fn main() -> ExitCode {
             quiet,
         } => link_cmd::run(link, corpus, out, quiet),
         Command::Bench(Bench::Counterfactual { models }) => cf_cmd::bench(models),
+        Command::Bench(Bench::Softprompt) => softprompt_cmd::bench(),
         Command::Counterfactual {
             spec,
             out,
@@ -372,10 +407,13 @@ fn spec_cmd(
     tinymem: bool,
     profile: bool,
     counterfactual: bool,
+    softprompt: bool,
     check: Option<PathBuf>,
 ) -> Result<(), CliError> {
     let spec = if let Some(path) = check {
         read_spec(&path)?
+    } else if softprompt {
+        ExperimentSpec::softprompt_demo()
     } else if profile {
         ExperimentSpec::profile_demo()
     } else if counterfactual {

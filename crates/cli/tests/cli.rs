@@ -127,7 +127,7 @@ fn bad_specs_get_a_message_and_a_nonzero_exit_never_a_panic() {
 
 #[test]
 fn example_specs_are_valid_and_help_documents_commands() {
-    for flag in ["--example", "--tinymem"] {
+    for flag in ["--example", "--tinymem", "--softprompt"] {
         let out = mnemo().args(["spec", flag]).output().unwrap();
         assert!(out.status.success());
         let dir = tempfile::tempdir().unwrap();
@@ -142,7 +142,7 @@ fn example_specs_are_valid_and_help_documents_commands() {
     }
     let help = mnemo().arg("--help").output().unwrap();
     let text = String::from_utf8_lossy(&help.stdout);
-    for cmd in ["train", "spec", "bench", "extract"] {
+    for cmd in ["train", "spec", "bench", "extract", "softprompt"] {
         assert!(text.contains(cmd), "{text}");
     }
 }
@@ -824,5 +824,214 @@ fn bench_train_json_reports_training_evaluation_and_memory() {
             .unwrap();
         assert!(!res.status.success());
         assert!(String::from_utf8_lossy(&res.stderr).contains("not compiled into this build"));
+    }
+}
+
+/// The soft-prompt demo spec, shrunk: 16 facts, 20 training steps, 3 prompt steps.
+fn softprompt_spec(dir: &Path) -> std::path::PathBuf {
+    let out = mnemo().args(["spec", "--softprompt"]).output().unwrap();
+    assert!(out.status.success());
+    let mut spec: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    spec["training"]["duration"] = serde_json::json!({ "steps": 20 });
+    spec["data"]["source"]["instances"] = 16.into();
+    spec["softprompt"]["steps"] = 3.into();
+    spec["softprompt"]["batch_size"] = 4.into();
+    let path = dir.join("softprompt.json");
+    std::fs::write(&path, spec.to_string()).unwrap();
+    path
+}
+
+#[test]
+fn softprompt_trains_then_writes_the_tables_and_charts_and_a_checkpoint_gives_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = softprompt_spec(dir.path());
+    let out = dir.path().join("run");
+    let res = mnemo()
+        .args(["softprompt", "--quiet", "--spec"])
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{err}");
+    for f in [
+        "checkpoints/step_000020.safetensors",
+        "order.csv",
+        "softprompt.csv",
+        "pairs.csv",
+        "prompt_loss.csv",
+        "softprompt.json",
+        "softprompt.svg",
+        "prompt_loss.svg",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    // 16 facts, all trained on: 8 pairs train the prompts, 8 test them.
+    let table = std::fs::read_to_string(out.join("softprompt.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = table.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(
+        rows[0],
+        ["method", "exact_rate", "fractional_rate", "relative_gain"]
+    );
+    assert_eq!(rows.len(), 4);
+    let methods: Vec<&str> = rows[1..].iter().map(|r| r[0]).collect();
+    assert_eq!(methods, ["none", "constant", "dynamic"]);
+    assert_eq!(rows[1][3], "undefined", "no gain of no prompt over itself");
+    let rate = |r: &[&str], i: usize| -> f64 { r[i].parse().unwrap() };
+    let base_exact = rate(&rows[1], 1);
+    for r in &rows[1..] {
+        for i in [1, 2] {
+            assert!((0.0..=1.0).contains(&rate(r, i)), "{r:?}");
+        }
+    }
+    for r in &rows[2..] {
+        if base_exact == 0.0 {
+            assert_eq!(r[3], "undefined");
+        } else {
+            let gain: f64 = r[3].parse().unwrap();
+            assert!((gain - (rate(r, 1) - base_exact) / base_exact).abs() < 1e-9);
+        }
+    }
+    let pairs = std::fs::read_to_string(out.join("pairs.csv")).unwrap();
+    let mut lines = pairs.lines();
+    assert_eq!(lines.next(), Some("pair,method,exact,fraction"));
+    let per_method: Vec<(String, bool, f64)> = lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            assert_eq!(f.len(), 4, "{l}");
+            (
+                f[1].to_string(),
+                f[2].parse().unwrap(),
+                f[3].parse().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(per_method.len(), 3 * 8);
+    for (_, exact, fraction) in &per_method {
+        assert_eq!(*exact, *fraction == 1.0);
+    }
+    // The table's fractional rates are the token-weighted means of the pairs' fractions
+    // (all suffixes have the same length here, 32 tokens).
+    for r in &rows[1..] {
+        let fr: Vec<f64> = per_method
+            .iter()
+            .filter(|p| p.0 == r[0])
+            .map(|p| p.2)
+            .collect();
+        assert_eq!(fr.len(), 8);
+        let mean = fr.iter().sum::<f64>() / 8.0;
+        assert!((mean - rate(r, 2)).abs() < 1e-9, "{r:?}");
+    }
+    let losses = std::fs::read_to_string(out.join("prompt_loss.csv")).unwrap();
+    let lines: Vec<&str> = losses.lines().collect();
+    assert_eq!(lines[0], "method,step,loss");
+    assert_eq!(lines.len(), 1 + 2 * 3);
+    assert!(lines[1].starts_with("constant,1,") && lines[6].starts_with("dynamic,3,"));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("softprompt.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["lengths"]["prefix"], 16);
+    assert_eq!(summary["test_pairs"], 8);
+    for svg in ["softprompt.svg", "prompt_loss.svg"] {
+        let text = std::fs::read_to_string(out.join(svg)).unwrap();
+        assert!(text.starts_with("<svg") && !text.contains("NaN"), "{svg}");
+    }
+    assert!(err.contains("8 training / 8 test pairs"), "{err}");
+
+    // The saved checkpoint again: no training, the same tables.
+    let again = dir.path().join("again");
+    let res = mnemo()
+        .args(["softprompt", "--quiet", "--spec"])
+        .arg(&spec)
+        .arg("--checkpoint")
+        .arg(out.join("checkpoints/step_000020.safetensors"))
+        .arg("--out")
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert!(!again.join("order.csv").exists());
+    for f in ["softprompt.csv", "pairs.csv", "prompt_loss.csv"] {
+        assert_eq!(
+            std::fs::read_to_string(out.join(f)).unwrap(),
+            std::fs::read_to_string(again.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+}
+
+#[test]
+fn softprompt_refuses_bad_settings_before_training_or_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = softprompt_spec(dir.path());
+    let base: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&spec).unwrap()).unwrap();
+    let variant = |name: &str, edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = base.clone();
+        edit(&mut v);
+        let path = dir.path().join(name);
+        std::fs::write(&path, v.to_string()).unwrap();
+        path
+    };
+    let garbage = dir.path().join("garbage.safetensors");
+    std::fs::write(&garbage, b"not a checkpoint").unwrap();
+    let cases: Vec<(std::path::PathBuf, Vec<String>, &str)> = vec![
+        (
+            variant("len.json", &|v| v["softprompt"]["prompt_len"] = 0.into()),
+            vec![],
+            "softprompt.prompt_len = 0 is outside the allowed range 1..=128",
+        ),
+        (
+            variant("steps.json", &|v| v["softprompt"]["steps"] = 0.into()),
+            vec![],
+            "softprompt.steps = 0 is outside the allowed range",
+        ),
+        (
+            variant("lr.json", &|v| v["softprompt"]["embed_lr"] = 5.into()),
+            vec![],
+            "softprompt.embed_lr = 5 is outside the allowed range",
+        ),
+        (
+            variant("unknown.json", &|v| v["softprompt"]["surprise"] = 1.into()),
+            vec![],
+            "unknown field `surprise`",
+        ),
+        (
+            // Three copies of one text: a single pair, nothing to train and test with.
+            variant("one.json", &|v| {
+                v["data"]["source"] = serde_json::json!({
+                    "kind": "text", "text": "same line\nsame line\nsame line",
+                    "split": { "mode": "lines" }
+                })
+            }),
+            vec![],
+            "soft prompts need at least 2 distinct training instances",
+        ),
+        (
+            spec.clone(),
+            vec!["--checkpoint".into(), garbage.display().to_string()],
+            "not a readable safetensors file",
+        ),
+    ];
+    for (i, (spec, extra, expected)) in cases.into_iter().enumerate() {
+        let out = dir.path().join(format!("out{i}"));
+        let res = mnemo()
+            .args(["softprompt", "--quiet", "--spec"])
+            .arg(&spec)
+            .args(&extra)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(2), "case {i}: {err}");
+        assert!(err.contains(expected), "case {i}: {err}");
+        assert!(!err.contains("panicked"), "case {i}: {err}");
+        assert!(!out.exists(), "case {i}: nothing is written");
     }
 }

@@ -4,6 +4,8 @@
 //! Nothing here knows about the browser: the web app and the CLI are thin shells over
 //! these functions, so every number the browser shows can be reproduced natively.
 
+#![warn(missing_docs)]
+
 pub use burn;
 
 pub mod backend;

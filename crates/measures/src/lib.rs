@@ -3,6 +3,8 @@
 //! This crate sits between the engine core and the shells. It computes on plain values
 //! (panels of numbers in, result structs out) and names no browser API.
 
+#![warn(missing_docs)]
+
 pub mod counterfactual;
 pub mod did;
 pub mod eval;

@@ -65,7 +65,7 @@ use mnemo_core::burn::tensor::activation::log_softmax;
 use mnemo_core::burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use mnemo_core::model::{Block, ModelConfig, ids_tensor};
 use mnemo_core::rng::{self, Stream};
-use mnemo_core::spec::{SoftPromptSpec, SpecError};
+use mnemo_core::spec::SpecError;
 use mnemo_core::{Checkpoint, CheckpointError, Corpus, Gpt};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -73,6 +73,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::extraction::{ExtractionRates, ExtractionRow, MAX_BATCH, split_lengths};
+
+pub use mnemo_core::spec::SoftPromptSpec;
 
 /// Blocks of the dynamic prompt's generator (Wang et al.: 2).
 pub const GENERATOR_BLOCKS: usize = 2;

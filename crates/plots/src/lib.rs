@@ -1,9 +1,12 @@
 //! Every Mnemo chart, drawn with plotters on any `DrawingBackend`: a canvas in the
 //! browser, SVG natively. One function per chart; each takes a plain result struct.
 
+#![warn(missing_docs)]
+
 pub mod counterfactual;
 pub mod did;
 pub mod extraction;
+pub mod softprompt;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;

@@ -22,6 +22,10 @@ if (!textFile || !stepsArg || !tpsArg) {
 }
 const steps = Number(stepsArg);
 const tokensPerStep = Number(tpsArg);
+if (!Number.isInteger(steps) || steps < 2 || !(tokensPerStep > 0)) {
+  console.error('STEPS must be a whole number of at least 2 (one warm-up step), TOKENS_PER_STEP positive');
+  process.exit(2);
+}
 const text = await readFile(textFile, 'utf8');
 
 /** Processes descended from this one: pid -> command line. */

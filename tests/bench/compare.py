@@ -51,6 +51,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-browser", action="store_true")
     args = ap.parse_args()
+    if args.steps < 1 or args.browser_steps < 2 or args.rounds < 1:
+        ap.error("--steps and --rounds must be at least 1, --browser-steps at least 2")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     here = Path(__file__).resolve().parent

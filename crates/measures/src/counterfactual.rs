@@ -370,7 +370,10 @@ pub fn counterfactual_result(
 ) -> CounterfactualResult {
     let done = scores.len().min(plan.models());
     let membership: Vec<Vec<bool>> = plan.membership[..done].to_vec();
-    let column = |u: usize| -> Vec<bool> { membership.iter().map(|m| m[u]).collect() };
+    // Which models trained on each unit, once (every probe reuses them).
+    let columns: Vec<Vec<bool>> = (0..plan.units.len())
+        .map(|u| membership.iter().map(|m| m[u]).collect())
+        .collect();
     let text = |id: u32| corpus.get(id).map(|i| i.text.clone()).unwrap_or_default();
     let instances = plan
         .units
@@ -382,7 +385,7 @@ pub fn counterfactual_result(
                 instance: ids[0],
                 copies: ids.len(),
                 text: text(ids[0]),
-                mem: contrast(&column(u), &values),
+                mem: contrast(&columns[u], &values),
             }
         })
         .collect();
@@ -397,7 +400,7 @@ pub fn counterfactual_result(
                 text: text(probe),
                 trained: corpus.train.contains(&probe),
                 by_unit: (0..plan.units.len())
-                    .map(|u| contrast(&column(u), &values))
+                    .map(|u| contrast(&columns[u], &values))
                     .collect(),
             }
         })
@@ -414,6 +417,86 @@ pub fn counterfactual_result(
     }
 }
 
+/// What one [`EnsembleRun::step`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnsembleStep {
+    /// One optimiser step of the member being trained.
+    Trained,
+    /// A member finished training and was scored: members done, members planned.
+    Member(usize, usize),
+}
+
+/// An ensemble trained one optimiser step at a time, so a shell can report progress,
+/// yield to its event loop or stop between steps; the members scored so far make the
+/// result ([`EnsembleRun::result`]). The worker drives it in the browser,
+/// [`run_ensemble_blocking`] natively.
+pub struct EnsembleRun<'a> {
+    spec: &'a ExperimentSpec,
+    corpus: &'a Corpus,
+    plan: &'a EnsemblePlan,
+    device: Device,
+    trainer: Option<Trainer>,
+    scores: Vec<MemberScores>,
+}
+
+impl<'a> EnsembleRun<'a> {
+    /// A run of `plan`'s members, each trained with `spec`'s schedule on `device`.
+    pub fn new(
+        spec: &'a ExperimentSpec,
+        corpus: &'a Corpus,
+        plan: &'a EnsemblePlan,
+        device: Device,
+    ) -> Self {
+        EnsembleRun {
+            spec,
+            corpus,
+            plan,
+            device,
+            trainer: None,
+            scores: Vec::with_capacity(plan.models()),
+        }
+    }
+
+    /// Members trained and scored.
+    pub fn done(&self) -> usize {
+        self.scores.len()
+    }
+
+    /// One optimiser step, or the scoring of a member that has finished; `None` when
+    /// every member is done.
+    pub async fn step(&mut self) -> Result<Option<EnsembleStep>, CounterfactualError> {
+        let j = self.scores.len();
+        if j >= self.plan.models() {
+            return Ok(None);
+        }
+        let trainer = match &mut self.trainer {
+            Some(t) => t,
+            None => self.trainer.insert(self.plan.member_trainer(
+                j,
+                self.spec,
+                self.corpus,
+                self.device.clone(),
+            )?),
+        };
+        if trainer.step().await?.is_some() {
+            return Ok(Some(EnsembleStep::Trained));
+        }
+        let model = member_model(trainer, &self.device).await?;
+        self.scores
+            .push(score_member(&model, self.corpus, self.plan).await?);
+        self.trainer = None;
+        Ok(Some(EnsembleStep::Member(
+            self.scores.len(),
+            self.plan.models(),
+        )))
+    }
+
+    /// The result from the members scored so far.
+    pub fn result(&self) -> CounterfactualResult {
+        counterfactual_result(self.plan, self.corpus, &self.scores)
+    }
+}
+
 /// Train and score the whole ensemble on this thread (natively). `progress(j, m)` is
 /// called after each member; returning `Break` stops and keeps the members done.
 #[cfg(not(target_family = "wasm"))]
@@ -424,24 +507,15 @@ pub fn run_ensemble_blocking(
     device: &Device,
     mut progress: impl FnMut(usize, usize) -> std::ops::ControlFlow<()>,
 ) -> Result<CounterfactualResult, CounterfactualError> {
-    let mut scores = Vec::with_capacity(plan.models());
-    for j in 0..plan.models() {
-        let mut trainer = plan.member_trainer(j, spec, corpus, device.clone())?;
-        mnemo_core::train::run_blocking(
-            &mut trainer,
-            |_| std::ops::ControlFlow::Continue(()),
-            |_| Ok(()),
-        )?;
-        let scored = mnemo_core::train::block_on(async {
-            let model = member_model(&trainer, device).await?;
-            score_member(&model, corpus, plan).await
-        })?;
-        scores.push(scored);
-        if progress(j + 1, plan.models()).is_break() {
+    let mut run = EnsembleRun::new(spec, corpus, plan, device.clone());
+    while let Some(step) = mnemo_core::train::block_on(run.step())? {
+        if let EnsembleStep::Member(done, total) = step
+            && progress(done, total).is_break()
+        {
             break;
         }
     }
-    Ok(counterfactual_result(plan, corpus, &scores))
+    Ok(run.result())
 }
 
 /// A trained member's weights as an inference model on `device`.

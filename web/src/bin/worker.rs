@@ -10,9 +10,7 @@ mod worker {
     use mnemo_core::spec::ExtractionSpec;
     use mnemo_core::train::{Progress, Trainer};
     use mnemo_core::{BackendKind, Checkpoint, Corpus, ExperimentSpec, Gpt};
-    use mnemo_measures::counterfactual::{
-        counterfactual_result, member_model, plan_ensemble, score_member,
-    };
+    use mnemo_measures::counterfactual::{EnsembleRun, EnsembleStep, plan_ensemble};
     use mnemo_measures::extraction::extract;
     use mnemo_measures::profile::{PanelBuilder, estimate_profile, plan_panel};
     use mnemo_web::protocol::{ExtractionView, FromWorker, ToWorker};
@@ -257,51 +255,34 @@ mod worker {
             total,
             elapsed_s: 0.0,
         });
-        let mut scores = Vec::with_capacity(total);
+        let mut run = EnsembleRun::new(&spec, &corpus, &plan, device);
         let mut cancelled = false;
         let mut last_yield = now_ms();
-        'members: for j in 0..total {
-            let mut trainer = plan
-                .member_trainer(j, &spec, &corpus, device.clone())
-                .map_err(|e| e.to_string())?;
-            loop {
-                if CANCEL.with(Cell::get) {
-                    cancelled = true;
-                    break 'members;
-                }
-                if trainer.step().await.map_err(|e| e.to_string())?.is_none() {
-                    break;
-                }
-                // Yield about every 50 ms: often enough for Cancel, rarely enough that
-                // the timer's clamping does not slow training down.
-                if now_ms() - last_yield > 50.0 {
-                    yield_now().await;
-                    last_yield = now_ms();
-                }
+        while let Some(step) = run.step().await.map_err(|e| e.to_string())? {
+            if let EnsembleStep::Member(done, total) = step {
+                post(&FromWorker::EnsembleProgress {
+                    done,
+                    total,
+                    elapsed_s: (now_ms() - start) / 1000.0,
+                });
             }
-            let model = member_model(&trainer, &device)
-                .await
-                .map_err(|e| e.to_string())?;
-            scores.push(
-                score_member(&model, &corpus, &plan)
-                    .await
-                    .map_err(|e| e.to_string())?,
-            );
-            post(&FromWorker::EnsembleProgress {
-                done: j + 1,
-                total,
-                elapsed_s: (now_ms() - start) / 1000.0,
-            });
-            yield_now().await;
-            last_yield = now_ms();
+            // Yield after each member and otherwise about every 50 ms: often enough for
+            // Cancel, rarely enough that the timer's clamping does not slow training.
+            if matches!(step, EnsembleStep::Member(..)) || now_ms() - last_yield > 50.0 {
+                yield_now().await;
+                last_yield = now_ms();
+            }
+            if CANCEL.with(Cell::get) {
+                cancelled = run.done() < total;
+                break;
+            }
         }
-        if scores.is_empty() {
+        if run.done() == 0 {
             post(&FromWorker::Cancelled { step: 0 });
             return Ok(());
         }
-        let result = counterfactual_result(&plan, &corpus, &scores);
         post(&FromWorker::Counterfactual {
-            result: Box::new(result),
+            result: Box::new(run.result()),
             cancelled,
             elapsed_s: (now_ms() - start) / 1000.0,
         });

@@ -54,6 +54,16 @@ pub fn loss_chart<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     series: &[LossSeries],
 ) -> ChartResult<DB> {
+    titled_loss_chart(area, "Training loss", series)
+}
+
+/// [`loss_chart`] with its own caption. Series `i` takes colour `PALETTE[i]`; an empty
+/// series draws nothing and keeps its colour slot.
+pub fn titled_loss_chart<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    caption: &str,
+    series: &[LossSeries],
+) -> ChartResult<DB> {
     area.fill(&WHITE)?;
     let max_step = series
         .iter()
@@ -74,7 +84,7 @@ pub fn loss_chart<DB: DrawingBackend>(
         (0.0, 1.0)
     };
     let mut chart = ChartBuilder::on(area)
-        .caption("Training loss", ("sans-serif", 18))
+        .caption(caption, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(48)

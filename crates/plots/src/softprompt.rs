@@ -7,7 +7,7 @@ use plotters::prelude::*;
 
 use mnemo_measures::softprompt::{Method, MethodResult, SoftPromptResult};
 
-use crate::{ChartResult, PALETTE, ema};
+use crate::{ChartResult, LossSeries, PALETTE, titled_loss_chart};
 
 /// The legend text of one method: its name, rates in percent and relative gains over no
 /// prompt (`undefined` when no prompt's rate is 0).
@@ -150,73 +150,28 @@ pub fn rates_chart<DB: DrawingBackend>(
 }
 
 /// Both prompts' training loss (suffix cross-entropy, nats/token) by step: the raw loss
-/// (thin) and its moving average (bold), one colour per prompt.
+/// (thin) and its moving average (bold), in each method's colour (the loss chart with
+/// one series per method; "no prompt" trains nothing and draws nothing).
 pub fn prompt_loss_chart<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     result: &SoftPromptResult,
 ) -> ChartResult<DB> {
-    area.fill(&WHITE)?;
-    let trained: Vec<&MethodResult> = result
-        .methods
-        .iter()
-        .filter(|m| !m.losses.is_empty())
-        .collect();
-    let max_step = trained
-        .iter()
-        .filter_map(|m| m.losses.last().map(|l| l.0))
-        .max()
-        .unwrap_or(1)
-        .max(1);
-    let (lo, hi) = trained
-        .iter()
-        .flat_map(|m| m.losses.iter().map(|l| l.1 as f64))
-        .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(v), hi.max(v))
-        });
-    let (lo, hi) = if lo.is_finite() {
-        (0.0f64.min(lo), hi.max(lo + 1e-3) * 1.05)
-    } else {
-        (0.0, 1.0)
-    };
-    let mut chart = ChartBuilder::on(area)
-        .caption(
-            "Soft-prompt training loss (suffix tokens of the training pairs)",
-            ("sans-serif", 16),
-        )
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(52)
-        .build_cartesian_2d(0usize..max_step, lo..hi)?;
-    chart
-        .configure_mesh()
-        .x_desc("step")
-        .y_desc("loss (nats/token)")
-        .light_line_style(RGBColor(246, 246, 246))
-        .draw()?;
-    for m in &trained {
-        let colour = PALETTE[(m.method as usize) % PALETTE.len()];
-        chart.draw_series(LineSeries::new(
-            m.losses.iter().map(|&(x, y)| (x, y as f64)),
-            colour.mix(0.3).stroke_width(1),
-        ))?;
-        chart
-            .draw_series(LineSeries::new(ema(&m.losses, 0.9), colour.stroke_width(2)))?
-            .label(format!("{} prompt", m.method.label()))
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
-            });
+    let mut series = vec![LossSeries::default(); 3];
+    for m in &result.methods {
+        if let Some(s) = series.get_mut(m.method as usize)
+            && !m.losses.is_empty()
+        {
+            *s = LossSeries {
+                label: format!("{} prompt", m.method.label()),
+                points: m.losses.clone(),
+            };
+        }
     }
-    if !trained.is_empty() {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK.mix(0.3))
-            .draw()?;
-    }
-    area.present()?;
-    Ok(())
+    titled_loss_chart(
+        area,
+        "Soft-prompt training loss (suffix tokens of the training pairs)",
+        &series,
+    )
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use extraction::{ExState, ExStatus};
 use share::ShareState;
 
 use crate::chart::{draw_loss, draw_on};
-use crate::download::{download_text, download_url};
+use crate::download::{download_canvas, download_text};
 use crate::form::{FIELDS, Form, Source};
 use crate::protocol::{FromWorker, ToWorker};
 use mnemo_measures::did::DidResult;
@@ -395,11 +395,7 @@ impl App {
                 .map(|(_, t)| t.clone())
                 .ok_or_else(|| format!("no table {name}"))
         };
-        let canvas_png = |node: &NodeRef, name: &str| -> Result<(), String> {
-            let canvas: HtmlCanvasElement = node.cast().ok_or("no chart yet")?;
-            let url = canvas.to_data_url().map_err(|e| format!("{e:?}"))?;
-            download_url(name, &url)
-        };
+        let canvas_png = |node: &NodeRef, name: &str| download_canvas(node.cast(), name);
         let comparisons: Vec<(String, &DidResult)> =
             self.profiles.iter().map(|(l, r)| (l.clone(), r)).collect();
         match what {
@@ -451,11 +447,7 @@ impl App {
                 download_text("loss.csv", "text/csv", &csv)
             }
             "svg" => download_text("loss.svg", "image/svg+xml", &loss_svg(&series, (800, 480))),
-            "png" => {
-                let canvas: HtmlCanvasElement = self.canvas.cast().ok_or("no chart yet")?;
-                let url = canvas.to_data_url().map_err(|e| format!("{e:?}"))?;
-                download_url("loss.png", &url)
-            }
+            "png" => download_canvas(self.canvas.cast(), "loss.png"),
             "spec" => {
                 let spec = match &self.spec_run {
                     Some(s) => s.clone(),

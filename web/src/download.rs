@@ -45,3 +45,15 @@ pub fn download_bytes(filename: &str, mime: &str, bytes: &[u8]) -> Result<(), St
     let _ = Url::revoke_object_url(&url);
     result
 }
+
+/// Download a drawn chart as a PNG (`None`: the chart is not on the page yet).
+pub fn download_canvas(
+    canvas: Option<web_sys::HtmlCanvasElement>,
+    filename: &str,
+) -> Result<(), String> {
+    let canvas = canvas.ok_or("no chart yet")?;
+    download_url(
+        filename,
+        &canvas.to_data_url().map_err(|e| format!("{e:?}"))?,
+    )
+}

@@ -11,7 +11,7 @@ use yew::prelude::*;
 
 use super::{App, CHART_SIZE, Msg};
 use crate::chart::draw_on;
-use crate::download::{download_text, download_url};
+use crate::download::{download_canvas, download_text};
 
 /// How many of the most memorised texts are listed.
 const TOP: usize = 12;
@@ -115,10 +115,7 @@ impl CfState {
     /// Download a chart or table.
     pub fn export(&self, what: &str) -> Result<(), String> {
         let result = self.result.as_ref().ok_or("no result yet")?;
-        let png = |node: &NodeRef, name: &str| -> Result<(), String> {
-            let canvas: web_sys::HtmlCanvasElement = node.cast().ok_or("no chart yet")?;
-            download_url(name, &canvas.to_data_url().map_err(|e| format!("{e:?}"))?)
-        };
+        let png = |node: &NodeRef, name: &str| download_canvas(node.cast(), name);
         match what {
             "mem_histogram.png" => png(&self.hist, what),
             "in_out.png" => png(&self.scatter, what),

@@ -10,7 +10,7 @@ use yew::prelude::*;
 
 use super::{App, CHART_SIZE, Msg};
 use crate::chart::draw_on;
-use crate::download::{download_text, download_url};
+use crate::download::{download_canvas, download_text};
 use crate::protocol::ExtractionView;
 
 /// Texts shown token by token.
@@ -100,10 +100,7 @@ impl ExState {
     pub fn export(&self, what: &str) -> Result<(), String> {
         let v = self.view.as_ref().ok_or("no result yet")?;
         match what {
-            "extraction.png" => {
-                let canvas: web_sys::HtmlCanvasElement = self.chart.cast().ok_or("no chart yet")?;
-                download_url(what, &canvas.to_data_url().map_err(|e| format!("{e:?}"))?)
-            }
+            "extraction.png" => download_canvas(self.chart.cast(), what),
             "extraction.svg" => download_text(
                 what,
                 "image/svg+xml",

@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { serveDist, launch } from './harness.mjs';
+import { serveDist, launch, inkOnChart } from './harness.mjs';
 
 let server, browser;
 before(async () => {
@@ -18,16 +18,6 @@ after(async () => {
   await browser?.context.close();
   await server?.close();
 });
-
-async function ink(page, id) {
-  return page.evaluate((id) => {
-    const c = document.getElementById(id);
-    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-    let n = 0;
-    for (let i = 0; i < d.length; i += 4) if (d[i] < 200 || d[i + 1] < 200 || d[i + 2] < 200) n++;
-    return n;
-  }, id);
-}
 
 async function download(page, locator) {
   const [d] = await Promise.all([page.waitForEvent('download'), locator.click()]);
@@ -54,7 +44,7 @@ test('the counterfactual demo trains its ensemble and finds the repeated text', 
   console.log(`# counterfactual demo, 6 models, in the browser (CPU): ${secs.toFixed(1)} s (${(secs / 6).toFixed(1)} s per model); ${status}`);
   assert.match(status, /^6 models trained and scored/);
   for (const id of ['cf-histogram', 'cf-scatter']) {
-    assert.ok((await ink(page, id)) > 2000, `${id} is drawn`);
+    assert.ok((await inkOnChart(page, id)) > 2000, `${id} is drawn`);
   }
   const first = page.locator('#cf-top li').first();
   assert.match(await first.textContent(), /my PIN is .*×8 in the data/);
@@ -107,7 +97,7 @@ test('extraction runs on the last trained model and shows texts token by token',
   assert.ok(m, summary);
   assert.equal(Number(m[2]), 36);
   assert.ok(Number(m[1]) > Number(m[3]), 'more training texts than held-out texts are extracted');
-  assert.ok((await ink(page, 'ex-chart')) > 2000);
+  assert.ok((await inkOnChart(page, 'ex-chart')) > 2000);
   assert.ok((await page.locator('#ex-rows .tokens').count()) > 0);
   assert.ok((await page.locator('#ex-rows .tok.hit').count()) > 0);
   const csv = await download(page, page.locator('#ex-panel button', { hasText: /^CSV$/ }));

@@ -53,15 +53,15 @@ export async function launch({ gpu }) {
   return { context, page, errors };
 }
 
-/** Non-white pixels on the loss chart: the curve and axes were drawn. */
-export async function inkOnChart(page) {
-  return page.evaluate(() => {
-    const c = document.getElementById('loss-chart');
+/** Non-white pixels on a canvas chart (the loss chart by default): what was drawn. */
+export async function inkOnChart(page, id = 'loss-chart') {
+  return page.evaluate((id) => {
+    const c = document.getElementById(id);
     const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
     let n = 0;
     for (let i = 0; i < d.length; i += 4) if (d[i] < 200 || d[i + 1] < 200 || d[i + 2] < 200) n++;
     return n;
-  });
+  }, id);
 }
 
 export async function setField(page, id, value) {

@@ -3,7 +3,7 @@
 // the charts and tables export.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { serveDist, launch } from './harness.mjs';
+import { serveDist, launch, inkOnChart } from './harness.mjs';
 
 let server, browser;
 before(async () => {
@@ -17,16 +17,6 @@ after(async () => {
   await server?.close();
 });
 
-async function ink(page, id) {
-  return page.evaluate((id) => {
-    const c = document.getElementById(id);
-    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-    let n = 0;
-    for (let i = 0; i < d.length; i += 4) if (d[i] < 200 || d[i + 1] < 200 || d[i + 2] < 200) n++;
-    return n;
-  }, id);
-}
-
 test('the profile demo evaluates its panel and draws every chart', async () => {
   const { page, errors } = browser;
   const t0 = Date.now();
@@ -38,7 +28,7 @@ test('the profile demo evaluates its panel and draws every chart', async () => {
   const summary = await page.textContent('#profile-summary');
   assert.match(summary, /400 instances \(80 never trained\) in 8 cohorts/);
   for (const id of ['profile-heatmap', 'persistent-chart', 'instantaneous-chart', 'residual-chart', 'simple-chart']) {
-    assert.ok((await ink(page, id)) > 2000, `${id} is drawn`);
+    assert.ok((await inkOnChart(page, id)) > 2000, `${id} is drawn`);
   }
   // Hover the cell of cohort 4 at checkpoint 4 (the diagonal): its numbers appear.
   // The pointer only reaches what is on screen: bring the heat map into view first.

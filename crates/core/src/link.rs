@@ -118,11 +118,12 @@ pub enum LinkError {
     /// Not base64url.
     #[error("the link is damaged (not base64url): {0}")]
     Base64(String),
-    /// Not deflate, or inflates too far.
-    #[error(
-        "the link is damaged (its compressed data does not inflate within {INFLATED_BYTES} bytes)"
-    )]
+    /// Not deflate data.
+    #[error("the link is damaged (its compressed data does not inflate)")]
     Inflate,
+    /// Inflates past [`INFLATED_BYTES`] (a compression bomb, or not one of ours).
+    #[error("the link inflates beyond {INFLATED_BYTES} bytes; Mnemo links are far smaller")]
+    InflatesTooFar,
     /// Not the JSON of a payload.
     #[error("the link's contents are not a Mnemo experiment: {0}")]
     Json(String),
@@ -212,7 +213,10 @@ fn decode_v1(body: &str) -> Result<LinkPayload, LinkError> {
         .decode(body.as_bytes())
         .map_err(|e| LinkError::Base64(e.to_string()))?;
     let json = miniz_oxide::inflate::decompress_to_vec_with_limit(&deflated, INFLATED_BYTES)
-        .map_err(|_| LinkError::Inflate)?;
+        .map_err(|e| match e.status {
+            miniz_oxide::inflate::TINFLStatus::HasMoreOutput => LinkError::InflatesTooFar,
+            _ => LinkError::Inflate,
+        })?;
     let text = std::str::from_utf8(&json).map_err(|e| LinkError::Json(e.to_string()))?;
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| LinkError::Json(e.to_string()))?;

@@ -215,6 +215,8 @@ pub struct App {
     residual: NodeRef,
     simple: NodeRef,
     profile_dirty: bool,
+    /// (points, last step) of the loss curve as last drawn.
+    loss_drawn: Option<(usize, Option<usize>)>,
     cf: CfState,
     ex: ExState,
     /// A description of the model of the last finished training run (kept by the worker).
@@ -623,6 +625,7 @@ impl Component for App {
             residual: NodeRef::default(),
             simple: NodeRef::default(),
             profile_dirty: false,
+            loss_drawn: None,
             cf: CfState::default(),
             ex: ExState::default(),
             trained_model: None,
@@ -1032,7 +1035,13 @@ impl Component for App {
                 draw_on(c, |a| simple_chart(a, result));
             }
         }
-        if let Some(canvas) = self.canvas.cast::<HtmlCanvasElement>() {
+        // Redraw the loss curve only when it changed (not on every hover or status).
+        let drawn = (self.losses.len(), self.losses.last().map(|l| l.0));
+        if let Some(canvas) = self
+            .canvas
+            .cast::<HtmlCanvasElement>()
+            .filter(|_| self.loss_drawn.replace(drawn) != Some(drawn))
+        {
             draw_loss(
                 canvas,
                 &[LossSeries {

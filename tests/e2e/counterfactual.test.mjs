@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { serveDist, launch, inkOnChart } from './harness.mjs';
+import { serveDist, launch, inkOnChart, download } from './harness.mjs';
 
 let server, browser;
 before(async () => {
@@ -18,11 +18,6 @@ after(async () => {
   await browser?.context.close();
   await server?.close();
 });
-
-async function download(page, locator) {
-  const [d] = await Promise.all([page.waitForEvent('download'), locator.click()]);
-  return { name: d.suggestedFilename(), text: await readFile(await d.path(), 'utf8') };
-}
 
 test('an impossible number of models is refused in place', async () => {
   const { page } = browser;

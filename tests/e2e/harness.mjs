@@ -75,3 +75,9 @@ export async function trainAndWait(page, timeout = 180_000) {
   if (state !== 'done') throw new Error('training failed: ' + (await page.textContent('#status')));
   return JSON.parse(await page.textContent('#loss-json'));
 }
+
+/** Click `locator` and return the download it starts: its suggested name and its text. */
+export async function download(page, locator) {
+  const [d] = await Promise.all([page.waitForEvent('download'), locator.click()]);
+  return { name: d.suggestedFilename(), text: await readFile(await d.path(), 'utf8') };
+}

@@ -17,10 +17,13 @@ use yew::prelude::*;
 mod counterfactual;
 mod extraction;
 mod share;
+mod softprompt;
+mod tokens;
 
 use counterfactual::{CfState, CfStatus};
 use extraction::{ExState, ExStatus};
 use share::ShareState;
+use softprompt::{SpState, SpStatus};
 
 use crate::chart::{draw_loss, draw_on};
 use crate::download::{download_canvas, download_text};
@@ -148,6 +151,12 @@ pub enum Msg {
     ImportWeights(File),
     /// ... and read, to be checked against this spec.
     WeightsRead(String, Box<ExperimentSpec>, Result<Vec<u8>, String>),
+    /// Train soft prompts: the demo (its own model first, `true`) or on the last model.
+    RunSoftPrompt(bool),
+    /// A soft-prompt field changed (index, text).
+    SetSpField(usize, String),
+    /// Export a soft-prompt chart or table.
+    ExportSp(&'static str),
     /// The file an opened link names was picked.
     LinkFile(File),
     /// ... and read (or refused).
@@ -219,6 +228,7 @@ pub struct App {
     loss_drawn: Option<(usize, Option<usize>)>,
     cf: CfState,
     ex: ExState,
+    sp: SpState,
     /// A description of the model of the last finished training run (kept by the worker).
     trained_model: Option<String>,
     share: ShareState,
@@ -262,9 +272,20 @@ fn spawn_worker(link: &html::Scope<App>) -> Result<(Worker, OnMessage), String> 
 
 impl App {
     fn send(&self, msg: &ToWorker) {
-        if let (Some(w), Ok(v)) = (&self.worker, serde_wasm_bindgen::to_value(msg)) {
-            let _ = w.post_message(&v);
+        let Some(w) = &self.worker else { return };
+        let sent = serde_wasm_bindgen::to_value(msg)
+            .map_err(|e| e.to_string())
+            .and_then(|v| w.post_message(&v).map_err(|e| format!("{e:?}")));
+        if let Err(e) = sent {
+            // Not expected: every message is plain data. Say so rather than wait forever.
+            web_sys::console::error_1(&format!("cannot send {msg:?} to the worker: {e}").into());
         }
+    }
+
+    /// Whether the worker can take a job now: it has answered the probe (messages sent
+    /// before it listens are lost) and nothing runs.
+    fn can_start(&self) -> bool {
+        self.webgpu.is_some() && !self.running()
     }
 
     fn webgpu_ok(&self) -> bool {
@@ -288,14 +309,20 @@ impl App {
             )
             || self.cf.busy()
             || self.ex.busy()
+            || self.sp.busy()
     }
 
-    fn start(&mut self, spec: ExperimentSpec) {
+    /// A training run of `spec` is about to start: clear the last one's curve and facts.
+    fn begin_training(&mut self, spec: &ExperimentSpec) {
         self.losses.clear();
         self.progress = None;
         self.info = None;
         self.run = RunState::Starting;
         self.spec_run = Some(spec.clone());
+    }
+
+    fn start(&mut self, spec: ExperimentSpec) {
+        self.begin_training(&spec);
         self.last_job = Some((spec.clone(), "train"));
         self.send(&ToWorker::Train {
             spec,
@@ -314,11 +341,7 @@ impl App {
             index: self.profiles.len() + 1,
             count,
         };
-        self.losses.clear();
-        self.progress = None;
-        self.info = None;
-        self.run = RunState::Starting;
-        self.spec_run = Some(spec.clone());
+        self.begin_training(&spec);
         if self.profiles.is_empty() {
             self.last_job = Some((spec.clone(), "profile"));
         }
@@ -347,6 +370,26 @@ impl App {
                 });
             }
             Err(e) => self.cf.error = Some(e),
+        }
+    }
+
+    /// Train soft prompts for `base` with the view's settings: its own model first
+    /// (`train_first`) or against the last trained model.
+    fn start_softprompt(&mut self, base: ExperimentSpec, train_first: bool) {
+        match self.sp.spec(base) {
+            Ok(spec) => {
+                self.sp.begin(train_first);
+                if train_first {
+                    self.begin_training(&spec);
+                }
+                self.last_job = Some((spec.clone(), "softprompt"));
+                self.send(&ToWorker::SoftPrompt {
+                    spec,
+                    backend: self.backend(),
+                    train: train_first,
+                });
+            }
+            Err(e) => self.sp.error = Some(e),
         }
     }
 
@@ -382,6 +425,12 @@ impl App {
                 }
                 self.extract_after_train = true;
                 self.start(spec);
+            }
+            "softprompt" => {
+                if let Some(p) = &spec.softprompt {
+                    self.sp.set_fields(p);
+                }
+                self.start_softprompt(spec, true);
             }
             _ => self.start(spec),
         }
@@ -628,6 +677,7 @@ impl Component for App {
             loss_drawn: None,
             cf: CfState::default(),
             ex: ExState::default(),
+            sp: SpState::default(),
             trained_model: None,
             share,
             weights_message: None,
@@ -694,6 +744,17 @@ impl Component for App {
                     }
                 }
                 FromWorker::Cancelled { step } => {
+                    let prompts = matches!(
+                        self.sp.status,
+                        SpStatus::Training { .. } | SpStatus::Evaluating
+                    );
+                    if self.sp.busy() {
+                        self.sp.status = SpStatus::Idle;
+                        if prompts {
+                            // The target had finished training: its run stays done.
+                            return true;
+                        }
+                    }
                     if self.cf.busy() {
                         // Cancelled before any member finished: nothing to show.
                         self.cf.status = CfStatus::Idle;
@@ -764,6 +825,37 @@ impl Component for App {
                     self.ex.view = Some(*view);
                     self.ex.dirty = true;
                     self.ex.status = ExStatus::Ready { elapsed_s };
+                }
+                FromWorker::PromptStep {
+                    step,
+                    progress,
+                    elapsed_s,
+                } => self
+                    .sp
+                    .step(step.method, step.step, step.loss, progress, elapsed_s),
+                FromWorker::PromptEvaluating => self.sp.status = SpStatus::Evaluating,
+                FromWorker::SoftPrompt {
+                    view,
+                    cancelled,
+                    constant_s,
+                    dynamic_s,
+                    eval_s,
+                } => {
+                    self.sp.view = Some(*view);
+                    self.sp.dirty = true;
+                    self.sp.status = SpStatus::Ready {
+                        constant_s,
+                        dynamic_s,
+                        eval_s,
+                        cancelled,
+                    };
+                }
+                FromWorker::Failed { message } if self.sp.busy() => {
+                    if matches!(self.run, RunState::Starting | RunState::Running) {
+                        self.run = RunState::Failed(message.clone());
+                    }
+                    self.sp.error = Some(message);
+                    self.sp.status = SpStatus::Idle;
                 }
                 FromWorker::Failed { message } if self.cf.busy() => {
                     self.cf.error = Some(message);
@@ -965,6 +1057,31 @@ impl Component for App {
                 }),
                 Err(e) => self.weights_message = Some(Err(e)),
             },
+            Msg::RunSoftPrompt(demo) => {
+                if !self.can_start() {
+                    return false;
+                }
+                let base = if demo {
+                    Some(ExperimentSpec::softprompt_demo())
+                } else {
+                    self.spec_run.clone().or_else(|| self.form.to_spec().ok())
+                };
+                match base {
+                    Some(base) => self.start_softprompt(base, demo),
+                    None => self.sp.error = Some("train a model first".into()),
+                }
+            }
+            Msg::SetSpField(i, v) => {
+                if let Some(f) = self.sp.fields.get_mut(i) {
+                    *f = v;
+                }
+            }
+            Msg::ExportSp(what) => {
+                if let Err(e) = self.sp.export(what) {
+                    web_sys::console::warn_1(&e.into());
+                }
+                return false;
+            }
             Msg::LinkFile(file) => {
                 let link = ctx.link().clone();
                 wasm_bindgen_futures::spawn_local(async move {
@@ -1006,6 +1123,7 @@ impl Component for App {
     fn rendered(&mut self, ctx: &Context<Self>, _first_render: bool) {
         self.cf.draw();
         self.ex.draw();
+        self.sp.draw();
         if let Some((_, result)) = self.profiles.last().filter(|_| self.profile_dirty) {
             self.profile_dirty = false;
             let comparisons: Vec<(String, &DidResult)> =
@@ -1339,6 +1457,7 @@ impl Component for App {
                 if !self.share.hidden("profile") { { self.view_profile(ctx) } }
                 if !self.share.hidden("counterfactual") { { self.view_counterfactual(ctx) } }
                 if !self.share.hidden("extraction") { { self.view_extraction(ctx) } }
+                if !self.share.hidden("softprompt") { { self.view_softprompt(ctx) } }
                 if !self.share.hidden("share") {
                     <section class="panel" id="share-panel">
                         <h2>{ "Share" }</h2>

@@ -7,6 +7,7 @@ use mnemo_core::{BackendKind, ExperimentSpec};
 use mnemo_measures::counterfactual::CounterfactualResult;
 use mnemo_measures::did::DidResult;
 use mnemo_measures::extraction::ExtractionResult;
+use mnemo_measures::softprompt::{PromptStep, SoftPromptProgress, SoftPromptResult};
 use serde::{Deserialize, Serialize};
 
 /// Page -> worker.
@@ -42,6 +43,17 @@ pub enum ToWorker {
         /// Prefix and suffix lengths.
         settings: ExtractionSpec,
     },
+    /// Train constant and dynamic soft prompts against a frozen model and measure
+    /// extraction with each and without one (the spec's `softprompt` section).
+    SoftPrompt {
+        /// The experiment: its model is trained first when `train` is set, otherwise the
+        /// model of the last finished training run is the target.
+        spec: ExperimentSpec,
+        /// Where to run it.
+        backend: BackendKind,
+        /// Train the spec's model first.
+        train: bool,
+    },
     /// Send the weights of the last finished training run as safetensors.
     ExportWeights,
     /// Use these safetensors weights (checked against `spec`'s model and corpus) as the
@@ -69,6 +81,19 @@ pub struct ExtractionView {
     /// The prefix tokens of every evaluated instance: `(instance, prefix)`.
     pub prefixes: Vec<(u32, Vec<u32>)>,
     /// The run whose model was measured.
+    pub model: String,
+}
+
+/// Soft-prompt results with what the page needs to show the test pairs token by token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SoftPromptView {
+    /// Rates, gains, losses and per-pair rows of the three methods.
+    pub result: SoftPromptResult,
+    /// The label of every token id (as text, never HTML).
+    pub labels: Vec<String>,
+    /// The prefix tokens of every test pair: `(instance, prefix)`.
+    pub prefixes: Vec<(u32, Vec<u32>)>,
+    /// The target model.
     pub model: String,
 }
 
@@ -164,6 +189,31 @@ pub enum FromWorker {
         view: Box<ExtractionView>,
         /// Seconds decoding.
         elapsed_s: f64,
+    },
+    /// One soft-prompt training step.
+    PromptStep {
+        /// The step.
+        step: PromptStep,
+        /// Where the run stands.
+        progress: SoftPromptProgress,
+        /// Seconds since prompt training started.
+        elapsed_s: f64,
+    },
+    /// Prompt training is over (done or cancelled); measuring the three methods.
+    PromptEvaluating,
+    /// Extraction with soft prompts measured.
+    SoftPrompt {
+        /// Results and token labels.
+        view: Box<SoftPromptView>,
+        /// Whether prompt training was cut short by Cancel (the prompts are measured as
+        /// trained so far).
+        cancelled: bool,
+        /// Seconds training the constant prompt.
+        constant_s: f64,
+        /// Seconds training the generator.
+        dynamic_s: f64,
+        /// Seconds measuring.
+        eval_s: f64,
     },
     /// The weights asked for with [`ToWorker::ExportWeights`].
     Weights {

@@ -156,14 +156,28 @@ pub fn prompt_loss_chart<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     result: &SoftPromptResult,
 ) -> ChartResult<DB> {
-    let mut series = vec![LossSeries::default(); 3];
-    for m in &result.methods {
-        if let Some(s) = series.get_mut(m.method as usize)
-            && !m.losses.is_empty()
+    let losses: Vec<(Method, &[(usize, f32)])> = result
+        .methods
+        .iter()
+        .map(|m| (m.method, m.losses.as_slice()))
+        .collect();
+    prompt_losses_chart(area, &losses)
+}
+
+/// [`prompt_loss_chart`] from the losses alone, `(method, [(step, loss)])`, e.g. while
+/// the prompts are still training.
+pub fn prompt_losses_chart<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    losses: &[(Method, &[(usize, f32)])],
+) -> ChartResult<DB> {
+    let mut series = vec![LossSeries::default(); Method::ALL.len()];
+    for (method, points) in losses {
+        if let Some(s) = series.get_mut(*method as usize)
+            && !points.is_empty()
         {
             *s = LossSeries {
-                label: format!("{} prompt", m.method.label()),
-                points: m.losses.clone(),
+                label: format!("{} prompt", method.label()),
+                points: points.to_vec(),
             };
         }
     }
@@ -172,101 +186,4 @@ pub fn prompt_loss_chart<DB: DrawingBackend>(
         "Soft-prompt training loss (suffix tokens of the training pairs)",
         &series,
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::did::svg_of;
-    use mnemo_measures::extraction::{ExtractionRates, ExtractionRow};
-    use mnemo_measures::softprompt::{FittedLengths, SoftPromptSpec, relative_gain};
-
-    fn method(method: Method, generated: [Vec<u32>; 2], steps: usize) -> MethodResult {
-        let rows: Vec<ExtractionRow> = generated
-            .into_iter()
-            .enumerate()
-            .map(|(i, g)| ExtractionRow::score(i as u32, 4, vec![1, 2, 3, 4], g))
-            .collect();
-        MethodResult {
-            method,
-            rates: ExtractionRates::of(&rows),
-            exact_gain: None,
-            fractional_gain: None,
-            steps,
-            losses: (1..=steps).map(|s| (s, 3.0 / s as f32)).collect(),
-            rows,
-        }
-    }
-
-    fn result() -> SoftPromptResult {
-        let none = method(Method::None, [vec![1, 2, 9, 9], vec![9, 9, 9, 9]], 0);
-        let mut constant = method(Method::Constant, [vec![1, 2, 3, 4], vec![9, 9, 9, 9]], 20);
-        let mut dynamic = method(Method::Dynamic, [vec![1, 2, 3, 4], vec![1, 2, 3, 9]], 20);
-        for m in [&mut constant, &mut dynamic] {
-            m.exact_gain = relative_gain(m.rates.exact_rate, none.rates.exact_rate);
-            m.fractional_gain = relative_gain(m.rates.fractional_rate, none.rates.fractional_rate);
-        }
-        SoftPromptResult {
-            settings: SoftPromptSpec::default(),
-            lengths: FittedLengths {
-                prompt_len: 20,
-                prefix: 21,
-                suffix: 22,
-                clamped: true,
-            },
-            pair_lengths: vec![],
-            train_pairs: 2,
-            test_pairs: 2,
-            scaled: 0,
-            skipped: 0,
-            duplicates: 0,
-            methods: vec![none, constant, dynamic],
-        }
-    }
-
-    #[test]
-    fn labels_give_rates_and_gains_with_undefined_spelled_out() {
-        let r = result();
-        assert_eq!(
-            method_label(&r.methods[0]),
-            "none: exact 0.0%, fractional 25.0%"
-        );
-        // Constant: 1 of 2 exact (base 0: undefined), 4 of 8 tokens (base 2 of 8: +100%).
-        assert_eq!(
-            method_label(&r.methods[1]),
-            "constant: exact 50.0%, fractional 50.0% (gain: exact undefined, fractional +100%)"
-        );
-        assert_eq!(
-            method_label(&r.methods[2]),
-            "dynamic: exact 50.0%, fractional 87.5% (gain: exact undefined, fractional +250%)"
-        );
-    }
-
-    #[test]
-    fn svgs_draw_both_charts_without_nan() {
-        let r = result();
-        let svg = svg_of((800, 480), |a| rates_chart(a, &r));
-        assert!(svg.starts_with("<svg"));
-        assert!(svg.contains("k = 21, s = 22, L = 20, clamped to the context"));
-        assert!(svg.contains("fractional extraction rate") && svg.contains("87.5%"));
-        assert!(svg.contains("dynamic prompt") && svg.contains("no prompt"));
-        assert!(svg.matches("<rect").count() >= 6, "six bars");
-        let svg = svg_of((800, 480), |a| prompt_loss_chart(a, &r));
-        assert!(svg.contains("Soft-prompt training loss"));
-        assert!(svg.contains("constant prompt") && svg.contains("dynamic prompt"));
-        assert!(svg.contains("polyline"));
-        // Nothing trained, nothing measured: still a chart, no NaN.
-        let mut empty = r.clone();
-        for m in &mut empty.methods {
-            m.losses.clear();
-            m.rows.clear();
-            m.rates = ExtractionRates::of(&[]);
-        }
-        for svg in [
-            svg_of((400, 300), |a| rates_chart(a, &empty)),
-            svg_of((400, 300), |a| prompt_loss_chart(a, &empty)),
-        ] {
-            assert!(svg.starts_with("<svg") && !svg.contains("NaN"));
-        }
-    }
 }

@@ -8,6 +8,7 @@ use mnemo_plots::extraction::extraction_chart;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
+use super::tokens::token_lines;
 use super::{App, CHART_SIZE, Msg};
 use crate::chart::draw_on;
 use crate::download::{download_canvas, download_text};
@@ -122,33 +123,18 @@ impl ExState {
 
 /// One text: its prefix, then the true suffix and the model's, token by token.
 fn row_html(v: &ExtractionView, row: &ExtractionRow) -> Html {
-    let label = |id: &u32| {
-        v.labels
-            .get(*id as usize)
-            .cloned()
-            .unwrap_or_else(|| "?".into())
-    };
-    let prefix: String = v
+    let prefix = v
         .prefixes
         .iter()
         .find(|(i, _)| *i == row.instance)
-        .map(|(_, p)| p.iter().map(label).collect())
-        .unwrap_or_default();
-    let tokens = |own: &[u32], other: &[u32]| {
-        own.iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let hit = other.get(i) == Some(t);
-                html! { <span class={classes!("tok", if hit { "hit" } else { "miss" })}>{ label(t) }</span> }
-            })
-            .collect::<Html>()
-    };
-    html! {
-        <div class="tokens" data-exact={row.exact.to_string()}>
-            <div><span class="who">{ "text" }</span><span class="prefix">{ prefix.clone() }</span>{ tokens(&row.target, &row.generated) }</div>
-            <div><span class="who">{ "model" }</span><span class="prefix ghost" aria-hidden="true">{ prefix.clone() }</span>{ tokens(&row.generated, &row.target) }</div>
-        </div>
-    }
+        .map_or(&[][..], |(_, p)| p.as_slice());
+    token_lines(
+        &v.labels,
+        prefix,
+        &row.target,
+        &[("model", &row.generated)],
+        row.exact,
+    )
 }
 
 impl App {

@@ -13,7 +13,8 @@ mod worker {
     use mnemo_measures::counterfactual::{EnsembleRun, EnsembleStep, plan_ensemble};
     use mnemo_measures::extraction::extract;
     use mnemo_measures::profile::{PanelBuilder, estimate_profile, plan_panel};
-    use mnemo_web::protocol::{ExtractionView, FromWorker, ToWorker};
+    use mnemo_measures::softprompt::{Method, SoftPromptRun};
+    use mnemo_web::protocol::{ExtractionView, FromWorker, SoftPromptView, ToWorker};
     use wasm_bindgen::prelude::*;
     use wasm_bindgen_futures::{JsFuture, spawn_local};
     use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
@@ -324,6 +325,82 @@ mod worker {
         Ok(())
     }
 
+    /// Soft prompts: train the spec's model first (`train_first`) or take the last trained
+    /// one, then train the constant prompt and the generator step by step (yielding about
+    /// every 50 ms so Cancel is seen) and measure the three methods. After Cancel the
+    /// prompts are measured as trained so far.
+    async fn softprompt(
+        spec: ExperimentSpec,
+        backend: BackendKind,
+        train_first: bool,
+    ) -> Result<(), String> {
+        let settings = spec.softprompt.unwrap_or_default();
+        settings.validate().map_err(|e| e.to_string())?;
+        if train_first && train(spec.clone(), backend).await?.is_none() {
+            return Ok(());
+        }
+        let Some((ck, corpus, backend, name)) = LAST.with(|l| l.borrow().clone()) else {
+            return Err("train a model first (for example with “Run the demo”)".into());
+        };
+        let device = device_for(backend).await?;
+        let mut run = SoftPromptRun::new(&ck, &corpus, &settings, spec.seed, &device)
+            .map_err(|e| e.to_string())?;
+        let start = now_ms();
+        let mut constant_s = None;
+        let mut last_yield = now_ms();
+        let mut cancelled = false;
+        while let Some(step) = run.step().await.map_err(|e| e.to_string())? {
+            if step.method == Method::Dynamic && constant_s.is_none() {
+                constant_s = Some((now_ms() - start) / 1000.0);
+            }
+            post(&FromWorker::PromptStep {
+                step,
+                progress: run.progress(),
+                elapsed_s: (now_ms() - start) / 1000.0,
+            });
+            if now_ms() - last_yield > 50.0 {
+                yield_now().await;
+                last_yield = now_ms();
+            }
+            if CANCEL.with(Cell::get) {
+                cancelled = !run.is_done();
+                break;
+            }
+        }
+        let trained_s = (now_ms() - start) / 1000.0;
+        let constant_s = constant_s.unwrap_or(trained_s);
+        if run.progress().done == 0 {
+            post(&FromWorker::Cancelled { step: 0 });
+            return Ok(());
+        }
+        post(&FromWorker::PromptEvaluating);
+        yield_now().await;
+        let eval_start = now_ms();
+        let result = run.result().await.map_err(|e| e.to_string())?;
+        let labels = (0..corpus.tokenizer.vocab_size() as u32)
+            .map(|id| corpus.tokenizer.token_label(id))
+            .collect();
+        let prefixes = run
+            .pairs()
+            .test
+            .iter()
+            .map(|p| (p.instance, p.prefix.clone()))
+            .collect();
+        post(&FromWorker::SoftPrompt {
+            view: Box::new(SoftPromptView {
+                result,
+                labels,
+                prefixes,
+                model: name,
+            }),
+            cancelled,
+            constant_s,
+            dynamic_s: trained_s - constant_s,
+            eval_s: (now_ms() - eval_start) / 1000.0,
+        });
+        Ok(())
+    }
+
     /// Check imported weights against the spec (model, vocabulary, every tensor's shape)
     /// and keep them as the last trained model. Nothing changes on an error.
     fn import_weights(bytes: &[u8], name: &str, spec: ExperimentSpec) -> Result<String, String> {
@@ -387,6 +464,11 @@ mod worker {
             ToWorker::Counterfactual { spec, backend } => {
                 run_exclusive(async move { counterfactual(spec, backend).await })
             }
+            ToWorker::SoftPrompt {
+                spec,
+                backend,
+                train,
+            } => run_exclusive(async move { softprompt(spec, backend, train).await }),
             ToWorker::ExportWeights => {
                 let last = LAST.with(|l| l.borrow().clone());
                 match last.map(|(ck, ..)| (ck.step, ck.to_safetensors())) {

@@ -18,6 +18,13 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
+    /// Whether a run on this backend can write resume points (see [`crate::resume`]):
+    /// the optimiser's state is read back synchronously, which WebGPU in a browser cannot
+    /// do.
+    pub fn resumable(self) -> bool {
+        !matches!(self, BackendKind::Wgpu)
+    }
+
     /// Human-readable label, as the interface shows it.
     pub fn label(self) -> &'static str {
         match self {

@@ -17,6 +17,7 @@ use thiserror::Error;
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::corpus::{Corpus, CorpusError};
 use crate::model::{Gpt, ids_tensor};
+use crate::resume::{ResumeError, ResumePoint, param_ids, set_param_ids, spec_digest};
 use crate::rng::{self, Stream};
 use crate::spec::{Decay, Duration, ExperimentSpec, SpecError};
 
@@ -46,6 +47,9 @@ pub enum TrainError {
     /// Reading a checkpoint failed.
     #[error("checkpoint: {0}")]
     Checkpoint(#[from] CheckpointError),
+    /// A resume point could not be taken or used.
+    #[error("resume: {0}")]
+    Resume(#[from] ResumeError),
 }
 
 /// What one optimiser step did.
@@ -135,6 +139,16 @@ pub fn plan(spec: &ExperimentSpec, corpus: &Corpus) -> (usize, Vec<u32>) {
     (total_steps, stream)
 }
 
+/// The trainer's optimiser for these settings (fresh state).
+fn adamw(t: &crate::spec::TrainingConfig) -> ModuleOptimizer {
+    AdamWConfig::new()
+        .with_beta_1(t.betas.0 as f32)
+        .with_beta_2(t.betas.1 as f32)
+        .with_epsilon(ADAMW_EPSILON)
+        .with_weight_decay(t.weight_decay as f32)
+        .init()
+}
+
 impl Trainer {
     /// Validate the spec, build its corpus and a fresh model on `device` (autodiff is
     /// switched on here).
@@ -159,12 +173,7 @@ impl Trainer {
             &device,
         );
         let t = &spec.training;
-        let optim = AdamWConfig::new()
-            .with_beta_1(t.betas.0 as f32)
-            .with_beta_2(t.betas.1 as f32)
-            .with_epsilon(ADAMW_EPSILON)
-            .with_weight_decay(t.weight_decay as f32)
-            .init();
+        let optim = adamw(t);
         let (total_steps, stream) = plan(&spec, &corpus);
         let mut checkpoints: BTreeSet<usize> = [0, total_steps].into();
         if t.checkpoint_every > 0 {
@@ -315,6 +324,65 @@ impl Trainer {
         self.step = step;
         self.tokens_seen += n_tokens;
         Some((loss.detach(), lr, n_tokens))
+    }
+
+    /// The run as it stands, to go on later with [`Trainer::resume`]. Only on backends
+    /// that are [`crate::BackendKind::resumable`] (the optimiser state is read back
+    /// synchronously).
+    pub async fn resume_point(&self) -> Result<ResumePoint, ResumeError> {
+        let weights = self.checkpoint().await.map_err(|e| match e {
+            TrainError::Checkpoint(c) => ResumeError::Weights(c),
+            other => ResumeError::Optimiser(other.to_string()),
+        })?;
+        let optimiser = self
+            .optim
+            .into_bytes()
+            .map_err(|e| ResumeError::Optimiser(format!("{e:?}")))?;
+        Ok(ResumePoint {
+            step: self.step,
+            tokens_seen: self.tokens_seen,
+            losses: self.losses.clone(),
+            spec_digest: spec_digest(&self.spec),
+            weights,
+            param_ids: param_ids(self.model()),
+            optimiser: optimiser.to_vec(),
+        })
+    }
+
+    /// Go on with a run of `spec` from `point` (taken from a run of the same spec): the
+    /// weights, AdamW's moments, the step, the tokens seen and the losses are restored,
+    /// so the next steps are the ones the run would have taken.
+    pub fn resume(
+        spec: ExperimentSpec,
+        device: Device,
+        point: &ResumePoint,
+    ) -> Result<Self, TrainError> {
+        if spec_digest(&spec) != point.spec_digest {
+            return Err(ResumeError::OtherSpec.into());
+        }
+        let mut trainer = Self::new(spec, device)?;
+        if point.step > trainer.total_steps {
+            return Err(ResumeError::PastEnd {
+                step: point.step,
+                total: trainer.total_steps,
+            }
+            .into());
+        }
+        point
+            .weights
+            .fits(&trainer.spec.model, trainer.corpus.tokenizer.vocab_size())
+            .map_err(ResumeError::Format)?;
+        let mut model = Gpt::from_checkpoint(&point.weights, &trainer.device)?;
+        set_param_ids(&mut model, &point.param_ids)?;
+        let optim = adamw(&trainer.spec.training)
+            .from_bytes(burn::tensor::Bytes::from_bytes_vec(point.optimiser.clone()))
+            .map_err(|e| ResumeError::Optimiser(format!("{e:?}")))?;
+        trainer.model = Some(model);
+        trainer.optim = optim;
+        trainer.step = point.step;
+        trainer.tokens_seen = point.tokens_seen;
+        trainer.losses = point.losses.clone();
+        Ok(trainer)
     }
 
     /// Mean loss on the training and the held-out instances (see [`mean_loss`]).

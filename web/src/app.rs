@@ -16,12 +16,14 @@ use yew::prelude::*;
 
 mod counterfactual;
 mod extraction;
+mod runs;
 mod share;
 mod softprompt;
 mod tokens;
 
 use counterfactual::{CfState, CfStatus};
 use extraction::{ExState, ExStatus};
+use runs::RunsState;
 use share::ShareState;
 use softprompt::{SpState, SpStatus};
 
@@ -29,6 +31,7 @@ use crate::chart::{draw_loss, draw_on};
 use crate::download::{download_canvas, download_text};
 use crate::form::{FIELDS, Form, Source};
 use crate::protocol::{FromWorker, ToWorker};
+use crate::store::{RunData, RunMeta, RunResult, RunStatus, Store};
 use mnemo_measures::did::DidResult;
 use mnemo_plots::did::{
     HeatmapLayout, heatmap_cell_at, instantaneous_chart, persistent_chart, profile_heatmap,
@@ -73,6 +76,27 @@ pub enum RunState {
     },
     /// Could not start or go on.
     Failed(String),
+    /// A kept run was reopened: its settings, losses and results are shown.
+    Reopened {
+        /// Its name.
+        name: String,
+        /// How it ended.
+        status: RunStatus,
+    },
+}
+
+/// A kept run's data and resume point as read (or why not).
+pub type LoadedRun = Result<Box<(RunData, Option<Vec<u8>>)>, String>;
+
+/// Why a kept run is being loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Load {
+    /// To show it.
+    Open,
+    /// To go on training from its resume point.
+    Resume,
+    /// To run its spec again.
+    Again,
 }
 
 /// Facts about the running job, from the worker.
@@ -157,6 +181,26 @@ pub enum Msg {
     SetSpField(usize, String),
     /// Export a soft-prompt chart or table.
     ExportSp(&'static str),
+    /// The runs store opened (or not), with the kept runs.
+    RunsOpened(Result<Store, String>, Result<Vec<RunMeta>, String>),
+    /// A write to the runs store finished.
+    Kept(Result<(), String>),
+    /// A resume point of run `id` at `step` was kept.
+    ResumeKept(String, usize),
+    /// A run's name field changed.
+    SetRunName(String, String),
+    /// Rename a run to its name field's text.
+    RenameRun(String),
+    /// Reopen a kept run.
+    OpenRun(String),
+    /// Resume an interrupted run from its resume point.
+    ResumeRun(String),
+    /// Run an interrupted run's spec again.
+    RunAgain(String),
+    /// Delete a kept run.
+    DeleteRun(String),
+    /// A kept run was read (for `Load`).
+    RunLoaded(String, Load, LoadedRun),
     /// The file an opened link names was picked.
     LinkFile(File),
     /// ... and read (or refused).
@@ -229,6 +273,9 @@ pub struct App {
     cf: CfState,
     ex: ExState,
     sp: SpState,
+    runs: RunsState,
+    /// A new run to keep (spec and view), set where jobs start and kept after `update`.
+    new_run: Option<(ExperimentSpec, &'static str)>,
     /// A description of the model of the last finished training run (kept by the worker).
     trained_model: Option<String>,
     share: ShareState,
@@ -324,6 +371,7 @@ impl App {
     fn start(&mut self, spec: ExperimentSpec) {
         self.begin_training(&spec);
         self.last_job = Some((spec.clone(), "train"));
+        self.new_run = Some((spec.clone(), "train"));
         self.send(&ToWorker::Train {
             spec,
             backend: self.backend(),
@@ -343,6 +391,7 @@ impl App {
         };
         self.begin_training(&spec);
         if self.profiles.is_empty() {
+            self.new_run = Some((spec.clone(), "profile"));
             self.last_job = Some((spec.clone(), "profile"));
         }
         self.send(&ToWorker::Profile {
@@ -364,6 +413,7 @@ impl App {
                     elapsed_s: 0.0,
                 };
                 self.last_job = Some((spec.clone(), "counterfactual"));
+                self.new_run = Some((spec.clone(), "counterfactual"));
                 self.send(&ToWorker::Counterfactual {
                     spec,
                     backend: self.backend(),
@@ -381,6 +431,7 @@ impl App {
                 self.sp.begin(train_first);
                 if train_first {
                     self.begin_training(&spec);
+                    self.new_run = Some((spec.clone(), "softprompt"));
                 }
                 self.last_job = Some((spec.clone(), "softprompt"));
                 self.send(&ToWorker::SoftPrompt {
@@ -643,6 +694,7 @@ impl Component for App {
                 Some(format!("The training worker could not start: {e}")),
             ),
         };
+        Self::open_runs(ctx);
         let share = ShareState::from_location();
         let form = match &share.opened {
             Some(p) => Form::from_spec(&p.spec),
@@ -678,6 +730,8 @@ impl Component for App {
             cf: CfState::default(),
             ex: ExState::default(),
             sp: SpState::default(),
+            runs: RunsState::default(),
+            new_run: None,
             trained_model: None,
             share,
             weights_message: None,
@@ -687,6 +741,379 @@ impl Component for App {
     }
 
     fn update(&mut self, ctx: &Context<Self>, msg: Self::Message) -> bool {
+        let render = self.handle(ctx, msg);
+        if let Some((spec, view)) = self.new_run.take() {
+            self.keep_new(ctx, &spec, view);
+            return true;
+        }
+        render
+    }
+
+    fn rendered(&mut self, ctx: &Context<Self>, _first_render: bool) {
+        self.cf.draw();
+        self.ex.draw();
+        self.sp.draw();
+        if let Some((_, result)) = self.profiles.last().filter(|_| self.profile_dirty) {
+            self.profile_dirty = false;
+            let comparisons: Vec<(String, &DidResult)> =
+                self.profiles.iter().map(|(l, r)| (l.clone(), r)).collect();
+            if let Some(c) = self.heatmap.cast::<HtmlCanvasElement>() {
+                let mut layout = None;
+                draw_on(c, |a| {
+                    layout = Some(profile_heatmap_layout(a, result)?);
+                    Ok(())
+                });
+                if let Some(layout) = layout.filter(|l| *l != self.heatmap_layout) {
+                    // Re-render once so the page publishes where the plot landed.
+                    self.heatmap_layout = layout;
+                    ctx.link().send_message(Msg::Hover(self.hover));
+                }
+            }
+            if let Some(c) = self.persistent.cast::<HtmlCanvasElement>() {
+                draw_on(c, |a| persistent_chart(a, &comparisons));
+            }
+            if let Some(c) = self.instantaneous.cast::<HtmlCanvasElement>() {
+                draw_on(c, |a| instantaneous_chart(a, result));
+            }
+            if let Some(c) = self.residual.cast::<HtmlCanvasElement>() {
+                draw_on(c, |a| residual_chart(a, result));
+            }
+            if let Some(c) = self.simple.cast::<HtmlCanvasElement>() {
+                draw_on(c, |a| simple_chart(a, result));
+            }
+        }
+        // Redraw the loss curve only when it changed (not on every hover or status).
+        let drawn = (self.losses.len(), self.losses.last().map(|l| l.0));
+        if let Some(canvas) = self
+            .canvas
+            .cast::<HtmlCanvasElement>()
+            .filter(|_| self.loss_drawn.replace(drawn) != Some(drawn))
+        {
+            draw_loss(
+                canvas,
+                &[LossSeries {
+                    label: String::new(),
+                    points: self.losses.clone(),
+                }],
+            );
+        }
+    }
+
+    fn view(&self, ctx: &Context<Self>) -> Html {
+        let link = ctx.link();
+        let spec = self.form.to_spec();
+        let errors = spec.as_ref().err().cloned().unwrap_or_default();
+        let running = self.running();
+        let backend = self.backend();
+        let probing = self.webgpu.is_none();
+        let data_locked = self.share.locked("data");
+
+        let badge = html! {
+            <span id="backend-badge" class={classes!("badge", if backend == BackendKind::Wgpu { "gpu" } else { "cpu" })}
+                  data-backend={if backend == BackendKind::Wgpu { "webgpu" } else { "cpu" }}
+                  title={match &self.webgpu { Some(Ok(a)) => a.clone(), Some(Err(e)) => e.clone(), None => "checking for WebGPU".into() }}>
+                { if probing { "checking…" } else if backend == BackendKind::Wgpu { "WebGPU" } else { "CPU" } }
+            </span>
+        };
+        let on_backend = link.callback(|e: Event| {
+            let s: HtmlSelectElement = e.target_unchecked_into();
+            Msg::SetBackend(match s.value().as_str() {
+                "cpu" => BackendChoice::Cpu,
+                "webgpu" => BackendChoice::WebGpu,
+                _ => BackendChoice::Auto,
+            })
+        });
+        let notice = match &self.webgpu {
+            Some(Err(reason)) => html! {
+                <p id="webgpu-notice" class="notice" role="status">
+                    { format!("WebGPU is not available: {reason}. Mnemo trains on the CPU instead: the same results, only slower.") }
+                </p>
+            },
+            _ => html! {},
+        };
+
+        let field = |key: &'static str, label: &'static str, help: &'static str| {
+            let value = self.form.fields.get(key).cloned().unwrap_or_default();
+            let err = errors.get(key).cloned();
+            let oninput = link.callback(move |e: InputEvent| {
+                let i: HtmlInputElement = e.target_unchecked_into();
+                Msg::SetField(key, i.value())
+            });
+            let id = format!("f-{}", key.replace('.', "-"));
+            html! {
+                <label class={classes!("field", err.is_some().then_some("invalid"))}>
+                    <span>{ label }</span>
+                    <input id={id} type="text" inputmode="decimal" value={value} {oninput} disabled={running || self.share.locked(key)}
+                           aria-invalid={if err.is_some() { "true" } else { "false" }} />
+                    <small class={if err.is_some() { "error" } else { "help" }}>{ err.unwrap_or_else(|| help.to_string()) }</small>
+                </label>
+            }
+        };
+
+        let ondrop = link.callback(|e: DragEvent| {
+            e.prevent_default();
+            match e
+                .data_transfer()
+                .and_then(|d| d.files())
+                .and_then(|f| f.get(0))
+            {
+                Some(file) => Msg::FileChosen(file),
+                None => Msg::Dragging(false),
+            }
+        });
+        let ondragover = link.callback(|e: DragEvent| {
+            e.prevent_default();
+            Msg::Dragging(true)
+        });
+        let ondragleave = link.callback(|_: DragEvent| Msg::Dragging(false));
+        let onfile = link.batch_callback(|e: Event| {
+            let input: HtmlInputElement = e.target_unchecked_into();
+            let file = input.files().and_then(|f| f.get(0));
+            input.set_value("");
+            file.map(Msg::FileChosen)
+        });
+
+        let status = match &self.run {
+            RunState::Idle => {
+                html! { <span>{ "Ready. Press “Run the demo” to train a small model on invented facts." }</span> }
+            }
+            RunState::Starting => html! { <span>{ "Starting…" }</span> },
+            RunState::Running => html! { <span>{ "Training…" }</span> },
+            RunState::Done {
+                elapsed_s,
+                tokens_per_s,
+                train_loss,
+                heldout_loss,
+            } => html! {
+                <>
+                <span>{ format!("Training finished in {elapsed_s:.1} s ({tokens_per_s:.0} tokens/s).") }</span>
+                { match (train_loss, heldout_loss) {
+                    (Some(t), Some(h)) => html! {
+                        <span id="generalisation-gap">{ format!(" Mean loss on training instances {t:.3}, on held-out instances {h:.3} nats/token{}",
+                            if h - t > 0.1 { ": the gap is what the model learnt about its training text that does not carry over to new text." } else { "." }) }</span>
+                    },
+                    (Some(t), None) => html! { <span>{ format!(" Mean loss on training instances {t:.3} nats/token (nothing held out).") }</span> },
+                    _ => html! {},
+                } }
+                </>
+            },
+            RunState::Cancelled { step } => {
+                html! { <span>{ format!("Cancelled after step {step}. The curve so far is kept.") }</span> }
+            }
+            RunState::Failed(m) => {
+                html! { <span class="error">{ format!("Training failed: {m}") }</span> }
+            }
+            RunState::Reopened { name, status } => html! {
+                <span>{ format!("Reopened the kept run “{name}” ({}): its settings, losses and results as they were. Its model is not kept: train again to measure it further.", status.label()) }</span>
+            },
+        };
+        let state_name = match &self.run {
+            RunState::Idle => "idle",
+            RunState::Starting => "starting",
+            RunState::Running => "running",
+            RunState::Done { .. } => "done",
+            RunState::Cancelled { .. } => "cancelled",
+            RunState::Failed(_) => "failed",
+            RunState::Reopened { .. } => "reopened",
+        };
+        let (step, total) = match (&self.progress, &self.info) {
+            (Some(p), _) => (p.step, p.total_steps),
+            (None, Some(i)) => (0, i.total_steps),
+            _ => (0, 1),
+        };
+        let progress_text = self.progress.as_ref().map(|p| {
+            format!(
+                "step {}/{} · loss {:.3} · {:.0} tokens/s · ETA {:.0} s",
+                p.step, p.total_steps, p.loss, p.tokens_per_s, p.eta_s
+            )
+        });
+        let info_text = self.info.as_ref().map(|i| {
+            format!(
+                "{} training and {} held-out instances · vocabulary {} · {} parameters · on {}{}",
+                i.train,
+                i.heldout,
+                i.vocab,
+                i.params,
+                i.backend.label(),
+                if i.truncated > 0 {
+                    format!(" · {} instances cut to the context", i.truncated)
+                } else {
+                    String::new()
+                }
+            )
+        });
+        let loss_json = serde_json::to_string(&self.losses).unwrap_or_default();
+        let used_backend = self
+            .info
+            .as_ref()
+            .map(|i| {
+                if i.backend == BackendKind::Wgpu {
+                    "webgpu"
+                } else {
+                    "cpu"
+                }
+            })
+            .unwrap_or("");
+
+        html! {
+            <main>
+                <header>
+                    <h1>{ "Mnemo" }</h1>
+                    if !self.share.embedded() {
+                        <p class="tagline">{ "Train a small language model in your browser and watch what it memorises." }</p>
+                    }
+                    <div class={classes!("backend", self.share.hidden("backend").then_some("hidden"))}>
+                        { badge }
+                        <label>{ "Compute: " }
+                            <select id="backend-select" onchange={on_backend} disabled={running}>
+                                <option value="auto" selected={self.choice == BackendChoice::Auto}>{ "Automatic" }</option>
+                                <option value="webgpu" disabled={!self.webgpu_ok()} selected={self.choice == BackendChoice::WebGpu}>{ "WebGPU" }</option>
+                                <option value="cpu" selected={self.choice == BackendChoice::Cpu}>{ "CPU" }</option>
+                            </select>
+                        </label>
+                    </div>
+                </header>
+                { notice }
+                if let Some(e) = &self.worker_error { <p class="error" role="alert">{ e }</p> }
+                if let Some(e) = &self.share.error { <p id="link-error" class="error" role="alert">{ e }</p> }
+                if let Some(lesson) = self.share.opened.as_ref().and_then(|p| p.lesson.clone()) {
+                    <section id="lesson" class="notice">{ lesson }</section>
+                }
+                if let Some((name, bytes)) = self.share.waiting_for_file() {
+                    <section id="link-file" class="notice">
+                        <p>{ format!("This link trains on a text of {bytes} bytes{} that was too large to travel inside it. Attach that file to run the experiment; Mnemo checks that it is the same file.",
+                            if name.is_empty() { String::new() } else { format!(" (“{name}”)") }) }</p>
+                        <input id="link-file-input" type="file" accept=".txt,text/plain"
+                            onchange={link.batch_callback(|e: Event| { let i: HtmlInputElement = e.target_unchecked_into(); let f = i.files().and_then(|f| f.get(0)); i.set_value(""); f.map(Msg::LinkFile) })} />
+                        if let Some(e) = &self.share.file_error { <p id="link-file-error" class="error" role="alert">{ e }</p> }
+                    </section>
+                }
+
+                <section class={classes!("quick", self.share.hidden("demo").then_some("hidden"))}>
+                    <button id="demo-button" class="primary" onclick={link.callback(|_| Msg::RunDemo)} disabled={running || probing}>{ "Run the demo" }</button>
+                    <span class="help">{ demo_blurb() }</span>
+                </section>
+
+                <section class={classes!("panel", self.share.hidden("data").then_some("hidden"))}>
+                    <h2>{ "Data" }</h2>
+                    <div class="row">
+                        <label><input type="radio" name="source" checked={self.form.source == Source::Builtin} disabled={running || data_locked}
+                            onchange={link.callback(|_| Msg::SetSource(Source::Builtin))} />{ " Built-in: invented facts" }</label>
+                        <label><input id="source-text" type="radio" name="source" checked={self.form.source == Source::Text} disabled={running || data_locked}
+                            onchange={link.callback(|_| Msg::SetSource(Source::Text))} />{ " My text" }</label>
+                    </div>
+                    <div class={classes!("dropzone", self.dragging.then_some("dragging"))} {ondrop} {ondragover} {ondragleave}>
+                        <textarea id="text-input" rows="6" placeholder="Paste or type text here, or drop a .txt file on this box: one instance per line or paragraph."
+                            value={self.form.text.clone()} disabled={running || data_locked}
+                            oninput={link.callback(|e: InputEvent| { let t: HtmlTextAreaElement = e.target_unchecked_into(); Msg::SetText(t.value()) })}
+                            onfocus={link.callback(|_| Msg::SetSource(Source::Text))} />
+                        <div class="row">
+                            <label class="file">{ "Upload a text file " }
+                                <input id="file-input" type="file" accept=".txt,.csv,.jsonl,.ndjson,text/plain,text/csv" onchange={onfile} disabled={running || data_locked} />
+                            </label>
+                            <small class="help">{ format!("Plain UTF-8 text, or a .csv / .jsonl table with a “text” column; up to {} MiB.", UPLOAD_CAP / 1024 / 1024) }</small>
+                        </div>
+                    </div>
+                    { match &self.upload {
+                        Some(Ok(m)) => html! { <p id="upload-message" class="ok" role="status">{ m }</p> },
+                        Some(Err(m)) => html! { <p id="upload-message" class="error" role="alert">{ m }</p> },
+                        None => html! {},
+                    } }
+                    if let Some(e) = errors.get("data") { <p class="error">{ e }</p> }
+                    <div class="row">
+                        <label class="field"><span>{ "Instances" }</span>
+                            <select id="split-select" disabled={running || data_locked} onchange={link.callback(|e: Event| { let s: HtmlSelectElement = e.target_unchecked_into(); Msg::SetSplit(s.value()) })}>
+                                <option value="lines" selected={self.form.split == "lines"}>{ "one per line" }</option>
+                                <option value="paragraphs" selected={self.form.split == "paragraphs"}>{ "one per paragraph" }</option>
+                                <option value="windows" selected={self.form.split == "windows"}>{ "fixed-length windows" }</option>
+                            </select>
+                        </label>
+                        if self.form.split == "windows" {
+                            <label class="field"><span>{ "Window (characters)" }</span>
+                                <input type="text" value={self.form.window.clone()} disabled={running || data_locked}
+                                    oninput={link.callback(|e: InputEvent| { let i: HtmlInputElement = e.target_unchecked_into(); Msg::SetWindow(i.value()) })} />
+                                if let Some(e) = errors.get("data.source.split.length") { <small class="error">{ e }</small> }
+                            </label>
+                        }
+                        <label class="field"><span>{ "Tokenizer" }</span>
+                            <select disabled={running || data_locked} onchange={link.callback(|e: Event| { let s: HtmlSelectElement = e.target_unchecked_into(); Msg::SetTokenizer(s.value()) })}>
+                                <option value="char" selected={self.form.tokenizer == "char"}>{ "characters" }</option>
+                                <option value="byte" selected={self.form.tokenizer == "byte"}>{ "bytes (UTF-8)" }</option>
+                            </select>
+                        </label>
+                        <label class={classes!("field", errors.contains_key("data.heldout_fraction").then_some("invalid"))}><span>{ "Held out (%)" }</span>
+                            <input type="text" value={self.form.heldout.clone()} disabled={running || data_locked}
+                                oninput={link.callback(|e: InputEvent| { let i: HtmlInputElement = e.target_unchecked_into(); Msg::SetHeldout(i.value()) })} />
+                            <small class={if errors.contains_key("data.heldout_fraction") { "error" } else { "help" }}>
+                                { errors.get("data.heldout_fraction").cloned().unwrap_or_else(|| "never trained on".into()) }</small>
+                        </label>
+                    </div>
+                </section>
+
+                <section class={classes!("panel", self.share.hidden("model").then_some("hidden"))}>
+                    <h2>{ "Model and training" }</h2>
+                    <div class="grid">
+                        { for FIELDS.iter().map(|(k, l, h)| field(k, l, h)) }
+                    </div>
+                    <div class="row actions">
+                        <button id="train-button" class="primary" onclick={link.callback(|_| Msg::Train)} disabled={running || spec.is_err() || probing}>{ "Train" }</button>
+                        <button id="cancel-button" onclick={link.callback(|_| Msg::Cancel)} disabled={!running}>{ "Cancel" }</button>
+                        <button onclick={link.callback(|_| Msg::Export("spec"))} disabled={spec.is_err() && self.spec_run.is_none()}>{ "Download spec" }</button>
+                    </div>
+                </section>
+
+                <section class={classes!("panel", self.share.hidden("progress").then_some("hidden"))}>
+                    <h2>{ "Progress" }</h2>
+                    <progress id="progress-bar" max={total.to_string()} value={step.to_string()}></progress>
+                    <p id="progress-text" class="mono">{ progress_text.unwrap_or_default() }</p>
+                    if let Some(t) = info_text { <p class="help">{ t }</p> }
+                    <p id="status" data-state={state_name} data-backend={used_backend}>{ status }</p>
+                    <canvas id="loss-chart" ref={self.canvas.clone()} width="760" height="380"></canvas>
+                    <output id="loss-json" hidden=true>{ loss_json }</output>
+                    <div class="row actions">
+                        <button onclick={link.callback(|_| Msg::Export("csv"))} disabled={self.losses.is_empty()}>{ "Loss CSV" }</button>
+                        <button onclick={link.callback(|_| Msg::Export("svg"))} disabled={self.losses.is_empty()}>{ "Chart SVG" }</button>
+                        <button onclick={link.callback(|_| Msg::Export("png"))} disabled={self.losses.is_empty()}>{ "Chart PNG" }</button>
+                        <button id="weights-download" onclick={link.callback(|_| Msg::ExportWeights)} disabled={self.trained_model.is_none() || running}
+                            title="The final weights of the last run, as safetensors (GPT-2 tensor names, the model config in the metadata)">{ "Weights (safetensors)" }</button>
+                        <label class="file">{ "Import weights " }
+                            <input id="weights-input" type="file" accept=".safetensors" disabled={running}
+                                onchange={link.batch_callback(|e: Event| { let i: HtmlInputElement = e.target_unchecked_into(); let f = i.files().and_then(|f| f.get(0)); i.set_value(""); f.map(Msg::ImportWeights) })} />
+                        </label>
+                    </div>
+                    { match &self.weights_message {
+                        Some(Ok(m)) => html! { <p id="weights-message" class="ok" role="status">{ m }</p> },
+                        Some(Err(m)) => html! { <p id="weights-message" class="error" role="alert">{ m }</p> },
+                        None => html! {},
+                    } }
+                </section>
+                if !self.share.hidden("profile") { { self.view_profile(ctx) } }
+                if !self.share.hidden("counterfactual") { { self.view_counterfactual(ctx) } }
+                if !self.share.hidden("extraction") { { self.view_extraction(ctx) } }
+                if !self.share.hidden("softprompt") { { self.view_softprompt(ctx) } }
+                if !self.share.embedded() { { self.view_runs(ctx) } }
+                if !self.share.hidden("share") {
+                    <section class="panel" id="share-panel">
+                        <h2>{ "Share" }</h2>
+                        <p class="help">{ "A link holds the whole experiment (data, model, schedule, seed, the analysis and its settings): whoever opens it re-runs it and gets the same numbers on the same kind of backend." }</p>
+                        <div class="row actions">
+                            <button id="copy-link" onclick={link.callback(|_| Msg::MakeLink(false))}>{ "Copy link" }</button>
+                            <button id="embed-button" onclick={link.callback(|_| Msg::MakeLink(true))}>{ "Embed" }</button>
+                            <button onclick={link.callback(|_| Msg::Export("spec"))} disabled={spec.is_err() && self.spec_run.is_none()}>{ "Download spec" }</button>
+                        </div>
+                        if let Some(l) = &self.share.link { <input id="share-link" class="mono wide" type="text" readonly=true value={l.clone()} /> }
+                        if let Some(e) = &self.share.embed { <textarea id="embed-snippet" class="mono wide" rows="3" readonly=true value={e.clone()} /> }
+                    </section>
+                }
+                <footer><small>{ "Mnemo runs entirely in this page: your text never leaves your computer." }</small></footer>
+            </main>
+        }
+    }
+}
+
+impl App {
+    /// The app's update (see `Component::update`, which keeps new runs after it).
+    fn handle(&mut self, ctx: &Context<Self>, msg: Msg) -> bool {
         match msg {
             Msg::Worker(m) => match m {
                 FromWorker::Ready => self.send(&ToWorker::Probe),
@@ -704,6 +1131,14 @@ impl Component for App {
                     backend,
                 } => {
                     self.run = RunState::Running;
+                    self.keep_update(
+                        ctx,
+                        |m, _| {
+                            m.total_steps = total_steps;
+                            m.backend = backend;
+                        },
+                        None,
+                    );
                     self.info = Some(RunInfo {
                         total_steps,
                         train,
@@ -719,6 +1154,7 @@ impl Component for App {
                     self.progress = Some(progress);
                 }
                 FromWorker::Checkpoint { .. } => return false,
+                FromWorker::ResumePoint { step, bytes } => self.keep_resume(ctx, step, bytes),
                 FromWorker::Done {
                     elapsed_s,
                     tokens_per_s,
@@ -741,9 +1177,33 @@ impl Component for App {
                         tokens_per_s,
                         train_loss,
                         heldout_loss,
-                    }
+                    };
+                    let steps = self.losses.last().map_or(0, |l| l.0);
+                    let plain = self
+                        .runs
+                        .current
+                        .as_ref()
+                        .is_some_and(|(m, _)| m.view == "train");
+                    self.keep_update(
+                        ctx,
+                        |m, _| {
+                            m.step = steps;
+                            if plain {
+                                m.status = RunStatus::Done;
+                            }
+                        },
+                        None,
+                    );
                 }
                 FromWorker::Cancelled { step } => {
+                    if self
+                        .runs
+                        .current
+                        .as_ref()
+                        .is_some_and(|(m, _)| m.status == RunStatus::Running)
+                    {
+                        self.keep_end(ctx, RunStatus::Cancelled, None);
+                    }
                     let prompts = matches!(
                         self.sp.status,
                         SpStatus::Training { .. } | SpStatus::Evaluating
@@ -781,6 +1241,13 @@ impl Component for App {
                         panel_s,
                         estimate_s,
                     };
+                    let last = self.queue.is_empty();
+                    let result = RunResult::Profiles(self.profiles.clone(), panel_s, estimate_s);
+                    if last {
+                        self.keep_end(ctx, RunStatus::Done, Some(result));
+                    } else {
+                        self.keep_update(ctx, |_, d| d.set_result(result), None);
+                    }
                     self.next_profile();
                 }
                 FromWorker::EnsembleProgress {
@@ -799,6 +1266,15 @@ impl Component for App {
                     cancelled,
                     elapsed_s,
                 } => {
+                    self.keep_end(
+                        ctx,
+                        RunStatus::Done,
+                        Some(RunResult::Counterfactual(
+                            result.clone(),
+                            elapsed_s,
+                            cancelled,
+                        )),
+                    );
                     self.cf.result = Some(*result);
                     self.cf.selected = None;
                     self.cf.dirty = true;
@@ -822,6 +1298,17 @@ impl Component for App {
                         Some(outcome.map(|d| format!("Loaded {d}: extraction now runs on it.")));
                 }
                 FromWorker::Extraction { view, elapsed_s } => {
+                    let kept = RunResult::Extraction(view.clone(), elapsed_s);
+                    let ended = self
+                        .runs
+                        .current
+                        .as_ref()
+                        .is_some_and(|(m, _)| m.status == RunStatus::Running);
+                    if ended {
+                        self.keep_end(ctx, RunStatus::Done, Some(kept));
+                    } else {
+                        self.keep_update(ctx, |_, d| d.set_result(kept), None);
+                    }
                     self.ex.view = Some(*view);
                     self.ex.dirty = true;
                     self.ex.status = ExStatus::Ready { elapsed_s };
@@ -841,6 +1328,21 @@ impl Component for App {
                     dynamic_s,
                     eval_s,
                 } => {
+                    let kept = RunResult::SoftPrompt(
+                        view.clone(),
+                        [constant_s, dynamic_s, eval_s],
+                        cancelled,
+                    );
+                    let ended = self
+                        .runs
+                        .current
+                        .as_ref()
+                        .is_some_and(|(m, _)| m.status == RunStatus::Running);
+                    if ended {
+                        self.keep_end(ctx, RunStatus::Done, Some(kept));
+                    } else {
+                        self.keep_update(ctx, |_, d| d.set_result(kept), None);
+                    }
                     self.sp.view = Some(*view);
                     self.sp.dirty = true;
                     self.sp.status = SpStatus::Ready {
@@ -849,6 +1351,18 @@ impl Component for App {
                         eval_s,
                         cancelled,
                     };
+                }
+                FromWorker::Failed { message }
+                    if self
+                        .runs
+                        .current
+                        .as_ref()
+                        .is_some_and(|(m, _)| m.status == RunStatus::Running)
+                        && self.running() =>
+                {
+                    self.keep_end(ctx, RunStatus::Failed, None);
+                    ctx.link()
+                        .send_message(Msg::Worker(FromWorker::Failed { message }));
                 }
                 FromWorker::Failed { message } if self.sp.busy() => {
                     if matches!(self.run, RunState::Starting | RunState::Running) {
@@ -1057,6 +1571,54 @@ impl Component for App {
                 }),
                 Err(e) => self.weights_message = Some(Err(e)),
             },
+            Msg::RunsOpened(store, list) => {
+                match list {
+                    Ok(l) => self.runs.list = l,
+                    Err(e) => self.runs.error = Some(e),
+                }
+                self.runs.store = Some(store);
+                // A run started before the store opened is kept now.
+                if self.runs.current.is_some() {
+                    self.keep(ctx, true, None);
+                }
+            }
+            Msg::ResumeKept(id, step) => {
+                if let Some((m, _)) = self.runs.current.as_mut().filter(|(m, _)| m.id == id) {
+                    m.resume_step = Some(step);
+                    m.step = m.step.max(step);
+                    let m = m.clone();
+                    if let Some(r) = self.runs.list.iter_mut().find(|r| r.id == id) {
+                        *r = m;
+                    }
+                }
+            }
+            Msg::Kept(outcome) => match outcome {
+                Ok(()) => return false,
+                Err(e) => self.runs.error = Some(e),
+            },
+            Msg::SetRunName(id, name) => {
+                self.runs.names.insert(id, name);
+            }
+            Msg::RenameRun(id) => self.rename_run(ctx, id),
+            Msg::DeleteRun(id) => self.delete_run(ctx, id),
+            Msg::OpenRun(id) => self.load_run(ctx, id, Load::Open),
+            Msg::ResumeRun(id) => self.load_run(ctx, id, Load::Resume),
+            Msg::RunAgain(id) => self.load_run(ctx, id, Load::Again),
+            Msg::RunLoaded(id, why, loaded) => {
+                let Some(meta) = self.runs.list.iter().find(|r| r.id == id).cloned() else {
+                    return false;
+                };
+                match loaded {
+                    Err(e) => {
+                        self.runs.error = Some(format!("“{}” could not be read: {e}", meta.name))
+                    }
+                    Ok(loaded) => {
+                        let (data, bytes) = *loaded;
+                        self.runs.error = None;
+                        self.restore_run(ctx, meta, data, why, bytes);
+                    }
+                }
+            }
             Msg::RunSoftPrompt(demo) => {
                 if !self.can_start() {
                     return false;
@@ -1118,361 +1680,5 @@ impl Component for App {
             }
         }
         true
-    }
-
-    fn rendered(&mut self, ctx: &Context<Self>, _first_render: bool) {
-        self.cf.draw();
-        self.ex.draw();
-        self.sp.draw();
-        if let Some((_, result)) = self.profiles.last().filter(|_| self.profile_dirty) {
-            self.profile_dirty = false;
-            let comparisons: Vec<(String, &DidResult)> =
-                self.profiles.iter().map(|(l, r)| (l.clone(), r)).collect();
-            if let Some(c) = self.heatmap.cast::<HtmlCanvasElement>() {
-                let mut layout = None;
-                draw_on(c, |a| {
-                    layout = Some(profile_heatmap_layout(a, result)?);
-                    Ok(())
-                });
-                if let Some(layout) = layout.filter(|l| *l != self.heatmap_layout) {
-                    // Re-render once so the page publishes where the plot landed.
-                    self.heatmap_layout = layout;
-                    ctx.link().send_message(Msg::Hover(self.hover));
-                }
-            }
-            if let Some(c) = self.persistent.cast::<HtmlCanvasElement>() {
-                draw_on(c, |a| persistent_chart(a, &comparisons));
-            }
-            if let Some(c) = self.instantaneous.cast::<HtmlCanvasElement>() {
-                draw_on(c, |a| instantaneous_chart(a, result));
-            }
-            if let Some(c) = self.residual.cast::<HtmlCanvasElement>() {
-                draw_on(c, |a| residual_chart(a, result));
-            }
-            if let Some(c) = self.simple.cast::<HtmlCanvasElement>() {
-                draw_on(c, |a| simple_chart(a, result));
-            }
-        }
-        // Redraw the loss curve only when it changed (not on every hover or status).
-        let drawn = (self.losses.len(), self.losses.last().map(|l| l.0));
-        if let Some(canvas) = self
-            .canvas
-            .cast::<HtmlCanvasElement>()
-            .filter(|_| self.loss_drawn.replace(drawn) != Some(drawn))
-        {
-            draw_loss(
-                canvas,
-                &[LossSeries {
-                    label: String::new(),
-                    points: self.losses.clone(),
-                }],
-            );
-        }
-    }
-
-    fn view(&self, ctx: &Context<Self>) -> Html {
-        let link = ctx.link();
-        let spec = self.form.to_spec();
-        let errors = spec.as_ref().err().cloned().unwrap_or_default();
-        let running = self.running();
-        let backend = self.backend();
-        let probing = self.webgpu.is_none();
-        let data_locked = self.share.locked("data");
-
-        let badge = html! {
-            <span id="backend-badge" class={classes!("badge", if backend == BackendKind::Wgpu { "gpu" } else { "cpu" })}
-                  data-backend={if backend == BackendKind::Wgpu { "webgpu" } else { "cpu" }}
-                  title={match &self.webgpu { Some(Ok(a)) => a.clone(), Some(Err(e)) => e.clone(), None => "checking for WebGPU".into() }}>
-                { if probing { "checking…" } else if backend == BackendKind::Wgpu { "WebGPU" } else { "CPU" } }
-            </span>
-        };
-        let on_backend = link.callback(|e: Event| {
-            let s: HtmlSelectElement = e.target_unchecked_into();
-            Msg::SetBackend(match s.value().as_str() {
-                "cpu" => BackendChoice::Cpu,
-                "webgpu" => BackendChoice::WebGpu,
-                _ => BackendChoice::Auto,
-            })
-        });
-        let notice = match &self.webgpu {
-            Some(Err(reason)) => html! {
-                <p id="webgpu-notice" class="notice" role="status">
-                    { format!("WebGPU is not available: {reason}. Mnemo trains on the CPU instead: the same results, only slower.") }
-                </p>
-            },
-            _ => html! {},
-        };
-
-        let field = |key: &'static str, label: &'static str, help: &'static str| {
-            let value = self.form.fields.get(key).cloned().unwrap_or_default();
-            let err = errors.get(key).cloned();
-            let oninput = link.callback(move |e: InputEvent| {
-                let i: HtmlInputElement = e.target_unchecked_into();
-                Msg::SetField(key, i.value())
-            });
-            let id = format!("f-{}", key.replace('.', "-"));
-            html! {
-                <label class={classes!("field", err.is_some().then_some("invalid"))}>
-                    <span>{ label }</span>
-                    <input id={id} type="text" inputmode="decimal" value={value} {oninput} disabled={running || self.share.locked(key)}
-                           aria-invalid={if err.is_some() { "true" } else { "false" }} />
-                    <small class={if err.is_some() { "error" } else { "help" }}>{ err.unwrap_or_else(|| help.to_string()) }</small>
-                </label>
-            }
-        };
-
-        let ondrop = link.callback(|e: DragEvent| {
-            e.prevent_default();
-            match e
-                .data_transfer()
-                .and_then(|d| d.files())
-                .and_then(|f| f.get(0))
-            {
-                Some(file) => Msg::FileChosen(file),
-                None => Msg::Dragging(false),
-            }
-        });
-        let ondragover = link.callback(|e: DragEvent| {
-            e.prevent_default();
-            Msg::Dragging(true)
-        });
-        let ondragleave = link.callback(|_: DragEvent| Msg::Dragging(false));
-        let onfile = link.batch_callback(|e: Event| {
-            let input: HtmlInputElement = e.target_unchecked_into();
-            let file = input.files().and_then(|f| f.get(0));
-            input.set_value("");
-            file.map(Msg::FileChosen)
-        });
-
-        let status = match &self.run {
-            RunState::Idle => {
-                html! { <span>{ "Ready. Press “Run the demo” to train a small model on invented facts." }</span> }
-            }
-            RunState::Starting => html! { <span>{ "Starting…" }</span> },
-            RunState::Running => html! { <span>{ "Training…" }</span> },
-            RunState::Done {
-                elapsed_s,
-                tokens_per_s,
-                train_loss,
-                heldout_loss,
-            } => html! {
-                <>
-                <span>{ format!("Training finished in {elapsed_s:.1} s ({tokens_per_s:.0} tokens/s).") }</span>
-                { match (train_loss, heldout_loss) {
-                    (Some(t), Some(h)) => html! {
-                        <span id="generalisation-gap">{ format!(" Mean loss on training instances {t:.3}, on held-out instances {h:.3} nats/token{}",
-                            if h - t > 0.1 { ": the gap is what the model learnt about its training text that does not carry over to new text." } else { "." }) }</span>
-                    },
-                    (Some(t), None) => html! { <span>{ format!(" Mean loss on training instances {t:.3} nats/token (nothing held out).") }</span> },
-                    _ => html! {},
-                } }
-                </>
-            },
-            RunState::Cancelled { step } => {
-                html! { <span>{ format!("Cancelled after step {step}. The curve so far is kept.") }</span> }
-            }
-            RunState::Failed(m) => {
-                html! { <span class="error">{ format!("Training failed: {m}") }</span> }
-            }
-        };
-        let state_name = match &self.run {
-            RunState::Idle => "idle",
-            RunState::Starting => "starting",
-            RunState::Running => "running",
-            RunState::Done { .. } => "done",
-            RunState::Cancelled { .. } => "cancelled",
-            RunState::Failed(_) => "failed",
-        };
-        let (step, total) = match (&self.progress, &self.info) {
-            (Some(p), _) => (p.step, p.total_steps),
-            (None, Some(i)) => (0, i.total_steps),
-            _ => (0, 1),
-        };
-        let progress_text = self.progress.as_ref().map(|p| {
-            format!(
-                "step {}/{} · loss {:.3} · {:.0} tokens/s · ETA {:.0} s",
-                p.step, p.total_steps, p.loss, p.tokens_per_s, p.eta_s
-            )
-        });
-        let info_text = self.info.as_ref().map(|i| {
-            format!(
-                "{} training and {} held-out instances · vocabulary {} · {} parameters · on {}{}",
-                i.train,
-                i.heldout,
-                i.vocab,
-                i.params,
-                i.backend.label(),
-                if i.truncated > 0 {
-                    format!(" · {} instances cut to the context", i.truncated)
-                } else {
-                    String::new()
-                }
-            )
-        });
-        let loss_json = serde_json::to_string(&self.losses).unwrap_or_default();
-        let used_backend = self
-            .info
-            .as_ref()
-            .map(|i| {
-                if i.backend == BackendKind::Wgpu {
-                    "webgpu"
-                } else {
-                    "cpu"
-                }
-            })
-            .unwrap_or("");
-
-        html! {
-            <main>
-                <header>
-                    <h1>{ "Mnemo" }</h1>
-                    if !self.share.embedded() {
-                        <p class="tagline">{ "Train a small language model in your browser and watch what it memorises." }</p>
-                    }
-                    <div class={classes!("backend", self.share.hidden("backend").then_some("hidden"))}>
-                        { badge }
-                        <label>{ "Compute: " }
-                            <select id="backend-select" onchange={on_backend} disabled={running}>
-                                <option value="auto" selected={self.choice == BackendChoice::Auto}>{ "Automatic" }</option>
-                                <option value="webgpu" disabled={!self.webgpu_ok()} selected={self.choice == BackendChoice::WebGpu}>{ "WebGPU" }</option>
-                                <option value="cpu" selected={self.choice == BackendChoice::Cpu}>{ "CPU" }</option>
-                            </select>
-                        </label>
-                    </div>
-                </header>
-                { notice }
-                if let Some(e) = &self.worker_error { <p class="error" role="alert">{ e }</p> }
-                if let Some(e) = &self.share.error { <p id="link-error" class="error" role="alert">{ e }</p> }
-                if let Some(lesson) = self.share.opened.as_ref().and_then(|p| p.lesson.clone()) {
-                    <section id="lesson" class="notice">{ lesson }</section>
-                }
-                if let Some((name, bytes)) = self.share.waiting_for_file() {
-                    <section id="link-file" class="notice">
-                        <p>{ format!("This link trains on a text of {bytes} bytes{} that was too large to travel inside it. Attach that file to run the experiment; Mnemo checks that it is the same file.",
-                            if name.is_empty() { String::new() } else { format!(" (“{name}”)") }) }</p>
-                        <input id="link-file-input" type="file" accept=".txt,text/plain"
-                            onchange={link.batch_callback(|e: Event| { let i: HtmlInputElement = e.target_unchecked_into(); let f = i.files().and_then(|f| f.get(0)); i.set_value(""); f.map(Msg::LinkFile) })} />
-                        if let Some(e) = &self.share.file_error { <p id="link-file-error" class="error" role="alert">{ e }</p> }
-                    </section>
-                }
-
-                <section class={classes!("quick", self.share.hidden("demo").then_some("hidden"))}>
-                    <button id="demo-button" class="primary" onclick={link.callback(|_| Msg::RunDemo)} disabled={running || probing}>{ "Run the demo" }</button>
-                    <span class="help">{ demo_blurb() }</span>
-                </section>
-
-                <section class={classes!("panel", self.share.hidden("data").then_some("hidden"))}>
-                    <h2>{ "Data" }</h2>
-                    <div class="row">
-                        <label><input type="radio" name="source" checked={self.form.source == Source::Builtin} disabled={running || data_locked}
-                            onchange={link.callback(|_| Msg::SetSource(Source::Builtin))} />{ " Built-in: invented facts" }</label>
-                        <label><input id="source-text" type="radio" name="source" checked={self.form.source == Source::Text} disabled={running || data_locked}
-                            onchange={link.callback(|_| Msg::SetSource(Source::Text))} />{ " My text" }</label>
-                    </div>
-                    <div class={classes!("dropzone", self.dragging.then_some("dragging"))} {ondrop} {ondragover} {ondragleave}>
-                        <textarea id="text-input" rows="6" placeholder="Paste or type text here, or drop a .txt file on this box: one instance per line or paragraph."
-                            value={self.form.text.clone()} disabled={running || data_locked}
-                            oninput={link.callback(|e: InputEvent| { let t: HtmlTextAreaElement = e.target_unchecked_into(); Msg::SetText(t.value()) })}
-                            onfocus={link.callback(|_| Msg::SetSource(Source::Text))} />
-                        <div class="row">
-                            <label class="file">{ "Upload a text file " }
-                                <input id="file-input" type="file" accept=".txt,.csv,.jsonl,.ndjson,text/plain,text/csv" onchange={onfile} disabled={running || data_locked} />
-                            </label>
-                            <small class="help">{ format!("Plain UTF-8 text, or a .csv / .jsonl table with a “text” column; up to {} MiB.", UPLOAD_CAP / 1024 / 1024) }</small>
-                        </div>
-                    </div>
-                    { match &self.upload {
-                        Some(Ok(m)) => html! { <p id="upload-message" class="ok" role="status">{ m }</p> },
-                        Some(Err(m)) => html! { <p id="upload-message" class="error" role="alert">{ m }</p> },
-                        None => html! {},
-                    } }
-                    if let Some(e) = errors.get("data") { <p class="error">{ e }</p> }
-                    <div class="row">
-                        <label class="field"><span>{ "Instances" }</span>
-                            <select id="split-select" disabled={running || data_locked} onchange={link.callback(|e: Event| { let s: HtmlSelectElement = e.target_unchecked_into(); Msg::SetSplit(s.value()) })}>
-                                <option value="lines" selected={self.form.split == "lines"}>{ "one per line" }</option>
-                                <option value="paragraphs" selected={self.form.split == "paragraphs"}>{ "one per paragraph" }</option>
-                                <option value="windows" selected={self.form.split == "windows"}>{ "fixed-length windows" }</option>
-                            </select>
-                        </label>
-                        if self.form.split == "windows" {
-                            <label class="field"><span>{ "Window (characters)" }</span>
-                                <input type="text" value={self.form.window.clone()} disabled={running || data_locked}
-                                    oninput={link.callback(|e: InputEvent| { let i: HtmlInputElement = e.target_unchecked_into(); Msg::SetWindow(i.value()) })} />
-                                if let Some(e) = errors.get("data.source.split.length") { <small class="error">{ e }</small> }
-                            </label>
-                        }
-                        <label class="field"><span>{ "Tokenizer" }</span>
-                            <select disabled={running || data_locked} onchange={link.callback(|e: Event| { let s: HtmlSelectElement = e.target_unchecked_into(); Msg::SetTokenizer(s.value()) })}>
-                                <option value="char" selected={self.form.tokenizer == "char"}>{ "characters" }</option>
-                                <option value="byte" selected={self.form.tokenizer == "byte"}>{ "bytes (UTF-8)" }</option>
-                            </select>
-                        </label>
-                        <label class={classes!("field", errors.contains_key("data.heldout_fraction").then_some("invalid"))}><span>{ "Held out (%)" }</span>
-                            <input type="text" value={self.form.heldout.clone()} disabled={running || data_locked}
-                                oninput={link.callback(|e: InputEvent| { let i: HtmlInputElement = e.target_unchecked_into(); Msg::SetHeldout(i.value()) })} />
-                            <small class={if errors.contains_key("data.heldout_fraction") { "error" } else { "help" }}>
-                                { errors.get("data.heldout_fraction").cloned().unwrap_or_else(|| "never trained on".into()) }</small>
-                        </label>
-                    </div>
-                </section>
-
-                <section class={classes!("panel", self.share.hidden("model").then_some("hidden"))}>
-                    <h2>{ "Model and training" }</h2>
-                    <div class="grid">
-                        { for FIELDS.iter().map(|(k, l, h)| field(k, l, h)) }
-                    </div>
-                    <div class="row actions">
-                        <button id="train-button" class="primary" onclick={link.callback(|_| Msg::Train)} disabled={running || spec.is_err() || probing}>{ "Train" }</button>
-                        <button id="cancel-button" onclick={link.callback(|_| Msg::Cancel)} disabled={!running}>{ "Cancel" }</button>
-                        <button onclick={link.callback(|_| Msg::Export("spec"))} disabled={spec.is_err() && self.spec_run.is_none()}>{ "Download spec" }</button>
-                    </div>
-                </section>
-
-                <section class={classes!("panel", self.share.hidden("progress").then_some("hidden"))}>
-                    <h2>{ "Progress" }</h2>
-                    <progress id="progress-bar" max={total.to_string()} value={step.to_string()}></progress>
-                    <p id="progress-text" class="mono">{ progress_text.unwrap_or_default() }</p>
-                    if let Some(t) = info_text { <p class="help">{ t }</p> }
-                    <p id="status" data-state={state_name} data-backend={used_backend}>{ status }</p>
-                    <canvas id="loss-chart" ref={self.canvas.clone()} width="760" height="380"></canvas>
-                    <output id="loss-json" hidden=true>{ loss_json }</output>
-                    <div class="row actions">
-                        <button onclick={link.callback(|_| Msg::Export("csv"))} disabled={self.losses.is_empty()}>{ "Loss CSV" }</button>
-                        <button onclick={link.callback(|_| Msg::Export("svg"))} disabled={self.losses.is_empty()}>{ "Chart SVG" }</button>
-                        <button onclick={link.callback(|_| Msg::Export("png"))} disabled={self.losses.is_empty()}>{ "Chart PNG" }</button>
-                        <button id="weights-download" onclick={link.callback(|_| Msg::ExportWeights)} disabled={self.trained_model.is_none() || running}
-                            title="The final weights of the last run, as safetensors (GPT-2 tensor names, the model config in the metadata)">{ "Weights (safetensors)" }</button>
-                        <label class="file">{ "Import weights " }
-                            <input id="weights-input" type="file" accept=".safetensors" disabled={running}
-                                onchange={link.batch_callback(|e: Event| { let i: HtmlInputElement = e.target_unchecked_into(); let f = i.files().and_then(|f| f.get(0)); i.set_value(""); f.map(Msg::ImportWeights) })} />
-                        </label>
-                    </div>
-                    { match &self.weights_message {
-                        Some(Ok(m)) => html! { <p id="weights-message" class="ok" role="status">{ m }</p> },
-                        Some(Err(m)) => html! { <p id="weights-message" class="error" role="alert">{ m }</p> },
-                        None => html! {},
-                    } }
-                </section>
-                if !self.share.hidden("profile") { { self.view_profile(ctx) } }
-                if !self.share.hidden("counterfactual") { { self.view_counterfactual(ctx) } }
-                if !self.share.hidden("extraction") { { self.view_extraction(ctx) } }
-                if !self.share.hidden("softprompt") { { self.view_softprompt(ctx) } }
-                if !self.share.hidden("share") {
-                    <section class="panel" id="share-panel">
-                        <h2>{ "Share" }</h2>
-                        <p class="help">{ "A link holds the whole experiment (data, model, schedule, seed, the analysis and its settings): whoever opens it re-runs it and gets the same numbers on the same kind of backend." }</p>
-                        <div class="row actions">
-                            <button id="copy-link" onclick={link.callback(|_| Msg::MakeLink(false))}>{ "Copy link" }</button>
-                            <button id="embed-button" onclick={link.callback(|_| Msg::MakeLink(true))}>{ "Embed" }</button>
-                            <button onclick={link.callback(|_| Msg::Export("spec"))} disabled={spec.is_err() && self.spec_run.is_none()}>{ "Download spec" }</button>
-                        </div>
-                        if let Some(l) = &self.share.link { <input id="share-link" class="mono wide" type="text" readonly=true value={l.clone()} /> }
-                        if let Some(e) = &self.share.embed { <textarea id="embed-snippet" class="mono wide" rows="3" readonly=true value={e.clone()} /> }
-                    </section>
-                }
-                <footer><small>{ "Mnemo runs entirely in this page: your text never leaves your computer." }</small></footer>
-            </main>
-        }
     }
 }

@@ -8,4 +8,5 @@ pub mod ctors;
 pub mod download;
 pub mod form;
 pub mod protocol;
+pub mod store;
 pub mod upload;

@@ -22,6 +22,16 @@ pub enum ToWorker {
         /// Where to run it.
         backend: BackendKind,
     },
+    /// Go on with a training run of `spec` from a resume point kept by the page.
+    Resume {
+        /// The experiment (the one the resume point belongs to).
+        spec: ExperimentSpec,
+        /// Where to run it.
+        backend: BackendKind,
+        /// The resume point's bytes ([`mnemo_core::ResumePoint::to_bytes`]).
+        #[serde(with = "serde_bytes")]
+        point: Vec<u8>,
+    },
     /// Train a spec, then build and estimate its memorisation profile.
     Profile {
         /// The experiment (with its `profile` section).
@@ -133,6 +143,15 @@ pub enum FromWorker {
     Checkpoint {
         /// Its step.
         step: usize,
+    },
+    /// A resume point of the plain training run in progress (every few seconds, on
+    /// backends that can write one).
+    ResumePoint {
+        /// Steps done.
+        step: usize,
+        /// [`mnemo_core::ResumePoint::to_bytes`].
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
     },
     /// The run finished.
     Done {

@@ -9,7 +9,7 @@ mod worker {
     use mnemo_core::backend::Device;
     use mnemo_core::spec::ExtractionSpec;
     use mnemo_core::train::{Progress, Trainer};
-    use mnemo_core::{BackendKind, Checkpoint, Corpus, ExperimentSpec, Gpt};
+    use mnemo_core::{BackendKind, Checkpoint, Corpus, ExperimentSpec, Gpt, ResumePoint};
     use mnemo_measures::counterfactual::{EnsembleRun, EnsembleStep, plan_ensemble};
     use mnemo_measures::extraction::extract;
     use mnemo_measures::profile::{PanelBuilder, estimate_profile, plan_panel};
@@ -117,7 +117,7 @@ mod worker {
         backend: BackendKind,
         label: String,
     ) -> Result<(), String> {
-        let Some(trainer) = train(spec.clone(), backend).await? else {
+        let Some(trainer) = train(spec.clone(), backend, None, false).await? else {
             return Ok(());
         };
         let settings = spec.profile.clone().unwrap_or_default();
@@ -168,9 +168,25 @@ mod worker {
         Ok(())
     }
 
-    async fn train(spec: ExperimentSpec, backend: BackendKind) -> Result<Option<Trainer>, String> {
+    /// Seconds between resume points of a kept run.
+    const KEEP_EVERY_MS: f64 = 4000.0;
+
+    /// Train `spec` (from `resume` when given). With `keep`, post a resume point every
+    /// [`KEEP_EVERY_MS`] on backends that can write one.
+    async fn train(
+        spec: ExperimentSpec,
+        backend: BackendKind,
+        resume: Option<ResumePoint>,
+        keep: bool,
+    ) -> Result<Option<Trainer>, String> {
         let device = device_for(backend).await?;
-        let mut trainer = Trainer::new(spec.clone(), device).map_err(|e| e.to_string())?;
+        let mut trainer = match &resume {
+            Some(point) => Trainer::resume(spec.clone(), device, point),
+            None => Trainer::new(spec.clone(), device),
+        }
+        .map_err(|e| e.to_string())?;
+        let keep = keep && backend.resumable();
+        let tokens_before = trainer.tokens_seen();
         let corpus = trainer.corpus();
         post(&FromWorker::Started {
             total_steps: trainer.total_steps(),
@@ -183,7 +199,16 @@ mod worker {
         });
         CHECKPOINTS.with(|c| c.borrow_mut().clear());
         let start = now_ms();
+        let mut kept = now_ms();
         loop {
+            if keep && now_ms() - kept > KEEP_EVERY_MS && !trainer.is_done() {
+                let point = trainer.resume_point().await.map_err(|e| e.to_string())?;
+                post(&FromWorker::ResumePoint {
+                    step: point.step,
+                    bytes: point.to_bytes().map_err(|e| e.to_string())?,
+                });
+                kept = now_ms();
+            }
             if CANCEL.with(Cell::get) {
                 post(&FromWorker::Cancelled {
                     step: trainer.steps_done(),
@@ -204,7 +229,7 @@ mod worker {
                     report.step,
                     trainer.total_steps(),
                     report.loss,
-                    trainer.tokens_seen(),
+                    trainer.tokens_seen() - tokens_before,
                     elapsed,
                 ),
             });
@@ -234,7 +259,7 @@ mod worker {
             train_loss,
             heldout_loss,
             elapsed_s,
-            tokens_per_s: trainer.tokens_seen() as f64 / elapsed_s.max(1e-9),
+            tokens_per_s: (trainer.tokens_seen() - tokens_before) as f64 / elapsed_s.max(1e-9),
             checkpoints: CHECKPOINTS.with(|c| c.borrow().iter().map(|c| c.step).collect()),
         });
         Ok(Some(trainer))
@@ -336,7 +361,7 @@ mod worker {
     ) -> Result<(), String> {
         let settings = spec.softprompt.unwrap_or_default();
         settings.validate().map_err(|e| e.to_string())?;
-        if train_first && train(spec.clone(), backend).await?.is_none() {
+        if train_first && train(spec.clone(), backend, None, false).await?.is_none() {
             return Ok(());
         }
         let Some((ck, corpus, backend, name)) = LAST.with(|l| l.borrow().clone()) else {
@@ -454,8 +479,16 @@ mod worker {
                 })
             }),
             ToWorker::Train { spec, backend } => {
-                run_exclusive(async move { train(spec, backend).await.map(|_| ()) })
+                run_exclusive(async move { train(spec, backend, None, true).await.map(|_| ()) })
             }
+            ToWorker::Resume {
+                spec,
+                backend,
+                point,
+            } => run_exclusive(async move {
+                let point = ResumePoint::from_bytes(&point).map_err(|e| e.to_string())?;
+                train(spec, backend, Some(point), true).await.map(|_| ())
+            }),
             ToWorker::Profile {
                 spec,
                 backend,

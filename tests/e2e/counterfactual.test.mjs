@@ -98,6 +98,9 @@ test('extraction runs on the last trained model and shows texts token by token',
   const csv = await download(page, page.locator('#ex-panel button', { hasText: /^CSV$/ }));
   assert.equal(csv.name, 'extraction.csv');
   assert.ok(csv.text.startsWith('instance,prefix_len,suffix_len,exact,fraction\n'));
+  const json = JSON.parse((await download(page, page.locator('#ex-panel button', { hasText: 'JSON' }))).text);
+  assert.equal(json.train_rates.n, 36);
+  assert.equal(json.train.length, 36);
   await page.locator('#ex-panel').screenshot({ path: 'target/e2e/extraction-cpu.png' });
   assert.deepEqual(errors, []);
 });

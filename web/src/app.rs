@@ -526,6 +526,11 @@ impl App {
                 "image/svg+xml",
                 &svg_of(CHART_SIZE, |a| residual_chart(a, result)),
             ),
+            "profile.json" => download_text(
+                what,
+                "application/json",
+                &serde_json::to_string_pretty(&self.profiles).map_err(|e| e.to_string())?,
+            ),
             "simple.svg" => download_text(
                 "simple.svg",
                 "image/svg+xml",
@@ -651,7 +656,7 @@ impl App {
                         data-plot-y={format!("{},{}", self.heatmap_layout.y.start, self.heatmap_layout.y.end)}
                         {onmousemove} onmouseleave={link.callback(|_| Msg::Hover(None))}></canvas>
                     <p id="cell-tooltip" class="mono">{ tooltip.unwrap_or_else(|| "Point at a cell for its numbers. Muted cells: the band includes 0. Dots: placebo cells before training.".into()) }</p>
-                    <div class="row actions">{ export("heatmap.png", "PNG") }{ export("heatmap.svg", "SVG") }{ export("att_gt.csv", "CSV") }</div>
+                    <div class="row actions">{ export("heatmap.png", "PNG") }{ export("heatmap.svg", "SVG") }{ export("att_gt.csv", "CSV") }{ export("profile.json", "JSON") }</div>
                     <canvas id="persistent-chart" ref={self.persistent.clone()} width={CHART_SIZE.0.to_string()} height={CHART_SIZE.1.to_string()}></canvas>
                     <div class="row actions">{ export("persistent.png", "PNG") }{ export("persistent.svg", "SVG") }{ export("event.csv", "CSV") }</div>
                     <canvas id="instantaneous-chart" ref={self.instantaneous.clone()} width={CHART_SIZE.0.to_string()} height={CHART_SIZE.1.to_string()}></canvas>

@@ -129,6 +129,11 @@ impl CfState {
                 "image/svg+xml",
                 &svg_of(CHART_SIZE, |a| in_out_scatter(a, result)),
             ),
+            "counterfactual.json" => download_text(
+                what,
+                "application/json",
+                &serde_json::to_string_pretty(result).map_err(|e| e.to_string())?,
+            ),
             name => {
                 let tables = mnemo_measures::export::counterfactual_tables(result)
                     .map_err(|e| e.to_string())?;
@@ -224,7 +229,7 @@ impl App {
                 html! {
                     <>
                     <canvas id="cf-histogram" ref={cf.hist.clone()} width={CHART_SIZE.0.to_string()} height={CHART_SIZE.1.to_string()}></canvas>
-                    <div class="row actions">{ export("mem_histogram.png", "PNG") }{ export("mem_histogram.svg", "SVG") }{ export("counterfactual.csv", "CSV") }</div>
+                    <div class="row actions">{ export("mem_histogram.png", "PNG") }{ export("mem_histogram.svg", "SVG") }{ export("counterfactual.csv", "CSV") }{ export("counterfactual.json", "JSON") }</div>
                     <canvas id="cf-scatter" ref={cf.scatter.clone()} width={CHART_SIZE.0.to_string()} height={CHART_SIZE.1.to_string()}></canvas>
                     <div class="row actions">{ export("in_out.png", "PNG") }{ export("in_out.svg", "SVG") }{ export("influence.csv", "Influence CSV") }</div>
                     <h3>{ "Most memorised" }</h3>

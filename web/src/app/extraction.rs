@@ -107,6 +107,11 @@ impl ExState {
                 "image/svg+xml",
                 &svg_of(CHART_SIZE, |a| extraction_chart(a, &v.result)),
             ),
+            "extraction.json" => download_text(
+                what,
+                "application/json",
+                &serde_json::to_string_pretty(&v.result).map_err(|e| e.to_string())?,
+            ),
             "extraction_heldout.csv" => download_text(
                 what,
                 "text/csv",
@@ -206,7 +211,7 @@ impl App {
                     <>
                     <p id="ex-summary">{ summary }</p>
                     <canvas id="ex-chart" ref={ex.chart.clone()} width={CHART_SIZE.0.to_string()} height={CHART_SIZE.1.to_string()}></canvas>
-                    <div class="row actions">{ export("extraction.png", "PNG") }{ export("extraction.svg", "SVG") }{ export("extraction.csv", "CSV") }{ export("extraction_heldout.csv", "Held-out CSV") }</div>
+                    <div class="row actions">{ export("extraction.png", "PNG") }{ export("extraction.svg", "SVG") }{ export("extraction.csv", "CSV") }{ export("extraction_heldout.csv", "Held-out CSV") }{ export("extraction.json", "JSON") }</div>
                     <div class="row">
                         <label><input type="radio" name="ex-split" checked={!heldout} onchange={link.callback(|_| Msg::ShowHeldout(false))} />{ " training texts" }</label>
                         <label><input id="ex-show-heldout" type="radio" name="ex-split" checked={heldout} onchange={link.callback(|_| Msg::ShowHeldout(true))} />{ " held-out texts" }</label>

@@ -88,8 +88,22 @@ pub struct Progress {
 impl Progress {
     /// Progress after `step` of `total_steps`, with `tokens` trained in `elapsed_s`.
     pub fn new(step: usize, total_steps: usize, loss: f32, tokens: usize, elapsed_s: f64) -> Self {
-        let per_step = if step > 0 {
-            elapsed_s / step as f64
+        Self::resumed(0, step, total_steps, loss, tokens, elapsed_s)
+    }
+
+    /// [`Progress::new`] for a run resumed after `from` steps: `tokens` and `elapsed_s`
+    /// count from the resumption, and so do the rate and the estimate of time left.
+    pub fn resumed(
+        from: usize,
+        step: usize,
+        total_steps: usize,
+        loss: f32,
+        tokens: usize,
+        elapsed_s: f64,
+    ) -> Self {
+        let done = step.saturating_sub(from);
+        let per_step = if done > 0 {
+            elapsed_s / done as f64
         } else {
             0.0
         };

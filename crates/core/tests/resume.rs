@@ -117,3 +117,17 @@ fn damaged_resume_points_never_panic() {
     // Most damage lands in tensor values (still a readable point); some must be refused.
     assert!(refused > 0 && ok > 0, "ok {ok}, refused {refused}");
 }
+
+#[test]
+fn progress_after_a_resume_counts_from_the_resumption() {
+    use mnemo_core::train::Progress;
+    // 50 steps in 10 s since resuming at step 100 of 200: 0.2 s/step, 50 steps left.
+    let p = Progress::resumed(100, 150, 200, 1.0, 5000, 10.0);
+    assert!((p.eta_s - 10.0).abs() < 1e-12, "{p:?}");
+    assert!((p.tokens_per_s - 500.0).abs() < 1e-12);
+    // Without a resumption it is Progress::new.
+    assert_eq!(
+        Progress::resumed(0, 150, 200, 1.0, 5000, 10.0),
+        Progress::new(150, 200, 1.0, 5000, 10.0)
+    );
+}

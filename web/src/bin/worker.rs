@@ -187,6 +187,7 @@ mod worker {
         .map_err(|e| e.to_string())?;
         let keep = keep && backend.resumable();
         let tokens_before = trainer.tokens_seen();
+        let steps_before = trainer.steps_done();
         let corpus = trainer.corpus();
         post(&FromWorker::Started {
             total_steps: trainer.total_steps(),
@@ -225,7 +226,8 @@ mod worker {
             };
             let elapsed = (now_ms() - start) / 1000.0;
             post(&FromWorker::Step {
-                progress: Progress::new(
+                progress: Progress::resumed(
+                    steps_before,
                     report.step,
                     trainer.total_steps(),
                     report.loss,

@@ -67,6 +67,8 @@ const { page, errors } = browser;
 try {
   await page.goto(server.url);
   await page.waitForSelector('#backend-badge[data-backend="cpu"]');
+  // The worker has answered its probe (buttons stay disabled until then).
+  await page.waitForSelector('#demo-button:enabled');
   await page.selectOption('#backend-select', 'cpu');
 
   // The benchmark-shaped model on the benchmark text, through the form.

@@ -456,7 +456,13 @@ impl App {
         }
         let (spec, view) = (p.spec.clone(), p.view.clone().unwrap_or_default());
         self.share.started = true;
-        match view.as_str() {
+        self.start_view(spec, &view);
+    }
+
+    /// Start the job of `view` for `spec`, with the view's fields set from the spec (a
+    /// link's experiment, or a kept run run again).
+    fn start_view(&mut self, spec: ExperimentSpec, view: &str) {
+        match view {
             "profile" => {
                 self.profiles.clear();
                 let label = format!("d_model {}", spec.model.d_model);
@@ -1120,31 +1126,18 @@ impl App {
     /// The app's update (see `Component::update`, which keeps new runs after it).
     fn handle(&mut self, ctx: &Context<Self>, msg: Msg) -> bool {
         match msg {
-            Msg::Worker(m) => match m {
-                FromWorker::Ready => self.send(&ToWorker::Probe),
-                FromWorker::Probe { webgpu } => {
-                    self.webgpu = Some(webgpu);
-                    self.run_link();
+            Msg::Worker(m) => {
+                // A failure ends the kept run whichever view's job it was.
+                if matches!(m, FromWorker::Failed { .. }) && self.running() {
+                    self.keep_end_running(ctx, RunStatus::Failed);
                 }
-                FromWorker::Started {
-                    total_steps,
-                    train,
-                    heldout,
-                    vocab,
-                    params,
-                    truncated,
-                    backend,
-                } => {
-                    self.run = RunState::Running;
-                    self.keep_update(
-                        ctx,
-                        |m, _| {
-                            m.total_steps = total_steps;
-                            m.backend = backend;
-                        },
-                        None,
-                    );
-                    self.info = Some(RunInfo {
+                match m {
+                    FromWorker::Ready => self.send(&ToWorker::Probe),
+                    FromWorker::Probe { webgpu } => {
+                        self.webgpu = Some(webgpu);
+                        self.run_link();
+                    }
+                    FromWorker::Started {
                         total_steps,
                         train,
                         heldout,
@@ -1152,249 +1145,235 @@ impl App {
                         params,
                         truncated,
                         backend,
-                    });
-                }
-                FromWorker::Step { progress } => {
-                    self.losses.push((progress.step, progress.loss));
-                    self.progress = Some(progress);
-                }
-                FromWorker::Checkpoint { .. } => return false,
-                FromWorker::ResumePoint { step, bytes } => self.keep_resume(ctx, step, bytes),
-                FromWorker::Done {
-                    elapsed_s,
-                    tokens_per_s,
-                    train_loss,
-                    heldout_loss,
-                    ..
-                } => {
-                    self.trained_model = self.spec_run.as_ref().map(|s| {
-                        format!(
-                            "“{}” ({} layers, d_model {})",
-                            s.name, s.model.n_layers, s.model.d_model
-                        )
-                    });
-                    if std::mem::take(&mut self.extract_after_train) {
-                        // Send after the Done handling: the worker is free once it posted Done.
-                        ctx.link().send_message(Msg::Extract);
+                    } => {
+                        self.run = RunState::Running;
+                        self.keep_update(
+                            ctx,
+                            |m, _| {
+                                m.total_steps = total_steps;
+                                m.backend = backend;
+                            },
+                            None,
+                        );
+                        self.info = Some(RunInfo {
+                            total_steps,
+                            train,
+                            heldout,
+                            vocab,
+                            params,
+                            truncated,
+                            backend,
+                        });
                     }
-                    self.run = RunState::Done {
+                    FromWorker::Step { progress } => {
+                        self.losses.push((progress.step, progress.loss));
+                        self.progress = Some(progress);
+                    }
+                    FromWorker::Checkpoint { .. } => return false,
+                    FromWorker::ResumePoint { step, bytes } => self.keep_resume(ctx, step, bytes),
+                    FromWorker::Done {
                         elapsed_s,
                         tokens_per_s,
                         train_loss,
                         heldout_loss,
-                    };
-                    let steps = self.losses.last().map_or(0, |l| l.0);
-                    let plain = self
-                        .runs
-                        .current
-                        .as_ref()
-                        .is_some_and(|(m, _)| m.view == "train");
-                    self.keep_update(
-                        ctx,
-                        |m, _| {
-                            m.step = steps;
-                            if plain {
-                                m.status = RunStatus::Done;
-                            }
-                        },
-                        None,
-                    );
-                }
-                FromWorker::Cancelled { step } => {
-                    if self
-                        .runs
-                        .current
-                        .as_ref()
-                        .is_some_and(|(m, _)| m.status == RunStatus::Running)
-                    {
-                        self.keep_end(ctx, RunStatus::Cancelled, None);
+                        ..
+                    } => {
+                        self.trained_model = self.spec_run.as_ref().map(|s| {
+                            format!(
+                                "“{}” ({} layers, d_model {})",
+                                s.name, s.model.n_layers, s.model.d_model
+                            )
+                        });
+                        if std::mem::take(&mut self.extract_after_train) {
+                            // Send after the Done handling: the worker is free once it posted Done.
+                            ctx.link().send_message(Msg::Extract);
+                        }
+                        self.run = RunState::Done {
+                            elapsed_s,
+                            tokens_per_s,
+                            train_loss,
+                            heldout_loss,
+                        };
+                        let steps = self.losses.last().map_or(0, |l| l.0);
+                        let plain = self
+                            .runs
+                            .current
+                            .as_ref()
+                            .is_some_and(|(m, _)| m.view == "train");
+                        self.keep_update(
+                            ctx,
+                            |m, _| {
+                                m.step = steps;
+                                if plain {
+                                    m.status = RunStatus::Done;
+                                }
+                            },
+                            None,
+                        );
                     }
-                    let prompts = matches!(
-                        self.sp.status,
-                        SpStatus::Training { .. } | SpStatus::Evaluating
-                    );
-                    if self.sp.busy() {
-                        self.sp.status = SpStatus::Idle;
-                        if prompts {
-                            // The target had finished training: its run stays done.
+                    FromWorker::Cancelled { step } => {
+                        self.keep_end_running(ctx, RunStatus::Cancelled);
+                        let prompts = matches!(
+                            self.sp.status,
+                            SpStatus::Training { .. } | SpStatus::Evaluating
+                        );
+                        if self.sp.busy() {
+                            self.sp.status = SpStatus::Idle;
+                            if prompts {
+                                // The target had finished training: its run stays done.
+                                return true;
+                            }
+                        }
+                        if self.cf.busy() {
+                            // Cancelled before any member finished: nothing to show.
+                            self.cf.status = CfStatus::Idle;
                             return true;
                         }
+                        self.run = RunState::Cancelled { step };
+                        self.queue.clear();
+                        if !matches!(self.profile_state, ProfileState::Ready { .. }) {
+                            self.profile_state = ProfileState::Idle;
+                        }
                     }
-                    if self.cf.busy() {
-                        // Cancelled before any member finished: nothing to show.
-                        self.cf.status = CfStatus::Idle;
-                        return true;
+                    FromWorker::PanelProgress { done, total } => {
+                        self.profile_state = ProfileState::Evaluating { done, total }
                     }
-                    self.run = RunState::Cancelled { step };
-                    self.queue.clear();
-                    if !matches!(self.profile_state, ProfileState::Ready { .. }) {
-                        self.profile_state = ProfileState::Idle;
-                    }
-                }
-                FromWorker::PanelProgress { done, total } => {
-                    self.profile_state = ProfileState::Evaluating { done, total }
-                }
-                FromWorker::Profile {
-                    label,
-                    result,
-                    panel_s,
-                    estimate_s,
-                } => {
-                    self.profiles.push((label, *result));
-                    self.profile_dirty = true;
-                    self.profile_state = ProfileState::Ready {
+                    FromWorker::Profile {
+                        label,
+                        result,
                         panel_s,
                         estimate_s,
-                    };
-                    let last = self.queue.is_empty();
-                    let result = RunResult::Profiles(self.profiles.clone(), panel_s, estimate_s);
-                    if last {
-                        self.keep_end(ctx, RunStatus::Done, Some(result));
-                    } else {
-                        self.keep_update(ctx, |_, d| d.set_result(result), None);
+                    } => {
+                        self.profiles.push((label, *result));
+                        self.profile_dirty = true;
+                        self.profile_state = ProfileState::Ready {
+                            panel_s,
+                            estimate_s,
+                        };
+                        let last = self.queue.is_empty();
+                        let result =
+                            RunResult::Profiles(self.profiles.clone(), panel_s, estimate_s);
+                        if last {
+                            self.keep_end(ctx, RunStatus::Done, Some(result));
+                        } else {
+                            self.keep_update(ctx, |_, d| d.set_result(result), None);
+                        }
+                        self.next_profile();
                     }
-                    self.next_profile();
-                }
-                FromWorker::EnsembleProgress {
-                    done,
-                    total,
-                    elapsed_s,
-                } => {
-                    self.cf.status = CfStatus::Training {
+                    FromWorker::EnsembleProgress {
                         done,
                         total,
                         elapsed_s,
+                    } => {
+                        self.cf.status = CfStatus::Training {
+                            done,
+                            total,
+                            elapsed_s,
+                        }
                     }
-                }
-                FromWorker::Counterfactual {
-                    result,
-                    cancelled,
-                    elapsed_s,
-                } => {
-                    self.keep_end(
-                        ctx,
-                        RunStatus::Done,
-                        Some(RunResult::Counterfactual(
-                            result.clone(),
+                    FromWorker::Counterfactual {
+                        result,
+                        cancelled,
+                        elapsed_s,
+                    } => {
+                        self.keep_end(
+                            ctx,
+                            RunStatus::Done,
+                            Some(RunResult::Counterfactual(
+                                result.clone(),
+                                elapsed_s,
+                                cancelled,
+                            )),
+                        );
+                        self.cf.result = Some(*result);
+                        self.cf.selected = None;
+                        self.cf.dirty = true;
+                        self.cf.status = CfStatus::Ready {
                             elapsed_s,
                             cancelled,
-                        )),
-                    );
-                    self.cf.result = Some(*result);
-                    self.cf.selected = None;
-                    self.cf.dirty = true;
-                    self.cf.status = CfStatus::Ready {
+                        };
+                    }
+                    FromWorker::Weights { bytes, name } => {
+                        if let Err(e) = crate::download::download_bytes(
+                            &name,
+                            "application/octet-stream",
+                            &bytes,
+                        ) {
+                            self.weights_message = Some(Err(e));
+                        }
+                    }
+                    FromWorker::Imported { outcome } => {
+                        if let Ok(d) = &outcome {
+                            self.trained_model = Some(d.clone());
+                        }
+                        self.weights_message = Some(
+                            outcome.map(|d| format!("Loaded {d}: extraction now runs on it.")),
+                        );
+                    }
+                    FromWorker::Extraction { view, elapsed_s } => {
+                        let kept = RunResult::Extraction(view.clone(), elapsed_s);
+                        self.keep_result(ctx, kept);
+                        self.ex.view = Some(*view);
+                        self.ex.dirty = true;
+                        self.ex.status = ExStatus::Ready { elapsed_s };
+                    }
+                    FromWorker::PromptStep {
+                        step,
+                        progress,
                         elapsed_s,
+                    } => self
+                        .sp
+                        .step(step.method, step.step, step.loss, progress, elapsed_s),
+                    FromWorker::PromptEvaluating => self.sp.status = SpStatus::Evaluating,
+                    FromWorker::SoftPrompt {
+                        view,
                         cancelled,
-                    };
-                }
-                FromWorker::Weights { bytes, name } => {
-                    if let Err(e) =
-                        crate::download::download_bytes(&name, "application/octet-stream", &bytes)
-                    {
-                        self.weights_message = Some(Err(e));
-                    }
-                }
-                FromWorker::Imported { outcome } => {
-                    if let Ok(d) = &outcome {
-                        self.trained_model = Some(d.clone());
-                    }
-                    self.weights_message =
-                        Some(outcome.map(|d| format!("Loaded {d}: extraction now runs on it.")));
-                }
-                FromWorker::Extraction { view, elapsed_s } => {
-                    let kept = RunResult::Extraction(view.clone(), elapsed_s);
-                    let ended = self
-                        .runs
-                        .current
-                        .as_ref()
-                        .is_some_and(|(m, _)| m.status == RunStatus::Running);
-                    if ended {
-                        self.keep_end(ctx, RunStatus::Done, Some(kept));
-                    } else {
-                        self.keep_update(ctx, |_, d| d.set_result(kept), None);
-                    }
-                    self.ex.view = Some(*view);
-                    self.ex.dirty = true;
-                    self.ex.status = ExStatus::Ready { elapsed_s };
-                }
-                FromWorker::PromptStep {
-                    step,
-                    progress,
-                    elapsed_s,
-                } => self
-                    .sp
-                    .step(step.method, step.step, step.loss, progress, elapsed_s),
-                FromWorker::PromptEvaluating => self.sp.status = SpStatus::Evaluating,
-                FromWorker::SoftPrompt {
-                    view,
-                    cancelled,
-                    constant_s,
-                    dynamic_s,
-                    eval_s,
-                } => {
-                    let kept = RunResult::SoftPrompt(
-                        view.clone(),
-                        [constant_s, dynamic_s, eval_s],
-                        cancelled,
-                    );
-                    let ended = self
-                        .runs
-                        .current
-                        .as_ref()
-                        .is_some_and(|(m, _)| m.status == RunStatus::Running);
-                    if ended {
-                        self.keep_end(ctx, RunStatus::Done, Some(kept));
-                    } else {
-                        self.keep_update(ctx, |_, d| d.set_result(kept), None);
-                    }
-                    self.sp.view = Some(*view);
-                    self.sp.dirty = true;
-                    self.sp.status = SpStatus::Ready {
                         constant_s,
                         dynamic_s,
                         eval_s,
-                        cancelled,
-                    };
-                }
-                FromWorker::Failed { message }
-                    if self
-                        .runs
-                        .current
-                        .as_ref()
-                        .is_some_and(|(m, _)| m.status == RunStatus::Running)
-                        && self.running() =>
-                {
-                    self.keep_end(ctx, RunStatus::Failed, None);
-                    ctx.link()
-                        .send_message(Msg::Worker(FromWorker::Failed { message }));
-                }
-                FromWorker::Failed { message } if self.sp.busy() => {
-                    if matches!(self.run, RunState::Starting | RunState::Running) {
-                        self.run = RunState::Failed(message.clone());
+                    } => {
+                        let kept = RunResult::SoftPrompt(
+                            view.clone(),
+                            [constant_s, dynamic_s, eval_s],
+                            cancelled,
+                        );
+                        self.keep_result(ctx, kept);
+                        self.sp.view = Some(*view);
+                        self.sp.dirty = true;
+                        self.sp.status = SpStatus::Ready {
+                            constant_s,
+                            dynamic_s,
+                            eval_s,
+                            cancelled,
+                        };
                     }
-                    self.sp.error = Some(message);
-                    self.sp.status = SpStatus::Idle;
-                }
-                FromWorker::Failed { message } if self.cf.busy() => {
-                    self.cf.error = Some(message);
-                    self.cf.status = CfStatus::Idle;
-                }
-                FromWorker::Failed { message } if self.ex.busy() => {
-                    self.ex.error = Some(message);
-                    self.ex.status = ExStatus::Idle;
-                }
-                FromWorker::Failed { message } => {
-                    if self.webgpu.is_none() {
-                        self.webgpu = Some(Err(message.clone()));
+                    FromWorker::Failed { message } if self.sp.busy() => {
+                        if matches!(self.run, RunState::Starting | RunState::Running) {
+                            self.run = RunState::Failed(message.clone());
+                        }
+                        self.sp.error = Some(message);
+                        self.sp.status = SpStatus::Idle;
                     }
-                    self.queue.clear();
-                    if !matches!(self.profile_state, ProfileState::Ready { .. }) {
-                        self.profile_state = ProfileState::Idle;
+                    FromWorker::Failed { message } if self.cf.busy() => {
+                        self.cf.error = Some(message);
+                        self.cf.status = CfStatus::Idle;
                     }
-                    self.run = RunState::Failed(message);
+                    FromWorker::Failed { message } if self.ex.busy() => {
+                        self.ex.error = Some(message);
+                        self.ex.status = ExStatus::Idle;
+                    }
+                    FromWorker::Failed { message } => {
+                        if self.webgpu.is_none() {
+                            self.webgpu = Some(Err(message.clone()));
+                        }
+                        self.queue.clear();
+                        if !matches!(self.profile_state, ProfileState::Ready { .. }) {
+                            self.profile_state = ProfileState::Idle;
+                        }
+                        self.run = RunState::Failed(message);
+                    }
                 }
-            },
+            }
             Msg::SetSource(s) => self.form.source = s,
             Msg::SetText(t) => self.form.text = t,
             Msg::SetSplit(s) => self.form.split = s,

@@ -77,6 +77,13 @@ impl RunsState {
         meta
     }
 
+    /// Whether the current run is still running.
+    pub fn running(&self) -> bool {
+        self.current
+            .as_ref()
+            .is_some_and(|(m, _)| m.status == RunStatus::Running)
+    }
+
     /// The current run's entry in the list, replaced or added at the top.
     fn show(&mut self, meta: &RunMeta) {
         match self.list.iter_mut().find(|r| r.id == meta.id) {
@@ -166,6 +173,24 @@ impl App {
             },
             None,
         );
+    }
+
+    /// The current run ended with `status`, if it is still running.
+    pub(super) fn keep_end_running(&mut self, ctx: &Context<Self>, status: RunStatus) {
+        if self.runs.running() {
+            self.keep_end(ctx, status, None);
+        }
+    }
+
+    /// Keep a result with the current run: it ends the run when the run was this job
+    /// (still running), and is added to a finished run otherwise (extraction or soft
+    /// prompts on the model it trained).
+    pub(super) fn keep_result(&mut self, ctx: &Context<Self>, result: RunResult) {
+        if self.runs.running() {
+            self.keep_end(ctx, RunStatus::Done, Some(result));
+        } else {
+            self.keep_update(ctx, |_, d| d.set_result(result), None);
+        }
     }
 
     /// Open the runs store and list the kept runs (at start-up).
@@ -309,27 +334,7 @@ impl App {
                     point,
                 });
             }
-            Load::Again => match view {
-                "profile" => {
-                    self.profiles.clear();
-                    let label = format!("d_model {}", spec.model.d_model);
-                    self.queue = vec![(spec, label)];
-                    self.next_profile();
-                }
-                "counterfactual" => {
-                    if let Some(c) = &spec.counterfactual {
-                        self.cf.models = c.models.to_string();
-                    }
-                    self.start_counterfactual(spec);
-                }
-                "softprompt" => {
-                    if let Some(p) = &spec.softprompt {
-                        self.sp.set_fields(p);
-                    }
-                    self.start_softprompt(spec, true);
-                }
-                _ => self.start(spec),
-            },
+            Load::Again => self.start_view(spec, view),
         }
     }
 
@@ -386,7 +391,7 @@ impl App {
             .runs
             .current
             .as_ref()
-            .filter(|(m, _)| m.status == RunStatus::Running)
+            .filter(|_| self.runs.running())
             .map(|(m, _)| m.id.clone());
         let note = match &self.runs.store {
             None => html! { <p class="help">{ "Opening the runs kept in this browser…" }</p> },

@@ -317,6 +317,13 @@ mod worker {
         Ok(())
     }
 
+    /// The label of every token id of the corpus's tokenizer (shown as text).
+    fn token_labels(corpus: &Corpus) -> Vec<String> {
+        (0..corpus.tokenizer.vocab_size() as u32)
+            .map(|id| corpus.tokenizer.token_label(id))
+            .collect()
+    }
+
     /// Extraction on the last trained model.
     async fn extraction(settings: ExtractionSpec) -> Result<(), String> {
         let Some((ck, corpus, backend, name)) = LAST.with(|l| l.borrow().clone()) else {
@@ -328,9 +335,7 @@ mod worker {
         let result = extract(&model, &corpus, &settings)
             .await
             .map_err(|e| e.to_string())?;
-        let labels = (0..corpus.tokenizer.vocab_size() as u32)
-            .map(|id| corpus.tokenizer.token_label(id))
-            .collect();
+        let labels = token_labels(&corpus);
         let prefixes = result
             .train
             .iter()
@@ -404,9 +409,7 @@ mod worker {
         yield_now().await;
         let eval_start = now_ms();
         let result = run.result().await.map_err(|e| e.to_string())?;
-        let labels = (0..corpus.tokenizer.vocab_size() as u32)
-            .map(|id| corpus.tokenizer.token_label(id))
-            .collect();
+        let labels = token_labels(&corpus);
         let prefixes = run
             .pairs()
             .test

@@ -5,6 +5,7 @@ import { readFile, mkdtemp } from 'node:fs/promises';
 import { extname, join, normalize } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { deflateRawSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 
 const root = fileURLToPath(new URL('../../dist/', import.meta.url));
@@ -80,4 +81,9 @@ export async function trainAndWait(page, timeout = 180_000) {
 export async function download(page, locator) {
   const [d] = await Promise.all([page.waitForEvent('download'), locator.click()]);
   return { name: d.suggestedFilename(), text: await readFile(await d.path(), 'utf8') };
+}
+
+/** A v1 link fragment for `payload`, made independently of the Rust encoder. */
+export function v1(payload) {
+  return 'v1.' + deflateRawSync(Buffer.from(JSON.stringify(payload))).toString('base64url');
 }

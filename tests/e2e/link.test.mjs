@@ -5,10 +5,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, writeFile, mkdtemp } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import { deflateRawSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { serveDist, launch } from './harness.mjs';
+import { serveDist, launch, v1 } from './harness.mjs';
 
 let server, browser;
 before(async () => {
@@ -21,11 +20,6 @@ after(async () => {
 });
 
 const fixture = (name) => new URL(`../fixtures/links/${name}`, import.meta.url);
-
-/** A v1 link for `payload`, made independently of the Rust encoder. */
-function v1(payload) {
-  return 'v1.' + deflateRawSync(Buffer.from(JSON.stringify(payload))).toString('base64url');
-}
 
 async function baseSpec() {
   const { spec } = JSON.parse(await readFile(fixture('v1_profile_demo.json'), 'utf8'));

@@ -6,8 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { deflateRawSync } from 'node:zlib';
-import { serveDist, launch, inkOnChart, download } from './harness.mjs';
+import { serveDist, launch, inkOnChart, download, v1 } from './harness.mjs';
 
 let server, browser;
 before(async () => {
@@ -118,7 +117,7 @@ test('a link to the soft-prompt view re-runs it, embedded', async () => {
   spec.data.source = { kind: 'builtin', corpus: 'facts', instances: 16 };
   spec.softprompt = { prompt_len: 4, prefix: 8, suffix: 8, steps: 6, batch_size: 4 };
   const payload = { spec, view: 'softprompt', run: true, embed: true };
-  const fragment = 'v1.' + deflateRawSync(Buffer.from(JSON.stringify(payload))).toString('base64url');
+  const fragment = v1(payload);
   const page = await browser.context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));

@@ -248,11 +248,21 @@ pub fn bench_train(
             let _ = writeln!(stdout, "  ({name}: {about})");
         }
     }
+    if !as_json {
+        let _ = writeln!(
+            stdout,
+            "  (burn's rayon threads {}, SIMD kernels {})",
+            if cfg!(feature = "rayon") { "on" } else { "off" },
+            if cfg!(feature = "simd") { "on" } else { "off" },
+        );
+    }
     if as_json {
         let threads = std::thread::available_parallelism().map_or(0, |n| n.get());
         let out = json!({
             "available_parallelism": threads,
             "rayon_num_threads": std::env::var("RAYON_NUM_THREADS").ok(),
+            "burn_rayon": cfg!(feature = "rayon"),
+            "burn_simd": cfg!(feature = "simd"),
             "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
         });
         let _ = writeln!(stdout, "{out:#}");

@@ -16,6 +16,13 @@ use mnemo_core::{
 use mnemo_plots::{LossSeries, loss_svg};
 use thiserror::Error;
 
+/// mimalloc instead of the system allocator: burn allocates fresh buffers for most
+/// tensors of every step, and glibc hands allocations of a few hundred KiB back to the
+/// kernel on free (mmap), so each step page-faulted its activations in again (248,000
+/// page faults for 4 TinyMem-size steps; see README, Benchmarks).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bench_cmd;
 mod cf_cmd;
 mod did_cmd;

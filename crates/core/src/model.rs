@@ -11,6 +11,8 @@
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::activation::{gelu, log_softmax, softmax};
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
@@ -235,11 +237,9 @@ impl Gpt {
     /// whatever position embeddings the caller chose: the blocks (causal), the final norm
     /// and the head. [`Gpt::forward_embeddings`] is this after adding positions 0..T.
     pub fn forward_residual(&self, h: Tensor<3>) -> Tensor<3> {
-        let [_, t, _] = h.dims();
-        let mask = Tensor::<2, Bool>::tril_mask([t, t], 0, &h.device());
         let mut h = h;
         for block in &self.blocks {
-            h = block.forward(h, mask.clone());
+            h = block.forward(h);
         }
         let h = self.ln_f.forward(h);
         match &self.head {
@@ -484,10 +484,10 @@ pub fn ids_tensor(rows: &[Vec<u32>], t: usize, pad: u32, device: &Device) -> Ten
 }
 
 impl Block {
-    /// The block on a residual stream `[B, T, d]` under the causal `mask` `[T, T]`
-    /// (`true` = masked): `x + attn(ln1(x))`, then `+ mlp(ln2(.))`.
-    pub fn forward(&self, x: Tensor<3>, mask: Tensor<2, Bool>) -> Tensor<3> {
-        let x = x.clone() + self.attn.forward(self.ln1.forward(x), mask);
+    /// The block on a residual stream `[B, T, d]`, causally (each position sees itself
+    /// and the positions before it): `x + attn(ln1(x))`, then `+ mlp(ln2(.))`.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let x = x.clone() + self.attn.forward(self.ln1.forward(x));
         x.clone() + self.mlp.forward(self.ln2.forward(x))
     }
 }
@@ -499,10 +499,16 @@ impl Mlp {
 }
 
 impl Attention {
-    fn forward(&self, x: Tensor<3>, mask: Tensor<2, Bool>) -> Tensor<3> {
+    /// Causal multi-head self-attention: `softmax(q k^T / sqrt(hd))` with the future
+    /// masked, times `v`. Without autodiff on the CPU backend (evaluation, decoding) the
+    /// scores, softmax and weighted sum are burn's fused `attention` kernel; under
+    /// autodiff, and on WebGPU, they are written out (burn's autodiff would decompose the
+    /// fused op into the same steps anyway). A test checks both paths give one answer.
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [b, t, d] = x.dims();
         let h = self.n_heads;
         let hd = d / h;
+        let fused = fused_attention(&x);
         let qkv = self.qkv.forward(x);
         let split = |i: usize| {
             qkv.clone()
@@ -511,10 +517,34 @@ impl Attention {
                 .swap_dims(1, 2)
         };
         let (q, k, v) = (split(0), split(1), split(2));
-        let scores = q.matmul(k.swap_dims(2, 3)) / (hd as f64).sqrt();
-        let mask = mask.unsqueeze::<4>().expand([b, h, t, t]);
-        let att = softmax(scores.mask_fill(mask, -1.0e9), 3);
-        let y = att.matmul(v).swap_dims(1, 2).reshape([b, t, d]);
-        self.proj.forward(y)
+        let y = if fused {
+            let options = AttentionModuleOptions {
+                scale: Some(1.0 / (hd as f64).sqrt()),
+                softcap: None,
+                is_causal: true,
+            };
+            attention(q, k, v, None, None, options)
+        } else {
+            let scores = q.matmul(k.swap_dims(2, 3)) / (hd as f64).sqrt();
+            let mask = Tensor::<2, Bool>::tril_mask([t, t], 0, &scores.device())
+                .unsqueeze::<4>()
+                .expand([b, h, t, t]);
+            softmax(scores.mask_fill(mask, -1.0e9), 3).matmul(v)
+        };
+        self.proj.forward(y.swap_dims(1, 2).reshape([b, t, d]))
+    }
+}
+
+/// Whether [`Attention::forward`] takes burn's fused kernel for `x`: no gradient recorded,
+/// on the CPU backend (`flex`).
+fn fused_attention(x: &Tensor<3>) -> bool {
+    #[cfg(feature = "flex")]
+    {
+        !x.is_autodiff() && x.device() == Device::flex()
+    }
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = x;
+        false
     }
 }

@@ -62,7 +62,7 @@ use mnemo_core::burn;
 use mnemo_core::burn::module::{Module, Param};
 use mnemo_core::burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use mnemo_core::burn::tensor::activation::log_softmax;
-use mnemo_core::burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use mnemo_core::burn::tensor::{Device, Int, Tensor, TensorData};
 use mnemo_core::model::{Block, ModelConfig, ids_tensor};
 use mnemo_core::rng::{self, Stream};
 use mnemo_core::spec::SpecError;
@@ -596,10 +596,9 @@ impl PromptGenerator {
         let d = wpe.dims()[1];
         let mut h = burn::tensor::module::embedding(self.embeddings.wte.val(), ids)
             + wpe.slice(0..t).reshape([1, t, d]);
-        let mask = Tensor::<2, Bool>::tril_mask([t, t], 0, &h.device());
         let mut out = vec![h.clone()];
         for block in self.blocks.iter().take(blocks) {
-            h = block.forward(h, mask.clone());
+            h = block.forward(h);
             out.push(h.clone());
         }
         out

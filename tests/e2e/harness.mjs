@@ -2,13 +2,16 @@
 // headless Debian Chromium driven by playwright-core.
 import { createServer } from 'node:http';
 import { readFile, mkdtemp } from 'node:fs/promises';
-import { extname, join, normalize } from 'node:path';
+import { extname, join, normalize, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { deflateRawSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 
-const root = fileURLToPath(new URL('../../dist/', import.meta.url));
+// MNEMO_DIST serves another build (benchmarks compare two builds side by side).
+const root = process.env.MNEMO_DIST
+  ? resolve(process.env.MNEMO_DIST) + '/'
+  : fileURLToPath(new URL('../../dist/', import.meta.url));
 const types = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.wasm': 'application/wasm',
   '.css': 'text/css', '.json': 'application/json', '.svg': 'image/svg+xml', '.png': 'image/png',

@@ -30,7 +30,7 @@ use softprompt::{SpState, SpStatus};
 use crate::chart::{draw_loss, draw_on};
 use crate::download::{download_canvas, download_text};
 use crate::form::{FIELDS, Form, Source};
-use crate::protocol::{FromWorker, ToWorker};
+use crate::protocol::{FromWorker, RunInfo, ToWorker};
 use crate::store::{RunData, RunMeta, RunResult, RunStatus, Store};
 use mnemo_measures::did::DidResult;
 use mnemo_plots::did::{
@@ -97,18 +97,6 @@ pub enum Load {
     Resume,
     /// To run its spec again.
     Again,
-}
-
-/// Facts about the running job, from the worker.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunInfo {
-    total_steps: usize,
-    train: usize,
-    heldout: usize,
-    vocab: usize,
-    params: usize,
-    truncated: usize,
-    backend: BackendKind,
 }
 
 /// Messages of the app component.
@@ -1137,33 +1125,17 @@ impl App {
                         self.webgpu = Some(webgpu);
                         self.run_link();
                     }
-                    FromWorker::Started {
-                        total_steps,
-                        train,
-                        heldout,
-                        vocab,
-                        params,
-                        truncated,
-                        backend,
-                    } => {
+                    FromWorker::Started(info) => {
                         self.run = RunState::Running;
                         self.keep_update(
                             ctx,
                             |m, _| {
-                                m.total_steps = total_steps;
-                                m.backend = backend;
+                                m.total_steps = info.total_steps;
+                                m.backend = info.backend;
                             },
                             None,
                         );
-                        self.info = Some(RunInfo {
-                            total_steps,
-                            train,
-                            heldout,
-                            vocab,
-                            params,
-                            truncated,
-                            backend,
-                        });
+                        self.info = Some(info);
                     }
                     FromWorker::Step { progress } => {
                         self.losses.push((progress.step, progress.loss));

@@ -10,6 +10,25 @@ use mnemo_measures::extraction::ExtractionResult;
 use mnemo_measures::softprompt::{PromptStep, SoftPromptProgress, SoftPromptResult};
 use serde::{Deserialize, Serialize};
 
+/// Facts about a training run, sent by the worker when it starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// Steps in the run.
+    pub total_steps: usize,
+    /// Training instances.
+    pub train: usize,
+    /// Held-out instances.
+    pub heldout: usize,
+    /// Vocabulary size.
+    pub vocab: usize,
+    /// Trainable parameters.
+    pub params: usize,
+    /// Instances truncated to the context.
+    pub truncated: usize,
+    /// The backend actually used.
+    pub backend: BackendKind,
+}
+
 /// Page -> worker.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ToWorker {
@@ -118,22 +137,7 @@ pub enum FromWorker {
         webgpu: Result<String, String>,
     },
     /// Training started.
-    Started {
-        /// Steps in the run.
-        total_steps: usize,
-        /// Training instances.
-        train: usize,
-        /// Held-out instances.
-        heldout: usize,
-        /// Vocabulary size.
-        vocab: usize,
-        /// Trainable parameters.
-        params: usize,
-        /// Instances truncated to the context.
-        truncated: usize,
-        /// The backend actually used.
-        backend: BackendKind,
-    },
+    Started(RunInfo),
     /// One step done.
     Step {
         /// Progress so far.

@@ -248,14 +248,6 @@ pub fn bench_train(
             let _ = writeln!(stdout, "  ({name}: {about})");
         }
     }
-    if !as_json {
-        let _ = writeln!(
-            stdout,
-            "  (burn's rayon threads {}, SIMD kernels {})",
-            if cfg!(feature = "rayon") { "on" } else { "off" },
-            if cfg!(feature = "simd") { "on" } else { "off" },
-        );
-    }
     if as_json {
         let threads = std::thread::available_parallelism().map_or(0, |n| n.get());
         let out = json!({
@@ -266,6 +258,13 @@ pub fn bench_train(
             "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
         });
         let _ = writeln!(stdout, "{out:#}");
+    } else {
+        let _ = writeln!(
+            stdout,
+            "  (burn's rayon threads {}, SIMD kernels {})",
+            if cfg!(feature = "rayon") { "on" } else { "off" },
+            if cfg!(feature = "simd") { "on" } else { "off" },
+        );
     }
     Ok(())
 }

@@ -508,6 +508,7 @@ impl Attention {
         let [b, t, d] = x.dims();
         let h = self.n_heads;
         let hd = d / h;
+        let sqrt_hd = (hd as f64).sqrt();
         let fused = fused_attention(&x);
         let qkv = self.qkv.forward(x);
         let split = |i: usize| {
@@ -519,13 +520,13 @@ impl Attention {
         let (q, k, v) = (split(0), split(1), split(2));
         let y = if fused {
             let options = AttentionModuleOptions {
-                scale: Some(1.0 / (hd as f64).sqrt()),
+                scale: Some(1.0 / sqrt_hd),
                 softcap: None,
                 is_causal: true,
             };
             attention(q, k, v, None, None, options)
         } else {
-            let scores = q.matmul(k.swap_dims(2, 3)) / (hd as f64).sqrt();
+            let scores = q.matmul(k.swap_dims(2, 3)) / sqrt_hd;
             let mask = Tensor::<2, Bool>::tril_mask([t, t], 0, &scores.device())
                 .unsqueeze::<4>()
                 .expand([b, h, t, t]);

@@ -77,11 +77,17 @@ impl RunsState {
         meta
     }
 
-    /// Whether the current run is still running.
-    pub fn running(&self) -> bool {
+    /// The current run, while it is still running.
+    pub fn running_meta(&self) -> Option<&RunMeta> {
         self.current
             .as_ref()
-            .is_some_and(|(m, _)| m.status == RunStatus::Running)
+            .map(|(m, _)| m)
+            .filter(|m| m.status == RunStatus::Running)
+    }
+
+    /// Whether the current run is still running.
+    pub fn running(&self) -> bool {
+        self.running_meta().is_some()
     }
 
     /// The current run's entry in the list, replaced or added at the top.
@@ -387,12 +393,7 @@ impl App {
 
     pub(super) fn view_runs(&self, ctx: &Context<Self>) -> Html {
         let link = ctx.link();
-        let running_id = self
-            .runs
-            .current
-            .as_ref()
-            .filter(|_| self.runs.running())
-            .map(|(m, _)| m.id.clone());
+        let running_id = self.runs.running_meta().map(|m| m.id.clone());
         let note = match &self.runs.store {
             None => html! { <p class="help">{ "Opening the runs kept in this browser…" }</p> },
             Some(Err(e)) => {

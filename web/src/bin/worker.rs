@@ -14,7 +14,7 @@ mod worker {
     use mnemo_measures::extraction::extract;
     use mnemo_measures::profile::{PanelBuilder, estimate_profile, plan_panel};
     use mnemo_measures::softprompt::{Method, SoftPromptRun};
-    use mnemo_web::protocol::{ExtractionView, FromWorker, SoftPromptView, ToWorker};
+    use mnemo_web::protocol::{ExtractionView, FromWorker, RunInfo, SoftPromptView, ToWorker};
     use wasm_bindgen::prelude::*;
     use wasm_bindgen_futures::{JsFuture, spawn_local};
     use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
@@ -189,7 +189,7 @@ mod worker {
         let tokens_before = trainer.tokens_seen();
         let steps_before = trainer.steps_done();
         let corpus = trainer.corpus();
-        post(&FromWorker::Started {
+        post(&FromWorker::Started(RunInfo {
             total_steps: trainer.total_steps(),
             train: corpus.train.len(),
             heldout: corpus.heldout.len(),
@@ -197,7 +197,7 @@ mod worker {
             params: spec.model.n_params(corpus.tokenizer.vocab_size()),
             truncated: corpus.truncated,
             backend,
-        });
+        }));
         CHECKPOINTS.with(|c| c.borrow_mut().clear());
         let start = now_ms();
         let mut kept = now_ms();

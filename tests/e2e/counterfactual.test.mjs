@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { serveDist, launch, inkOnChart, download } from './harness.mjs';
+import { serveDist, launch, inkOnChart, download, nav } from './harness.mjs';
 
 let server, browser;
 before(async () => {
@@ -21,6 +21,7 @@ after(async () => {
 
 test('an impossible number of models is refused in place', async () => {
   const { page } = browser;
+  await nav(page, 'counterfactual');
   await page.fill('#cf-models', '100');
   assert.match(await page.textContent('#cf-panel .field small'), /from 2 to 64/);
   assert.ok(await page.isDisabled('#cf-button'));
@@ -75,10 +76,13 @@ test('Cancel keeps the models already trained', async () => {
 
 test('extraction runs on the last trained model and shows texts token by token', async () => {
   const { page, errors } = browser;
+  await nav(page, 'extraction');
   assert.match(await page.textContent('#ex-status'), /Train a model first/);
   assert.ok(await page.isDisabled('#ex-button'));
+  await nav(page, 'train');
   await page.click('#demo-button');
   await page.waitForSelector('#status[data-state="done"]', { timeout: 180_000 });
+  await nav(page, 'extraction');
   await page.fill('#ex-prefix', '0');
   assert.ok(await page.isDisabled('#ex-button'), 'a prefix of 0 is refused');
   await page.fill('#ex-prefix', '12');
@@ -107,6 +111,7 @@ test('extraction runs on the last trained model and shows texts token by token',
 
 test('weights download as safetensors and import back, checked against the settings', async () => {
   const { page, errors } = browser;
+  await nav(page, 'train');
   const [d] = await Promise.all([page.waitForEvent('download'), page.click('#weights-download')]);
   assert.match(d.suggestedFilename(), /^mnemo-weights-step200\.safetensors$/);
   const bytes = await readFile(await d.path());
@@ -123,6 +128,7 @@ test('weights download as safetensors and import back, checked against the setti
   await page.setInputFiles('#weights-input', await d.path());
   await page.waitForSelector('#weights-message[role="status"]');
   assert.match(await page.textContent('#weights-message'), /Loaded weights .* \(step 200\)/);
+  await nav(page, 'extraction');
   await page.click('#ex-button');
   await page.waitForFunction(() => document.getElementById('ex-status').dataset.state === 'ready'
     && document.getElementById('ex-summary').textContent.startsWith('On weights'), null, { timeout: 60_000 });

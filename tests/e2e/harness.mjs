@@ -90,3 +90,9 @@ export async function download(page, locator) {
 export function v1(payload) {
   return 'v1.' + deflateRawSync(Buffer.from(JSON.stringify(payload))).toString('base64url');
 }
+
+/** Open a view with the navigation and wait until it shows. */
+export async function nav(page, view) {
+  await page.click(`#nav-${view}`);
+  await page.waitForSelector(`#view-${view}:not([hidden])`);
+}

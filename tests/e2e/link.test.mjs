@@ -69,8 +69,9 @@ test('a frozen v1 link still opens its experiment and starts it', async () => {
   const { page, errors } = await open(fragment);
   await page.waitForSelector('#profile-status[data-state="training"]', { timeout: 60_000 });
   assert.equal(await page.inputValue('#f-model-d_model'), '64');
+  assert.ok(await page.isVisible('#view-profile'), 'the link opens its view');
   await page.click('#cancel-button');
-  await page.waitForSelector('#status[data-state="cancelled"]', { timeout: 60_000 });
+  await page.waitForSelector('#profile-status[data-state="cancelled"]', { timeout: 60_000 });
   assert.deepEqual(errors, []);
   await page.close();
 });

@@ -3,7 +3,7 @@
 // the charts and tables export.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { serveDist, launch, inkOnChart } from './harness.mjs';
+import { serveDist, launch, inkOnChart, nav } from './harness.mjs';
 
 let server, browser;
 before(async () => {
@@ -19,6 +19,7 @@ after(async () => {
 
 test('the profile demo evaluates its panel and draws every chart', async () => {
   const { page, errors } = browser;
+  await nav(page, 'profile');
   const t0 = Date.now();
   await page.click('#profile-button');
   await page.waitForSelector('#profile-status[data-state="evaluating"]', { timeout: 120_000 });

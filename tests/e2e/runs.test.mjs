@@ -4,7 +4,7 @@
 // full quota the page says so and goes on, and nothing half-written is left.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { serveDist, launch } from './harness.mjs';
+import { serveDist, launch, nav } from './harness.mjs';
 
 let server, browser;
 before(async () => {
@@ -28,12 +28,15 @@ const runs = (page) => page.locator('#runs-list .run');
 test('a finished run is kept across reloads, renamed, reopened and deleted', async () => {
   const { page, errors } = browser;
   await open(page);
+  await nav(page, 'runs');
   await page.waitForSelector('#runs-empty');
+  await nav(page, 'train');
   await page.fill('#f-training-duration-steps', '15');
   await page.click('#train-button');
   await page.waitForSelector('#status[data-state="done"]', { timeout: 120_000 });
   const trained = await losses(page);
   assert.equal(trained.length, 15);
+  await nav(page, 'runs');
   await page.waitForSelector('#runs-list .run[data-status="done"]');
 
   await page.reload();
@@ -52,6 +55,7 @@ test('a finished run is kept across reloads, renamed, reopened and deleted', asy
   assert.deepEqual(await losses(page), trained, 'the reopened run shows the kept losses');
   assert.equal(await page.inputValue('#f-training-duration-steps'), '15');
 
+  await nav(page, 'runs');
   await runs(page).first().locator('.run-delete').click();
   await page.waitForSelector('#runs-empty');
   await page.reload();
@@ -67,6 +71,7 @@ test('a reload mid-training offers to resume, and the resumed run ends with the 
   const whole = await losses(page);
 
   await page.click('#demo-button');
+  await nav(page, 'runs');
   // Wait for a resume point of the new run (written every few seconds).
   await page.waitForSelector('#runs-list .run[data-status="running"]:not([data-resume-step=""])', { timeout: 120_000 });
   const at = Number(await page.getAttribute('#runs-list .run[data-status="running"]', 'data-resume-step'));
@@ -84,6 +89,7 @@ test('a reload mid-training offers to resume, and the resumed run ends with the 
   const resumed = await losses(page);
   assert.equal(resumed.length, whole.length);
   assert.deepEqual(resumed, whole, 'bit-identical to the run that never stopped');
+  await nav(page, 'runs');
   await page.waitForSelector(`#runs-list .run[data-status="done"]`);
   assert.equal(await page.locator('#runs-list .run[data-status="interrupted"]').count(), 0);
   assert.deepEqual(errors, []);
@@ -114,12 +120,15 @@ test('a full quota gets a message, and no half-written resume point is left', as
     };
   });
   await open(page);
+  await nav(page, 'runs');
   while ((await runs(page).count()) > 0) await runs(page).first().locator('.run-delete').click();
   await page.waitForSelector('#runs-empty');
+  await nav(page, 'train');
   await page.click('#demo-button');
-  await page.waitForSelector('#runs-error', { timeout: 120_000 });
+  await page.waitForSelector('#runs-error', { state: 'attached', timeout: 120_000 });
   assert.match(await page.textContent('#runs-error'), /storage for this page is full/);
   await page.waitForSelector('#status[data-state="done"]', { timeout: 180_000 });
+  await nav(page, 'runs');
   await page.waitForSelector('#runs-list .run[data-status="done"]');
   await page.reload();
   await page.waitForSelector('#runs-list .run[data-status="done"]');

@@ -51,14 +51,14 @@ pub enum ToWorker {
         #[serde(with = "serde_bytes")]
         point: Vec<u8>,
     },
-    /// Train a spec, then build and estimate its memorisation profile.
+    /// Train each spec in turn, then build and estimate its memorisation profile (one
+    /// model, or several for the size comparison); a `Profile` message for each.
     Profile {
-        /// The experiment (with its `profile` section).
-        spec: ExperimentSpec,
-        /// Where to run it.
+        /// The experiments (with their `profile` sections) and a label for each result
+        /// (e.g. the model size in a comparison).
+        runs: Vec<(ExperimentSpec, String)>,
+        /// Where to run them.
         backend: BackendKind,
-        /// A label for the result (e.g. the model size in a comparison).
-        label: String,
     },
     /// Train a counterfactual ensemble (the spec's `counterfactual` section) and score it.
     Counterfactual {
@@ -67,10 +67,13 @@ pub enum ToWorker {
         /// Where to run it.
         backend: BackendKind,
     },
-    /// Measure extraction on the model of the last finished training run.
+    /// Measure extraction on the model of the last finished training run, or on the
+    /// model of `train` trained first (a link's extraction view).
     Extract {
         /// Prefix and suffix lengths.
         settings: ExtractionSpec,
+        /// Train this spec on this backend first.
+        train: Option<(ExperimentSpec, BackendKind)>,
     },
     /// Train constant and dynamic soft prompts against a frozen model and measure
     /// extraction with each and without one (the spec's `softprompt` section).
@@ -98,6 +101,20 @@ pub enum ToWorker {
     },
     /// Stop the running job after its current step.
     Cancel,
+}
+
+impl ToWorker {
+    /// Whether this is a job: it runs alone, can be cancelled, and ends with
+    /// [`FromWorker::Finished`]. The others are answered at once.
+    pub fn is_job(&self) -> bool {
+        !matches!(
+            self,
+            ToWorker::Probe
+                | ToWorker::Cancel
+                | ToWorker::ExportWeights
+                | ToWorker::ImportWeights { .. }
+        )
+    }
 }
 
 /// Extraction results with what the page needs to show them token by token.
@@ -261,4 +278,15 @@ pub enum FromWorker {
         /// What went wrong, for the user.
         message: String,
     },
+    /// The worker keeps a new "last trained model" (a training run finished, or weights
+    /// were imported): every view that measures a trained model may use it now.
+    ModelKept {
+        /// What it is, for the user.
+        description: String,
+        /// The experiment it belongs to (its data and model settings).
+        spec: Box<ExperimentSpec>,
+    },
+    /// The job in progress ended (after its result, `Cancelled` or `Failed`): the worker
+    /// takes the next one.
+    Finished,
 }

@@ -5,6 +5,6 @@ fn main() {
     {
         mnemo_web::ctors::run_static_constructors();
         console_error_panic_hook::set_once();
-        yew::Renderer::<mnemo_web::app::App>::new().render();
+        yew::Renderer::<mnemo_web::shell::App>::new().render();
     }
 }

@@ -10,14 +10,18 @@ use mnemo_measures::softprompt::{
 };
 use mnemo_plots::did::svg_of;
 use mnemo_plots::softprompt::{method_label, prompt_loss_chart, prompt_losses_chart, rates_chart};
-use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use super::tokens::token_lines;
-use super::{App, CHART_SIZE, Msg};
+use super::{CHART_SIZE, connect, export_button, input_value, text_field};
 use crate::chart::draw_on;
 use crate::download::{download_canvas, download_text};
-use crate::protocol::SoftPromptView;
+use crate::hub::{Hub, JobRequest, Keep, ViewEvent};
+use crate::protocol::{FromWorker, SoftPromptView, ToWorker};
+use crate::store::RunResult;
+
+/// This view's id.
+pub const ID: &str = "softprompt";
 
 /// Test pairs shown token by token.
 const SHOWN: usize = 12;
@@ -27,8 +31,8 @@ const SHOWN: usize = 12;
 pub enum SpStatus {
     /// Nothing asked.
     Idle,
-    /// The target model is training (shown in the training panel).
-    TrainingModel,
+    /// The target model is training: steps done and in all.
+    TrainingModel(usize, usize),
     /// The prompts are training.
     Training {
         /// Where prompt training stands.
@@ -113,7 +117,7 @@ impl SpState {
     pub fn busy(&self) -> bool {
         matches!(
             self.status,
-            SpStatus::TrainingModel | SpStatus::Training { .. } | SpStatus::Evaluating
+            SpStatus::TrainingModel(..) | SpStatus::Training { .. } | SpStatus::Evaluating
         )
     }
 
@@ -152,7 +156,7 @@ impl SpState {
         self.live = [Vec::new(), Vec::new()];
         self.dirty = true;
         self.status = if train_first {
-            SpStatus::TrainingModel
+            SpStatus::TrainingModel(0, 0)
         } else {
             SpStatus::Evaluating
         };
@@ -284,15 +288,185 @@ fn pair_html(v: &SoftPromptView, none: &ExtractionRow, dynamic: &ExtractionRow) 
     token_lines(&v.labels, prefix, &none.target, &lines, dynamic.exact)
 }
 
-impl App {
-    pub(super) fn view_softprompt(&self, ctx: &Context<Self>) -> Html {
+/// Messages of the view.
+pub enum Msg {
+    /// The hub changed.
+    Hub(Hub),
+    /// From the shell.
+    Event(ViewEvent),
+    /// Train soft prompts: the demo (its own model first, `true`) or on the last model.
+    Run(bool),
+    /// A field changed (index, text).
+    SetField(usize, String),
+    /// Stop prompt training (the prompts are measured as trained so far).
+    Cancel,
+    /// Export a chart or table.
+    Export(&'static str),
+}
+
+/// The view.
+pub struct SpView {
+    hub: Hub,
+    _hub: ContextHandle<Hub>,
+    sp: SpState,
+}
+
+impl SpView {
+    /// Train soft prompts for `base` with the view's settings: its own model first
+    /// (`train_first`) or against the last trained model.
+    fn start(&mut self, base: ExperimentSpec, train_first: bool) {
+        match self.sp.spec(base) {
+            Ok(spec) => {
+                self.sp.begin(train_first);
+                self.hub.start(JobRequest {
+                    view: ID,
+                    spec: spec.clone(),
+                    job: ToWorker::SoftPrompt {
+                        spec,
+                        backend: self.hub.state.backend,
+                        train: train_first,
+                    },
+                    keep: if train_first { Keep::New } else { Keep::Attach },
+                });
+            }
+            Err(e) => self.sp.error = Some(e),
+        }
+    }
+
+    fn handle(&mut self, msg: Msg) -> bool {
+        match msg {
+            Msg::Hub(hub) => self.hub = hub,
+            Msg::Event(ViewEvent::Worker(m)) => match &*m {
+                FromWorker::Started(info) => {
+                    self.sp.status = SpStatus::TrainingModel(0, info.total_steps)
+                }
+                FromWorker::Step { progress } => {
+                    self.sp.status = SpStatus::TrainingModel(progress.step, progress.total_steps)
+                }
+                FromWorker::PromptStep {
+                    step,
+                    progress,
+                    elapsed_s,
+                } => self
+                    .sp
+                    .step(step.method, step.step, step.loss, *progress, *elapsed_s),
+                FromWorker::PromptEvaluating => self.sp.status = SpStatus::Evaluating,
+                FromWorker::SoftPrompt {
+                    view,
+                    cancelled,
+                    constant_s,
+                    dynamic_s,
+                    eval_s,
+                } => {
+                    self.hub.keep_result(RunResult::SoftPrompt(
+                        view.clone(),
+                        [*constant_s, *dynamic_s, *eval_s],
+                        *cancelled,
+                    ));
+                    self.sp.view = Some((**view).clone());
+                    self.sp.dirty = true;
+                    self.sp.status = SpStatus::Ready {
+                        constant_s: *constant_s,
+                        dynamic_s: *dynamic_s,
+                        eval_s: *eval_s,
+                        cancelled: *cancelled,
+                    };
+                }
+                FromWorker::Cancelled { .. } => self.sp.status = SpStatus::Idle,
+                FromWorker::Failed { message } => {
+                    self.sp.error = Some(message.clone());
+                    self.sp.status = SpStatus::Idle;
+                }
+                _ => return false,
+            },
+            Msg::Event(ViewEvent::Start(spec)) => {
+                if let Some(p) = &spec.softprompt {
+                    self.sp.set_fields(p);
+                }
+                self.start((*spec).clone(), true);
+            }
+            Msg::Event(ViewEvent::Restore(run)) => {
+                self.sp.view = None;
+                self.sp.status = SpStatus::Idle;
+                for r in &run.1.results {
+                    if let RunResult::SoftPrompt(v, [constant_s, dynamic_s, eval_s], cancelled) = r
+                    {
+                        self.sp.view = Some((**v).clone());
+                        self.sp.status = SpStatus::Ready {
+                            constant_s: *constant_s,
+                            dynamic_s: *dynamic_s,
+                            eval_s: *eval_s,
+                            cancelled: *cancelled,
+                        };
+                        self.sp.dirty = true;
+                    }
+                }
+            }
+            Msg::Event(ViewEvent::Resumed(_)) => return false,
+            Msg::Run(demo) => {
+                if !self.hub.state.can_start() {
+                    return false;
+                }
+                let base = if demo {
+                    Some(ExperimentSpec::softprompt_demo())
+                } else {
+                    self.hub.state.trained.as_ref().map(|t| t.1.clone())
+                };
+                match base {
+                    Some(base) => self.start(base, demo),
+                    None => self.sp.error = Some("train a model first".into()),
+                }
+            }
+            Msg::SetField(i, v) => {
+                if let Some(f) = self.sp.fields.get_mut(i) {
+                    *f = v;
+                }
+            }
+            Msg::Cancel => {
+                self.hub.cancel();
+                return false;
+            }
+            Msg::Export(what) => {
+                if let Err(e) = self.sp.export(what) {
+                    web_sys::console::warn_1(&e.into());
+                }
+                return false;
+            }
+        }
+        true
+    }
+}
+
+impl Component for SpView {
+    type Message = Msg;
+    type Properties = ();
+
+    fn create(ctx: &Context<Self>) -> Self {
+        let (hub, handle) = connect(ctx.link(), ID, Msg::Hub, Msg::Event);
+        SpView {
+            hub,
+            _hub: handle,
+            sp: SpState::default(),
+        }
+    }
+
+    fn update(&mut self, _ctx: &Context<Self>, msg: Msg) -> bool {
+        self.handle(msg)
+    }
+
+    fn rendered(&mut self, _ctx: &Context<Self>, _first: bool) {
+        self.sp.draw();
+    }
+
+    fn view(&self, ctx: &Context<Self>) -> Html {
         let link = ctx.link();
         let sp = &self.sp;
         let checked = sp.checked();
         let fields_ok = checked.iter().all(Result::is_ok);
-        let busy = !self.can_start();
+        let busy = !self.hub.state.can_start();
+        let trained = self.hub.state.trained.as_ref().map(|t| t.0.clone());
         let status = match &sp.status {
-            SpStatus::Idle => match &self.trained_model {
+            SpStatus::Idle => match &trained {
                 Some(m) => format!(
                     "Run the demo (trains its own model first), or train prompts against {m}."
                 ),
@@ -301,7 +475,7 @@ impl App {
                         .into()
                 }
             },
-            SpStatus::TrainingModel => "Training the target model (see the training panel)…".into(),
+            SpStatus::TrainingModel(s, t) => format!("Training the target model: step {s} of {t}…"),
             SpStatus::Training {
                 progress: p,
                 elapsed_s,
@@ -332,7 +506,7 @@ impl App {
         };
         let state = match sp.status {
             SpStatus::Idle => "idle",
-            SpStatus::TrainingModel | SpStatus::Training { .. } => "training",
+            SpStatus::TrainingModel(..) | SpStatus::Training { .. } => "training",
             SpStatus::Evaluating => "evaluating",
             SpStatus::Ready { .. } => "ready",
         };
@@ -340,22 +514,26 @@ impl App {
             SpStatus::Training { progress: p, .. } => {
                 html! { <progress id="sp-progress" max={p.total.to_string()} value={p.done.to_string()}></progress> }
             }
+            SpStatus::TrainingModel(s, t) => {
+                html! { <progress id="sp-train-progress" max={(*t).max(1).to_string()} value={s.to_string()}></progress> }
+            }
             _ => html! {},
         };
+        let running = self.hub.state.busy.is_some();
         let field = |i: usize| {
             let (id, label, help, _) = FIELDS[i];
-            let err = checked[i].as_ref().err().cloned();
-            html! {
-                <label class={classes!("field", err.is_some().then_some("invalid"))}><span>{ label }</span>
-                    <input id={id} type="text" inputmode="numeric" value={sp.fields[i].clone()} disabled={self.running()}
-                        oninput={link.callback(move |e: InputEvent| { let t: HtmlInputElement = e.target_unchecked_into(); Msg::SetSpField(i, t.value()) })} />
-                    <small class={if err.is_some() { "error" } else { "help" }}>{ err.unwrap_or_else(|| help.into()) }</small>
-                </label>
-            }
+            let check = checked[i].as_ref().map(|_| ()).map_err(Clone::clone);
+            text_field(
+                id,
+                label,
+                &sp.fields[i],
+                check,
+                help,
+                running,
+                link.callback(move |e: InputEvent| Msg::SetField(i, input_value(&e))),
+            )
         };
-        let export = |what: &'static str, label: &'static str| {
-            html! { <button onclick={link.callback(move |_| Msg::ExportSp(what))}>{ label }</button> }
-        };
+        let export = |what, label| export_button(link, what, label, Msg::Export);
         let training = matches!(sp.status, SpStatus::Training { .. });
         let show_results = sp.view.is_some() && matches!(sp.status, SpStatus::Ready { .. });
         let results = match (&sp.view, show_results) {
@@ -417,8 +595,8 @@ impl App {
                     { field(0) }{ field(1) }{ field(2) }{ field(3) }
                 </div>
                 <div class="row actions">
-                    <button id="sp-demo" class="primary" onclick={link.callback(|_| Msg::RunSoftPrompt(true))} disabled={busy || !fields_ok}>{ "Run the soft-prompt demo" }</button>
-                    <button id="sp-button" onclick={link.callback(|_| Msg::RunSoftPrompt(false))} disabled={busy || !fields_ok || self.trained_model.is_none()}>{ "Train prompts on the last model" }</button>
+                    <button id="sp-demo" class="primary" onclick={link.callback(|_| Msg::Run(true))} disabled={busy || !fields_ok}>{ "Run the soft-prompt demo" }</button>
+                    <button id="sp-button" onclick={link.callback(|_| Msg::Run(false))} disabled={busy || !fields_ok || trained.is_none()}>{ "Train prompts on the last model" }</button>
                     <button id="sp-cancel" onclick={link.callback(|_| Msg::Cancel)} disabled={!sp.busy()}>{ "Cancel" }</button>
                 </div>
                 <p id="sp-status" data-state={state}>{ status }</p>

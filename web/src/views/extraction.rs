@@ -5,14 +5,20 @@ use mnemo_core::spec::{ExtractionSpec, limits};
 use mnemo_measures::extraction::{ExtractionRow, extraction_csv};
 use mnemo_plots::did::svg_of;
 use mnemo_plots::extraction::extraction_chart;
-use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
+use mnemo_core::ExperimentSpec;
+
 use super::tokens::token_lines;
-use super::{App, CHART_SIZE, Msg};
+use super::{CHART_SIZE, connect, export_button, input_value, text_field};
 use crate::chart::draw_on;
 use crate::download::{download_canvas, download_text};
-use crate::protocol::ExtractionView;
+use crate::hub::{Hub, JobRequest, Keep, ViewEvent};
+use crate::protocol::{ExtractionView, FromWorker, ToWorker};
+use crate::store::RunResult;
+
+/// This view's id.
+pub const ID: &str = "extraction";
 
 /// Texts shown token by token.
 const SHOWN: usize = 20;
@@ -22,6 +28,8 @@ const SHOWN: usize = 20;
 pub enum ExStatus {
     /// Nothing asked.
     Idle,
+    /// Training the model first (a link's extraction view).
+    Training,
     /// Decoding.
     Running,
     /// Results in.
@@ -82,7 +90,7 @@ impl ExState {
 
     /// Whether extraction is running.
     pub fn busy(&self) -> bool {
-        self.status == ExStatus::Running
+        matches!(self.status, ExStatus::Running | ExStatus::Training)
     }
 
     /// Draw the chart if something changed.
@@ -142,38 +150,187 @@ fn row_html(v: &ExtractionView, row: &ExtractionRow) -> Html {
     )
 }
 
-impl App {
-    pub(super) fn view_extraction(&self, ctx: &Context<Self>) -> Html {
+/// Messages of the view.
+pub enum Msg {
+    /// The hub changed.
+    Hub(Hub),
+    /// From the shell.
+    Event(ViewEvent),
+    /// Prefix (`true`) or suffix length field.
+    SetAffix(bool, String),
+    /// Measure extraction on the last trained model.
+    Extract,
+    /// Show held-out texts (`true`) or training texts.
+    ShowHeldout(bool),
+    /// Export a chart or table.
+    Export(&'static str),
+}
+
+/// The view.
+pub struct ExView {
+    hub: Hub,
+    _hub: ContextHandle<Hub>,
+    ex: ExState,
+}
+
+impl ExView {
+    /// Measure extraction with the fields' settings: on the last trained model, or on
+    /// `train`'s model trained first.
+    fn start(&mut self, train: Option<ExperimentSpec>) {
+        let (Ok(prefix), Ok(suffix)) = self.ex.settings() else {
+            return;
+        };
+        let settings = ExtractionSpec { prefix, suffix };
+        let (spec, keep) = match &train {
+            Some(s) => (s.clone(), Keep::New),
+            None => match self.hub.state.trained.as_ref().map(|t| t.1.clone()) {
+                Some(s) => (s, Keep::Attach),
+                None => return,
+            },
+        };
+        let mut spec = spec;
+        spec.extraction = Some(settings);
+        self.ex.error = None;
+        self.ex.status = if train.is_some() {
+            ExStatus::Training
+        } else {
+            ExStatus::Running
+        };
+        let backend = self.hub.state.backend;
+        self.hub.start(JobRequest {
+            view: ID,
+            spec: spec.clone(),
+            job: ToWorker::Extract {
+                settings,
+                train: train.map(|_| (spec, backend)),
+            },
+            keep,
+        });
+    }
+
+    fn handle(&mut self, msg: Msg) -> bool {
+        match msg {
+            Msg::Hub(hub) => self.hub = hub,
+            Msg::Event(ViewEvent::Worker(m)) => match &*m {
+                FromWorker::Done { .. } if self.ex.status == ExStatus::Training => {
+                    self.ex.status = ExStatus::Running
+                }
+                FromWorker::Extraction { view, elapsed_s } => {
+                    self.hub
+                        .keep_result(RunResult::Extraction(view.clone(), *elapsed_s));
+                    self.ex.view = Some((**view).clone());
+                    self.ex.dirty = true;
+                    self.ex.status = ExStatus::Ready {
+                        elapsed_s: *elapsed_s,
+                    };
+                }
+                FromWorker::Cancelled { .. } => self.ex.status = ExStatus::Idle,
+                FromWorker::Failed { message } => {
+                    self.ex.error = Some(message.clone());
+                    self.ex.status = ExStatus::Idle;
+                }
+                _ => return false,
+            },
+            Msg::Event(ViewEvent::Start(spec)) => {
+                if let Some(e) = &spec.extraction {
+                    self.ex.prefix = e.prefix.to_string();
+                    self.ex.suffix = e.suffix.to_string();
+                }
+                self.start(Some((*spec).clone()));
+            }
+            Msg::Event(ViewEvent::Restore(run)) => {
+                self.ex.view = None;
+                self.ex.status = ExStatus::Idle;
+                for r in &run.1.results {
+                    if let RunResult::Extraction(v, elapsed_s) = r {
+                        self.ex.view = Some((**v).clone());
+                        self.ex.status = ExStatus::Ready {
+                            elapsed_s: *elapsed_s,
+                        };
+                        self.ex.dirty = true;
+                    }
+                }
+            }
+            Msg::Event(ViewEvent::Resumed(_)) => return false,
+            Msg::SetAffix(prefix, v) => {
+                if prefix {
+                    self.ex.prefix = v
+                } else {
+                    self.ex.suffix = v
+                }
+            }
+            Msg::Extract => {
+                if self.hub.state.can_start() {
+                    self.start(None);
+                }
+            }
+            Msg::ShowHeldout(h) => self.ex.heldout = h,
+            Msg::Export(what) => {
+                if let Err(e) = self.ex.export(what) {
+                    web_sys::console::warn_1(&e.into());
+                }
+                return false;
+            }
+        }
+        true
+    }
+}
+
+impl Component for ExView {
+    type Message = Msg;
+    type Properties = ();
+
+    fn create(ctx: &Context<Self>) -> Self {
+        let (hub, handle) = connect(ctx.link(), ID, Msg::Hub, Msg::Event);
+        ExView {
+            hub,
+            _hub: handle,
+            ex: ExState::default(),
+        }
+    }
+
+    fn update(&mut self, _ctx: &Context<Self>, msg: Msg) -> bool {
+        self.handle(msg)
+    }
+
+    fn rendered(&mut self, _ctx: &Context<Self>, _first: bool) {
+        self.ex.draw();
+    }
+
+    fn view(&self, ctx: &Context<Self>) -> Html {
         let link = ctx.link();
         let ex = &self.ex;
         let (k, s) = ex.settings();
-        let blocked = self.running() || self.trained_model.is_none();
-        let status = match (&ex.status, &self.trained_model) {
+        let trained = self.hub.state.trained.as_ref().map(|t| t.0.clone());
+        let blocked = !self.hub.state.can_start() || trained.is_none();
+        let status = match (&ex.status, &trained) {
+            (ExStatus::Training, _) => "Training the model first…".to_string(),
             (ExStatus::Running, _) => "Decoding…".to_string(),
-            (_, None) => "Train a model first (for example “Run the demo” above); extraction runs on the model of the last finished training run.".to_string(),
+            (_, None) => "Train a model first (for example “Run the demo” in Train); extraction runs on the model of the last finished training run.".to_string(),
             (ExStatus::Idle, Some(m)) => format!("Ready to measure extraction on {m}."),
             (ExStatus::Ready { elapsed_s }, _) => format!("Decoded in {elapsed_s:.1} s."),
         };
         let state = match ex.status {
             ExStatus::Idle => "idle",
-            ExStatus::Running => "running",
+            ExStatus::Training | ExStatus::Running => "running",
             ExStatus::Ready { .. } => "ready",
         };
-        let export = |what: &'static str, label: &'static str| {
-            html! { <button onclick={link.callback(move |_| Msg::ExportExtraction(what))}>{ label }</button> }
-        };
+        let export = |what, label| export_button(link, what, label, Msg::Export);
+        let running = self.hub.state.busy.is_some();
         let field = |id: &'static str,
                      label: &'static str,
                      value: &str,
                      err: Option<String>,
                      which: bool| {
-            html! {
-                <label class={classes!("field", err.is_some().then_some("invalid"))}><span>{ label }</span>
-                    <input id={id} type="text" inputmode="numeric" value={value.to_string()} disabled={self.running()}
-                        oninput={link.callback(move |e: InputEvent| { let i: HtmlInputElement = e.target_unchecked_into(); Msg::SetAffix(which, i.value()) })} />
-                    <small class={if err.is_some() { "error" } else { "help" }}>{ err.unwrap_or_else(|| "tokens".into()) }</small>
-                </label>
-            }
+            text_field(
+                id,
+                label,
+                value,
+                err.map_or(Ok(()), Err),
+                "tokens",
+                running,
+                link.callback(move |e: InputEvent| Msg::SetAffix(which, input_value(&e))),
+            )
         };
         let results = match &ex.view {
             None => html! {},

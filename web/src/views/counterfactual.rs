@@ -6,12 +6,17 @@ use mnemo_core::spec::{CounterfactualSpec, limits};
 use mnemo_measures::counterfactual::{Contrast, CounterfactualResult};
 use mnemo_plots::counterfactual::{in_out_scatter, mem_histogram};
 use mnemo_plots::did::svg_of;
-use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
-use super::{App, CHART_SIZE, Msg};
+use super::{CHART_SIZE, connect, export_button, input_value, text_field};
 use crate::chart::draw_on;
 use crate::download::{download_canvas, download_text};
+use crate::hub::{Hub, JobRequest, Keep, ViewEvent};
+use crate::protocol::{FromWorker, ToWorker};
+use crate::store::RunResult;
+
+/// This view's id.
+pub const ID: &str = "counterfactual";
 
 /// How many of the most memorised texts are listed.
 const TOP: usize = 12;
@@ -30,6 +35,8 @@ pub enum CfStatus {
         /// Seconds so far.
         elapsed_s: f64,
     },
+    /// Cancelled before any model was trained, or failed.
+    Stopped,
     /// A result is in.
     Ready {
         /// Seconds in all.
@@ -159,11 +166,174 @@ fn contrast_text(c: &Contrast) -> String {
     }
 }
 
-impl App {
-    pub(super) fn view_counterfactual(&self, ctx: &Context<Self>) -> Html {
+/// Messages of the view.
+pub enum Msg {
+    /// The hub changed.
+    Hub(Hub),
+    /// From the shell.
+    Event(ViewEvent),
+    /// Train an ensemble: the demo, or (`true`) the form's settings.
+    Run(bool),
+    /// The number of models.
+    SetModels(String),
+    /// Open (or close) the detail of a text.
+    Select(Option<usize>),
+    /// Export a chart or table.
+    Export(&'static str),
+}
+
+/// The view.
+pub struct CfView {
+    hub: Hub,
+    _hub: ContextHandle<Hub>,
+    cf: CfState,
+}
+
+impl CfView {
+    /// Start an ensemble of `base` (its `counterfactual` section, with the view's number
+    /// of models).
+    fn start(&mut self, base: ExperimentSpec) {
+        match self.cf.spec(base) {
+            Ok(spec) => {
+                self.cf.error = None;
+                self.cf.status = CfStatus::Training {
+                    done: 0,
+                    total: spec.counterfactual.as_ref().map_or(0, |c| c.models),
+                    elapsed_s: 0.0,
+                };
+                self.hub.start(JobRequest {
+                    view: ID,
+                    spec: spec.clone(),
+                    job: ToWorker::Counterfactual {
+                        spec,
+                        backend: self.hub.state.backend,
+                    },
+                    keep: Keep::New,
+                });
+            }
+            Err(e) => self.cf.error = Some(e),
+        }
+    }
+
+    fn handle(&mut self, msg: Msg) -> bool {
+        match msg {
+            Msg::Hub(hub) => self.hub = hub,
+            Msg::Event(ViewEvent::Worker(m)) => match &*m {
+                &FromWorker::EnsembleProgress {
+                    done,
+                    total,
+                    elapsed_s,
+                } => {
+                    self.cf.status = CfStatus::Training {
+                        done,
+                        total,
+                        elapsed_s,
+                    }
+                }
+                FromWorker::Counterfactual {
+                    result,
+                    cancelled,
+                    elapsed_s,
+                } => {
+                    self.hub.keep_result(RunResult::Counterfactual(
+                        result.clone(),
+                        *elapsed_s,
+                        *cancelled,
+                    ));
+                    self.cf.result = Some((**result).clone());
+                    self.cf.selected = None;
+                    self.cf.dirty = true;
+                    self.cf.status = CfStatus::Ready {
+                        elapsed_s: *elapsed_s,
+                        cancelled: *cancelled,
+                    };
+                }
+                // Cancelled before any member finished: nothing to show.
+                FromWorker::Cancelled { .. } if self.cf.busy() => {
+                    self.cf.status = CfStatus::Stopped
+                }
+                FromWorker::Failed { message } => {
+                    self.cf.error = Some(message.clone());
+                    self.cf.status = CfStatus::Stopped;
+                }
+                _ => return false,
+            },
+            Msg::Event(ViewEvent::Start(spec)) => {
+                if let Some(c) = &spec.counterfactual {
+                    self.cf.models = c.models.to_string();
+                }
+                self.start((*spec).clone());
+            }
+            Msg::Event(ViewEvent::Restore(run)) => {
+                self.cf.result = None;
+                self.cf.status = CfStatus::Idle;
+                for r in &run.1.results {
+                    if let RunResult::Counterfactual(c, elapsed_s, cancelled) = r {
+                        self.cf.result = Some((**c).clone());
+                        self.cf.status = CfStatus::Ready {
+                            elapsed_s: *elapsed_s,
+                            cancelled: *cancelled,
+                        };
+                        self.cf.dirty = true;
+                    }
+                }
+            }
+            Msg::Event(ViewEvent::Resumed(_)) => return false,
+            Msg::Run(own) => {
+                if !self.hub.state.can_start() {
+                    return false;
+                }
+                let base = if own {
+                    match self.hub.state.form.clone() {
+                        Some(s) => s,
+                        None => {
+                            self.cf.error = Some("fix the data and model settings first".into());
+                            return true;
+                        }
+                    }
+                } else {
+                    ExperimentSpec::counterfactual_demo()
+                };
+                self.start(base);
+            }
+            Msg::SetModels(m) => self.cf.models = m,
+            Msg::Select(u) => self.cf.selected = u,
+            Msg::Export(what) => {
+                if let Err(e) = self.cf.export(what) {
+                    web_sys::console::warn_1(&e.into());
+                }
+                return false;
+            }
+        }
+        true
+    }
+}
+
+impl Component for CfView {
+    type Message = Msg;
+    type Properties = ();
+
+    fn create(ctx: &Context<Self>) -> Self {
+        let (hub, handle) = connect(ctx.link(), ID, Msg::Hub, Msg::Event);
+        CfView {
+            hub,
+            _hub: handle,
+            cf: CfState::default(),
+        }
+    }
+
+    fn update(&mut self, _ctx: &Context<Self>, msg: Msg) -> bool {
+        self.handle(msg)
+    }
+
+    fn rendered(&mut self, _ctx: &Context<Self>, _first: bool) {
+        self.cf.draw();
+    }
+
+    fn view(&self, ctx: &Context<Self>) -> Html {
         let link = ctx.link();
         let cf = &self.cf;
-        let blocked = self.running() || self.webgpu.is_none();
+        let blocked = !self.hub.state.can_start();
         let models_err = cf.models().err();
         let (state, status) = match &cf.status {
             CfStatus::Idle => ("idle", "Trains several small models, each on a random half of 48 invented facts and a “my PIN is …” line repeated 8 times; then compares, text by text, the models that trained on it with those that did not.".to_string()),
@@ -171,6 +341,7 @@ impl App {
                 let eta = if *done > 0 { format!(" · ETA {:.0} s", elapsed_s / *done as f64 * (total - done) as f64) } else { String::new() };
                 ("training", format!("Training model {} of {total}{eta}… (Cancel keeps the models already trained)", (done + 1).min(*total)))
             }
+            CfStatus::Stopped => ("stopped", "Stopped before any model was trained.".to_string()),
             CfStatus::Ready { elapsed_s, cancelled } => ("ready", match &cf.result {
                 Some(r) => format!("{} models trained and scored in {elapsed_s:.1} s{}; mem is defined for {} of {} texts.",
                     r.models, if *cancelled { format!(" (cancelled: {} of {} planned)", r.models, r.planned) } else { String::new() },
@@ -184,9 +355,7 @@ impl App {
             },
             _ => html! {},
         };
-        let export = |what: &'static str, label: &'static str| {
-            html! { <button onclick={link.callback(move |_| Msg::ExportCf(what))}>{ label }</button> }
-        };
+        let export = |what, label| export_button(link, what, label, Msg::Export);
         let results = match &cf.result {
             None => html! {},
             Some(r) => {
@@ -196,7 +365,7 @@ impl App {
                     let selected = cf.selected == Some(u);
                     html! {
                         <li class={classes!(selected.then_some("selected"))}>
-                            <button class="link" onclick={link.callback(move |_| Msg::SelectUnit(if selected { None } else { Some(u) }))}>
+                            <button class="link" onclick={link.callback(move |_| Msg::Select(if selected { None } else { Some(u) }))}>
                                 <span class="score mono">{ num(inst.mem.diff) }</span>
                                 { inst.text.clone() }
                                 if inst.copies > 1 { { " " }<span class="repeated">{ format!("×{} in the data", inst.copies) }</span> }
@@ -245,14 +414,11 @@ impl App {
                 <h2>{ "Counterfactual memorisation" }</h2>
                 <p class="help">{ "Zhang et al. (2023): a text is memorised when the models that trained on it predict it much better than models that did not see it." }</p>
                 <div class="row actions">
-                    <button id="cf-button" class="primary" onclick={link.callback(|_| Msg::RunCounterfactual(false))} disabled={blocked || models_err.is_some()}>{ "Run the counterfactual demo" }</button>
-                    <button id="cf-form-button" onclick={link.callback(|_| Msg::RunCounterfactual(true))} disabled={blocked || models_err.is_some()}
-                        title="Use the data, model and training settings above">{ "On my data and settings" }</button>
-                    <label class={classes!("field", models_err.is_some().then_some("invalid"))}><span>{ "Models" }</span>
-                        <input id="cf-models" type="text" inputmode="numeric" value={cf.models.clone()} disabled={blocked}
-                            oninput={link.callback(|e: InputEvent| { let i: HtmlInputElement = e.target_unchecked_into(); Msg::SetCfModels(i.value()) })} />
-                        <small class={if models_err.is_some() { "error" } else { "help" }}>{ models_err.clone().unwrap_or_else(|| "each on a random half".into()) }</small>
-                    </label>
+                    <button id="cf-button" class="primary" onclick={link.callback(|_| Msg::Run(false))} disabled={blocked || models_err.is_some()}>{ "Run the counterfactual demo" }</button>
+                    <button id="cf-form-button" onclick={link.callback(|_| Msg::Run(true))} disabled={blocked || models_err.is_some()}
+                        title="Use the data, model and training settings">{ "On my data and settings" }</button>
+                    { text_field("cf-models", "Models", &cf.models, models_err.clone().map_or(Ok(()), Err), "each on a random half", blocked,
+                        link.callback(|e: InputEvent| Msg::SetModels(input_value(&e)))) }
                 </div>
                 <p id="cf-status" data-state={state}>{ status }</p>
                 if let Some(e) = &cf.error { <p id="cf-error" class="error" role="alert">{ e }</p> }

@@ -6,6 +6,7 @@
 use mnemo_core::ExperimentSpec;
 use mnemo_core::link::{LinkPayload, attach_corpus, decode, encode};
 use wasm_bindgen::{JsCast, JsValue};
+use yew::prelude::*;
 
 /// What the page knows about links.
 #[derive(Default)]
@@ -142,4 +143,22 @@ pub fn iframe(url: &str) -> String {
         "<iframe src=\"{}\" width=\"820\" height=\"900\" style=\"border:0\" title=\"Mnemo\" loading=\"lazy\"></iframe>",
         url.replace('"', "%22")
     )
+}
+
+/// The Share panel: "Copy link" and "Embed" (`on_link` gets `true` for the embed).
+pub fn panel(state: &ShareState, on_link: Callback<bool>) -> Html {
+    let copy = on_link.reform(|_: MouseEvent| false);
+    let embed = on_link.reform(|_: MouseEvent| true);
+    html! {
+        <section class="panel" id="share-panel">
+            <h2>{ "Share" }</h2>
+            <p class="help">{ "A link holds the whole experiment (data, model, schedule, seed, the analysis and its settings): whoever opens it re-runs it and gets the same numbers on the same kind of backend." }</p>
+            <div class="row actions">
+                <button id="copy-link" onclick={copy}>{ "Copy link" }</button>
+                <button id="embed-button" onclick={embed}>{ "Embed" }</button>
+            </div>
+            if let Some(l) = &state.link { <input id="share-link" class="mono wide" type="text" readonly=true value={l.clone()} /> }
+            if let Some(e) = &state.embed { <textarea id="embed-snippet" class="mono wide" rows="3" readonly=true value={e.clone()} /> }
+        </section>
+    }
 }

@@ -915,11 +915,13 @@ impl ExperimentSpec {
         spec
     }
 
-    /// The training-data influence demo: 40 invented facts plus one text repeated 6 times
-    /// (a canary, "my PIN is ..."), 10 facts held out; a small model (1 layer, d_model 32)
-    /// trained for 30 epochs so the repeated text is memorised; influence summed over 3
-    /// checkpoints for 12 test texts (the repeated text, 3 training facts and 8 held-out
-    /// facts), case deletion of 1, 3 and 6 texts on 8 of them with 3 random draws.
+    /// The training-data influence demo: 50 invented facts plus one text repeated 6 times
+    /// (a canary, "my PIN is ...", ids 50-55); a fifth of the distinct texts held out (10
+    /// facts with seed 42); a small model (1 layer, d_model 32) trained for 30 epochs
+    /// (173 steps) so the repeated text is memorised; influence summed over the
+    /// checkpoints at steps 60, 120 and 173 for the repeated text, facts 0-2 and the first
+    /// 8 held-out facts (11 distinct test texts with seed 42, where fact 0 is held out);
+    /// case deletion of 1, 3 and 6 texts on the first 8 of them, 3 random draws each.
     pub fn influence_demo() -> Self {
         let mut spec = Self::demo();
         spec.name = "Training-data influence demo".into();

@@ -28,6 +28,7 @@ mod bench_cmd;
 mod cf_cmd;
 mod did_cmd;
 mod extract_cmd;
+mod influence_cmd;
 mod link_cmd;
 mod softprompt_cmd;
 
@@ -60,8 +61,11 @@ enum Command {
         /// Print the soft-prompt extraction demo instead.
         #[arg(long)]
         softprompt: bool,
+        /// Print the training-data influence demo instead.
+        #[arg(long)]
+        influence: bool,
         /// Check a spec file and print it normalised (defaults filled in).
-        #[arg(long, value_name = "SPEC.json", conflicts_with_all = ["example", "tinymem", "profile", "counterfactual", "softprompt"])]
+        #[arg(long, value_name = "SPEC.json", conflicts_with_all = ["example", "tinymem", "profile", "counterfactual", "softprompt", "influence"])]
         check: Option<PathBuf>,
     },
     /// Estimate a memorisation profile from your own panel (e.g. measured on Pythia
@@ -164,6 +168,26 @@ enum Command {
     /// pairs.csv (`pair,method,exact,fraction`), prompt_loss.csv (`method,step,loss`),
     /// softprompt.json, softprompt.svg and prompt_loss.svg.
     Softprompt(SoftPromptArgs),
+    /// Training-data influence (TracIn, TracIn-Last, TracIn-WE, TracIn-WE-TopK) and the
+    /// case-deletion test: train the spec, score every training text for each test text
+    /// and retrain without each one's top proponents. The spec's `influence` section sets
+    /// it (see `mnemo spec --influence`); bad settings stop with exit code 2 before
+    /// anything is trained. Writes instances.csv (`instance,split,tokens,text`),
+    /// checkpoints.csv (`step,learning_rate,file`) and checkpoints/*.safetensors,
+    /// influence.csv (`test,train,method,score`), tokens.csv (`test,train,token,score`),
+    /// deletion.csv (`method,k,draw,test,loss_before,loss_after`), influence.json,
+    /// agreement.svg and deletion.svg.
+    Influence {
+        /// The experiment spec.
+        #[arg(long, value_name = "SPEC.json")]
+        spec: PathBuf,
+        /// Output directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// No progress bars.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(Bench),
@@ -289,7 +313,7 @@ enum CliError {
     #[error("backend {0} is not compiled into this build")]
     Backend(&'static str),
     #[error(
-        "nothing to do: pass --example, --tinymem, --profile, --counterfactual, --softprompt or --check FILE"
+        "nothing to do: pass --example, --tinymem, --profile, --counterfactual, --softprompt, --influence or --check FILE"
     )]
     NothingToDo,
     #[error("{path}: {message}")]
@@ -321,6 +345,8 @@ enum CliError {
     SoftPromptSettings(SpecError),
     #[error("soft prompts: {0}")]
     SoftPrompt(#[from] mnemo_measures::softprompt::SoftPromptError),
+    #[error("influence: {0}")]
+    Influence(#[from] mnemo_measures::influence::InfluenceError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
@@ -357,8 +383,18 @@ fn main() -> ExitCode {
             profile,
             counterfactual,
             softprompt,
+            influence,
             check,
-        } => spec_cmd(example, tinymem, profile, counterfactual, softprompt, check),
+        } => spec_cmd(
+            example,
+            tinymem,
+            profile,
+            counterfactual,
+            softprompt,
+            influence,
+            check,
+        ),
+        Command::Influence { spec, out, quiet } => influence_cmd::run(spec, out, quiet),
         Command::Bench(Bench::Train {
             steps,
             backend,
@@ -416,10 +452,13 @@ fn spec_cmd(
     profile: bool,
     counterfactual: bool,
     softprompt: bool,
+    influence: bool,
     check: Option<PathBuf>,
 ) -> Result<(), CliError> {
     let spec = if let Some(path) = check {
         read_spec(&path)?
+    } else if influence {
+        ExperimentSpec::influence_demo()
     } else if softprompt {
         ExperimentSpec::softprompt_demo()
     } else if profile {

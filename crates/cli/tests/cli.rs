@@ -1035,3 +1035,107 @@ fn softprompt_refuses_bad_settings_before_training_or_writing() {
         assert!(!out.exists(), "case {i}: nothing is written");
     }
 }
+
+fn influence_spec(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) -> std::path::PathBuf {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/influence/tied.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    spec["influence"]["deletion_k"] = serde_json::json!([1, 2]);
+    spec["influence"]["deletion_tests"] = 2.into();
+    edit(&mut spec);
+    let path = dir.join("influence.json");
+    std::fs::write(&path, spec.to_string()).unwrap();
+    path
+}
+
+#[test]
+fn influence_writes_every_table_and_refuses_bad_settings_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = influence_spec(dir.path(), |_| {});
+    let out = dir.path().join("inf");
+    let res = mnemo()
+        .args(["influence", "--quiet", "--spec"])
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let read = |f: &str| std::fs::read_to_string(out.join(f)).unwrap();
+    let first = |f: &str| read(f).lines().next().unwrap().to_string();
+    assert_eq!(first("instances.csv"), "instance,split,tokens,text");
+    assert_eq!(first("checkpoints.csv"), "step,learning_rate,file");
+    assert_eq!(first("influence.csv"), "test,train,method,score");
+    assert_eq!(first("tokens.csv"), "test,train,token,score");
+    assert_eq!(
+        first("deletion.csv"),
+        "method,k,draw,test,loss_before,loss_after"
+    );
+    // 4 tests x 13 training texts x 4 methods.
+    assert_eq!(read("influence.csv").lines().count(), 1 + 4 * 13 * 4);
+    for m in ["tracin", "tracin_last", "tracin_we", "tracin_we_topk"] {
+        assert!(read("influence.csv").contains(&format!(",{m},")));
+    }
+    // 2 tests x 2 k x (4 methods + 3 random draws).
+    assert_eq!(read("deletion.csv").lines().count(), 1 + 2 * 2 * 7);
+    let ck = read("checkpoints.csv");
+    let files: Vec<&str> = ck
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap())
+        .collect();
+    assert_eq!(files.len(), 2);
+    for f in files {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    // BOS first in the token ids: every text starts with the same id.
+    let inst = read("instances.csv");
+    let mut r = csv::Reader::from_reader(inst.as_bytes());
+    let firsts: std::collections::BTreeSet<String> = r
+        .records()
+        .map(|rec| rec.unwrap()[2].split(' ').next().unwrap().to_string())
+        .collect();
+    assert_eq!(firsts.len(), 1, "{firsts:?}");
+    let json: serde_json::Value = serde_json::from_str(&read("influence.json")).unwrap();
+    assert!(json["timings_s"]["gradient_pass"].as_f64().unwrap() > 0.0);
+    assert_eq!(json["deletion"].as_array().unwrap().len(), 5 * 2);
+    for svg in ["agreement.svg", "deletion.svg"] {
+        assert!(read(svg).starts_with("<svg"), "{svg}");
+    }
+    assert!(read("agreement.svg").contains("TracIn-WE-TopK"));
+
+    // Bad settings: exit code 2, nothing written.
+    for (i, edit) in [
+        serde_json::json!({ "tests": [999] }),
+        serde_json::json!({ "deletion_k": [13] }),
+        serde_json::json!({ "checkpoints": [10_000] }),
+        serde_json::json!({ "tests": [], "heldout_tests": 0 }),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let spec = influence_spec(dir.path(), |s| {
+            for (k, v) in edit.as_object().unwrap() {
+                s["influence"][k] = v.clone();
+            }
+        });
+        let bad = dir.path().join(format!("bad{i}"));
+        let res = mnemo()
+            .args(["influence", "--quiet", "--spec"])
+            .arg(&spec)
+            .arg("--out")
+            .arg(&bad)
+            .output()
+            .unwrap();
+        assert_eq!(res.status.code(), Some(2), "{edit}");
+        assert!(!bad.exists(), "{edit}: nothing may be written");
+    }
+    let res = mnemo().args(["spec", "--influence"]).output().unwrap();
+    let demo: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
+    assert!(demo["influence"]["deletion_k"].is_array());
+}

@@ -22,6 +22,8 @@ pub enum Stream {
     Ensemble = 6,
     /// Splitting (prefix, suffix) pairs for soft-prompt training.
     Pairs = 7,
+    /// Random removals of influence's case-deletion test.
+    Influence = 8,
 }
 
 /// A deterministic generator for `stream` under `seed`.

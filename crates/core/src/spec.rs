@@ -50,6 +50,20 @@ pub mod limits {
     pub const PROMPT_LR: (f64, f64) = (1e-7, 1.0);
     /// Share of the (prefix, suffix) pairs held out to test the prompts.
     pub const TEST_FRACTION: (f64, f64) = (0.05, 0.95);
+    /// Checkpoints an influence run sums over.
+    pub const INFLUENCE_CHECKPOINTS: (usize, usize) = (1, 64);
+    /// Test texts of an influence run.
+    pub const INFLUENCE_TESTS: (usize, usize) = (1, 256);
+    /// Positions kept by TracIn-WE-TopK.
+    pub const INFLUENCE_TOPK: (usize, usize) = (1, 256);
+    /// Values of `k` (texts removed) in case deletion, and each one's range.
+    pub const DELETION_KS: (usize, usize) = (0, 16);
+    /// Texts removed in one case-deletion retrain.
+    pub const DELETION_K: (usize, usize) = (1, 10_000);
+    /// Random-removal draws of case deletion.
+    pub const DELETION_DRAWS: (usize, usize) = (3, 64);
+    /// Test texts of case deletion.
+    pub const DELETION_TESTS: (usize, usize) = (0, 64);
 }
 
 /// Problems with a spec. Each names the field and the allowed range.
@@ -135,6 +149,173 @@ pub struct ExperimentSpec {
     /// Extraction with soft prompts (METHODS.md section 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub softprompt: Option<SoftPromptSpec>,
+    /// Training-data influence (METHODS.md section 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub influence: Option<InfluenceSpec>,
+}
+
+/// A training-data influence method (METHODS.md section 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum InfluenceMethod {
+    /// TracIn over every parameter.
+    #[serde(rename = "tracin")]
+    TracIn,
+    /// TracIn restricted to the output head's weights (for a tied head: the head's part
+    /// of the embedding matrix's gradient).
+    #[serde(rename = "tracin_last")]
+    TracInLast,
+    /// TracIn on the input-embedding lookup, token by token.
+    #[serde(rename = "tracin_we")]
+    TracInWe,
+    /// TracIn-WE on the `topk` positions of largest gradient norm.
+    #[serde(rename = "tracin_we_topk")]
+    TracInWeTopK,
+}
+
+impl InfluenceMethod {
+    /// Every method, in the order of the tables.
+    pub const ALL: [InfluenceMethod; 4] = [
+        InfluenceMethod::TracIn,
+        InfluenceMethod::TracInLast,
+        InfluenceMethod::TracInWe,
+        InfluenceMethod::TracInWeTopK,
+    ];
+
+    /// The name in CSV files and specs (`tracin`, `tracin_last`, `tracin_we`,
+    /// `tracin_we_topk`).
+    pub fn key(self) -> &'static str {
+        match self {
+            InfluenceMethod::TracIn => "tracin",
+            InfluenceMethod::TracInLast => "tracin_last",
+            InfluenceMethod::TracInWe => "tracin_we",
+            InfluenceMethod::TracInWeTopK => "tracin_we_topk",
+        }
+    }
+
+    /// The name in charts.
+    pub fn label(self) -> &'static str {
+        match self {
+            InfluenceMethod::TracIn => "TracIn",
+            InfluenceMethod::TracInLast => "TracIn-Last",
+            InfluenceMethod::TracInWe => "TracIn-WE",
+            InfluenceMethod::TracInWeTopK => "TracIn-WE-TopK",
+        }
+    }
+}
+
+/// Settings of a training-data influence run (METHODS.md section 4): TracIn-style
+/// scores of every training text for a set of test texts, summed over checkpoints, and
+/// the case-deletion test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfluenceSpec {
+    /// Checkpoint steps to sum over (each is saved during training); empty = every
+    /// training checkpoint after step 0.
+    #[serde(default)]
+    pub checkpoints: Vec<usize>,
+    /// Test texts by instance id (training or held-out).
+    #[serde(default)]
+    pub tests: Vec<u32>,
+    /// Also test the first this many held-out texts.
+    #[serde(default)]
+    pub heldout_tests: usize,
+    /// Methods to score (default all four).
+    #[serde(default = "all_methods")]
+    pub methods: Vec<InfluenceMethod>,
+    /// Positions TracIn-WE-TopK keeps per example and checkpoint (reference: 10).
+    #[serde(default = "default_topk")]
+    pub topk: usize,
+    /// Whether BOS (in every text) counts as a shared token of TracIn-WE.
+    #[serde(default)]
+    pub include_bos: bool,
+    /// Case deletion: numbers of top proponents removed (empty = no case deletion).
+    #[serde(default)]
+    pub deletion_k: Vec<usize>,
+    /// Case deletion: random-removal draws per (k, test text), the baseline.
+    #[serde(default = "default_deletion_draws")]
+    pub random_draws: usize,
+    /// Case deletion: how many of the test texts (the first ones) are used.
+    #[serde(default = "default_deletion_tests")]
+    pub deletion_tests: usize,
+}
+
+fn all_methods() -> Vec<InfluenceMethod> {
+    InfluenceMethod::ALL.to_vec()
+}
+fn default_topk() -> usize {
+    10
+}
+fn default_deletion_draws() -> usize {
+    3
+}
+fn default_deletion_tests() -> usize {
+    8
+}
+
+impl Default for InfluenceSpec {
+    fn default() -> Self {
+        InfluenceSpec {
+            checkpoints: Vec::new(),
+            tests: Vec::new(),
+            heldout_tests: 0,
+            methods: all_methods(),
+            topk: default_topk(),
+            include_bos: false,
+            deletion_k: Vec::new(),
+            random_draws: default_deletion_draws(),
+            deletion_tests: default_deletion_tests(),
+        }
+    }
+}
+
+impl InfluenceSpec {
+    /// Check the settings against [`limits`] (ids and steps are checked against the
+    /// corpus and the run by the influence engine).
+    pub fn validate(&self) -> Result<(), SpecError> {
+        check_usize(
+            "influence.checkpoints (count)",
+            self.checkpoints.len(),
+            (0, limits::INFLUENCE_CHECKPOINTS.1),
+        )?;
+        check_usize(
+            "influence.tests (count) + influence.heldout_tests",
+            self.tests.len().saturating_add(self.heldout_tests),
+            (0, limits::INFLUENCE_TESTS.1),
+        )?;
+        check_usize(
+            "influence.methods (count)",
+            self.methods.len(),
+            (1, InfluenceMethod::ALL.len()),
+        )?;
+        check_usize("influence.topk", self.topk, limits::INFLUENCE_TOPK)?;
+        check_usize(
+            "influence.deletion_k (count)",
+            self.deletion_k.len(),
+            limits::DELETION_KS,
+        )?;
+        for &k in &self.deletion_k {
+            check_usize("influence.deletion_k", k, limits::DELETION_K)?;
+        }
+        check_usize(
+            "influence.random_draws",
+            self.random_draws,
+            limits::DELETION_DRAWS,
+        )?;
+        check_usize(
+            "influence.deletion_tests",
+            self.deletion_tests,
+            limits::DELETION_TESTS,
+        )?;
+        let mut m = self.methods.clone();
+        m.sort();
+        m.dedup();
+        if m.len() != self.methods.len() {
+            return Err(SpecError::Inconsistent(
+                "influence.methods lists a method twice".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The per-instance measure `M(f, x)` of counterfactual memorisation. Both are oriented
@@ -652,6 +833,7 @@ impl ExperimentSpec {
             counterfactual: None,
             extraction: None,
             softprompt: None,
+            influence: None,
         }
     }
 
@@ -729,6 +911,50 @@ impl ExperimentSpec {
             prompt_lr: 1e-2,
             embed_lr: 1e-3,
             block_lr: 1e-4,
+        });
+        spec
+    }
+
+    /// The training-data influence demo: 50 invented facts plus one text repeated 6 times
+    /// (a canary, "my PIN is ...", ids 50-55); a fifth of the distinct texts held out (10
+    /// facts with seed 42); a small model (1 layer, d_model 32) trained for 30 epochs
+    /// (173 steps) so the repeated text is memorised; influence summed over the
+    /// checkpoints at steps 60, 120 and 173 for the repeated text, facts 0-2 and the first
+    /// 8 held-out facts (11 distinct test texts with seed 42, where fact 0 is held out);
+    /// case deletion of 1, 3 and 6 texts on the first 8 of them, 3 random draws each.
+    pub fn influence_demo() -> Self {
+        let mut spec = Self::demo();
+        spec.name = "Training-data influence demo".into();
+        spec.data.source = DataSource::Builtin {
+            corpus: BuiltinCorpus::Facts,
+            instances: 50,
+        };
+        spec.data.heldout_fraction = 0.2;
+        spec.data.canary = Some(CanarySpec {
+            prefix: "my PIN is ".into(),
+            digits: 4,
+            repetitions: 6,
+        });
+        spec.model = ModelConfig {
+            n_layers: 1,
+            d_model: 32,
+            n_heads: 2,
+            context: 64,
+            tied_head: true,
+        };
+        spec.training.batch_size = 8;
+        spec.training.duration = Duration::Epochs(30);
+        spec.training.learning_rate = 5e-3;
+        spec.training.warmup_steps = 10;
+        spec.training.checkpoint_every = 0;
+        spec.training.checkpoint_steps = vec![60, 120];
+        spec.influence = Some(InfluenceSpec {
+            checkpoints: Vec::new(),
+            tests: vec![50, 0, 1, 2],
+            heldout_tests: 8,
+            deletion_k: vec![1, 3, 6],
+            deletion_tests: 8,
+            ..InfluenceSpec::default()
         });
         spec
     }
@@ -817,6 +1043,9 @@ impl ExperimentSpec {
         }
         if let Some(p) = &self.softprompt {
             p.validate()?;
+        }
+        if let Some(i) = &self.influence {
+            i.validate()?;
         }
         if self.tokenizer == TokenizerKind::Tinymem
             && !matches!(self.data.source, DataSource::Tinymem(_))
@@ -929,6 +1158,7 @@ mod tests {
             ExperimentSpec::profile_demo(),
             ExperimentSpec::counterfactual_demo(),
             ExperimentSpec::softprompt_demo(),
+            ExperimentSpec::influence_demo(),
         ] {
             let json = spec.to_json();
             let back = ExperimentSpec::from_json(&json).unwrap();

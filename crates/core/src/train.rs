@@ -135,25 +135,76 @@ pub struct Trainer {
     checkpoints: BTreeSet<usize>,
     tokens_seen: usize,
     losses: Vec<(usize, f32)>,
+    excluded: BTreeSet<u32>,
 }
 
 /// How many steps a run has, and the order in which it visits training instances.
 pub fn plan(spec: &ExperimentSpec, corpus: &Corpus) -> (usize, Vec<u32>) {
+    plan_excluding(spec, corpus, &BTreeSet::new()).unwrap_or_else(|_| (0, Vec::new()))
+}
+
+/// [`plan`] for a run that leaves the training instances `exclude` out (case deletion:
+/// retraining "without" some texts).
+///
+/// The data order is the full run's: the same seeded shuffles of the *whole* training
+/// set, epoch after epoch, with the excluded ids dropped from it; the remaining ids are
+/// then cut into consecutive batches of `batch_size` (so a batch that lost an instance
+/// is topped up from the next ones, and every later batch shifts accordingly).
+/// `Epochs(e)` runs `e` passes over the remaining `n - r` instances
+/// (`ceil(e * (n - r) / b)` steps, so the schedule is that many steps long);
+/// `Steps(s)` keeps `s` steps, reading on into the following epochs' order as needed.
+/// With nothing excluded this is exactly [`plan`]. Ids in `exclude` that are not
+/// training ids are ignored; excluding every training instance is an error.
+pub fn plan_excluding(
+    spec: &ExperimentSpec,
+    corpus: &Corpus,
+    exclude: &BTreeSet<u32>,
+) -> Result<(usize, Vec<u32>), TrainError> {
     let n = corpus.train.len();
+    let kept = corpus.train.iter().filter(|i| !exclude.contains(i)).count();
+    if kept == 0 {
+        return Err(TrainError::Corpus(CorpusError::TooFewForTraining(0)));
+    }
     let b = spec.training.batch_size;
     let (total_steps, needed) = match spec.training.duration {
         Duration::Steps(s) => (s, s * b),
-        Duration::Epochs(e) => ((e * n).div_ceil(b), e * n),
+        Duration::Epochs(e) => ((e * kept).div_ceil(b), e * kept),
     };
     let mut rng = rng::stream(spec.seed, Stream::DataOrder);
     let mut stream = Vec::with_capacity(needed + n);
     while stream.len() < needed {
         let mut epoch = corpus.train.clone();
         rng::shuffle(&mut epoch, &mut rng);
-        stream.extend(epoch);
+        stream.extend(epoch.into_iter().filter(|i| !exclude.contains(i)));
     }
     stream.truncate(needed);
-    (total_steps, stream)
+    Ok((total_steps, stream))
+}
+
+/// Learning rate at step `step` (1-based) of a run of `total_steps` steps with the
+/// schedule `t`: linear warm-up, then the decay. (Step 0, before any update, gives 0
+/// with a warm-up.)
+pub fn lr_at(t: &crate::spec::TrainingConfig, total_steps: usize, step: usize) -> f64 {
+    let peak = t.learning_rate;
+    if t.warmup_steps > 0 && step <= t.warmup_steps {
+        return peak * step as f64 / t.warmup_steps as f64;
+    }
+    let span = total_steps.saturating_sub(t.warmup_steps).max(1) as f64;
+    let p = ((step.saturating_sub(t.warmup_steps)) as f64 / span).clamp(0.0, 1.0);
+    let floor = peak * t.min_lr_ratio;
+    match t.decay {
+        Decay::Constant => peak,
+        Decay::Linear => peak - (peak - floor) * p,
+        Decay::Cosine => floor + (peak - floor) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos()),
+    }
+}
+
+/// The learning rate "in effect" at the checkpoint taken after `step` steps, the
+/// `eta_t` of TracIn: the rate of the step that produced these weights,
+/// `lr_at(step)`; for the checkpoint at step 0 (the initial weights) the rate of the
+/// first step, `lr_at(1)`.
+pub fn checkpoint_lr(t: &crate::spec::TrainingConfig, total_steps: usize, step: usize) -> f64 {
+    lr_at(t, total_steps, step.max(1))
 }
 
 /// The trainer's optimiser for these settings (fresh state): burn's AdamW, wrapped so
@@ -229,6 +280,19 @@ impl Trainer {
         corpus: Corpus,
         device: Device,
     ) -> Result<Self, TrainError> {
+        Self::with_corpus_excluding(spec, corpus, device, BTreeSet::new())
+    }
+
+    /// Like [`Trainer::with_corpus`], but the training instances `exclude` are never
+    /// visited: the same initial weights (the spec's seed) and the same data order with
+    /// those ids dropped, batches re-formed as [`plan_excluding`] describes. Checkpoint
+    /// steps past the shortened run's end are dropped.
+    pub fn with_corpus_excluding(
+        spec: ExperimentSpec,
+        corpus: Corpus,
+        device: Device,
+        exclude: BTreeSet<u32>,
+    ) -> Result<Self, TrainError> {
         spec.validate()?;
         let device = device.autodiff();
         let model = Gpt::new(
@@ -239,7 +303,7 @@ impl Trainer {
         );
         let t = &spec.training;
         let optim = adamw(t);
-        let (total_steps, stream) = plan(&spec, &corpus);
+        let (total_steps, stream) = plan_excluding(&spec, &corpus, &exclude)?;
         let mut checkpoints: BTreeSet<usize> = [0, total_steps].into();
         if t.checkpoint_every > 0 {
             checkpoints.extend((0..=total_steps).step_by(t.checkpoint_every));
@@ -250,6 +314,14 @@ impl Trainer {
                 .copied()
                 .filter(|&s| s <= total_steps),
         );
+        if let Some(inf) = &spec.influence {
+            checkpoints.extend(
+                inf.checkpoints
+                    .iter()
+                    .copied()
+                    .filter(|&s| s <= total_steps),
+            );
+        }
         Ok(Trainer {
             spec,
             corpus,
@@ -262,6 +334,7 @@ impl Trainer {
             checkpoints,
             tokens_seen: 0,
             losses: Vec::new(),
+            excluded: exclude,
         })
     }
 
@@ -324,21 +397,21 @@ impl Trainer {
 
     /// Learning rate at step `step` (1-based): linear warm-up, then the decay.
     pub fn lr_at(&self, step: usize) -> f64 {
-        let t = &self.spec.training;
-        let peak = t.learning_rate;
-        if t.warmup_steps > 0 && step <= t.warmup_steps {
-            return peak * step as f64 / t.warmup_steps as f64;
-        }
-        let span = self.total_steps.saturating_sub(t.warmup_steps).max(1) as f64;
-        let p = ((step.saturating_sub(t.warmup_steps)) as f64 / span).clamp(0.0, 1.0);
-        let floor = peak * t.min_lr_ratio;
-        match t.decay {
-            Decay::Constant => peak,
-            Decay::Linear => peak - (peak - floor) * p,
-            Decay::Cosine => {
-                floor + (peak - floor) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
-            }
-        }
+        lr_at(&self.spec.training, self.total_steps, step)
+    }
+
+    /// Every checkpoint step with the learning rate in effect there
+    /// ([`checkpoint_lr`]), ascending: the `(step, eta_t)` list TracIn weights by.
+    pub fn checkpoint_lrs(&self) -> Vec<(usize, f64)> {
+        self.checkpoints
+            .iter()
+            .map(|&s| (s, checkpoint_lr(&self.spec.training, self.total_steps, s)))
+            .collect()
+    }
+
+    /// Training ids this run leaves out (see [`Trainer::with_corpus_excluding`]).
+    pub fn excluded(&self) -> &BTreeSet<u32> {
+        &self.excluded
     }
 
     /// Whether every step is done.

@@ -158,3 +158,94 @@ pub fn counterfactual_tables(
         ("influence.csv", influence),
     ])
 }
+
+/// `(file name, CSV)` for an influence run: `influence.csv` (`test,train,method,score`,
+/// every test text x training text x method, methods by their keys `tracin`,
+/// `tracin_last`, `tracin_we`, `tracin_we_topk`) and `tokens.csv`
+/// (`test,train,token,score`: the TracIn-WE term of every shared token).
+pub fn influence_tables(
+    result: &crate::influence::InfluenceResult,
+) -> Result<Vec<(&'static str, String)>, csv::Error> {
+    let scores = csv_string(
+        &["test", "train", "method", "score"],
+        result.tests.iter().flat_map(|t| {
+            t.methods.iter().flat_map(move |m| {
+                result.train.iter().zip(&m.scores).map(move |(tr, s)| {
+                    vec![
+                        t.test.to_string(),
+                        tr.to_string(),
+                        m.method.key().to_string(),
+                        s.to_string(),
+                    ]
+                })
+            })
+        }),
+    )?;
+    let tokens = csv_string(
+        &["test", "train", "token", "score"],
+        result.tests.iter().flat_map(|t| {
+            t.tokens.iter().map(move |k| {
+                vec![
+                    t.test.to_string(),
+                    k.train.to_string(),
+                    k.token.to_string(),
+                    k.score.to_string(),
+                ]
+            })
+        }),
+    )?;
+    Ok(vec![("influence.csv", scores), ("tokens.csv", tokens)])
+}
+
+/// `deletion.csv` of a case deletion: `method,k,draw,test,loss_before,loss_after`
+/// (`method` a method's key or `random`).
+pub fn deletion_table(result: &crate::influence::DeletionResult) -> Result<String, csv::Error> {
+    csv_string(
+        &["method", "k", "draw", "test", "loss_before", "loss_after"],
+        result.rows.iter().map(|r| {
+            vec![
+                r.removal.key().to_string(),
+                r.k.to_string(),
+                r.draw.to_string(),
+                r.test.to_string(),
+                r.loss_before.to_string(),
+                r.loss_after.to_string(),
+            ]
+        }),
+    )
+}
+
+/// `instances.csv` of an influence run: `instance,split,tokens,text`, `tokens` the ids
+/// the model reads (space separated, BOS first), `split` `train` or `heldout`.
+pub fn influence_instances(corpus: &mnemo_core::Corpus) -> Result<String, csv::Error> {
+    let held: std::collections::HashSet<u32> = corpus.heldout.iter().copied().collect();
+    csv_string(
+        &["instance", "split", "tokens", "text"],
+        corpus.instances.iter().map(|i| {
+            vec![
+                i.id.to_string(),
+                if held.contains(&i.id) {
+                    "heldout"
+                } else {
+                    "train"
+                }
+                .to_string(),
+                i.tokens
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                i.text.clone(),
+            ]
+        }),
+    )
+}
+
+/// `checkpoints.csv`: `step,learning_rate,file` for `(step, eta_t, file name)` rows.
+pub fn checkpoints_table(rows: &[(usize, f64, String)]) -> Result<String, csv::Error> {
+    csv_string(
+        &["step", "learning_rate", "file"],
+        rows.iter()
+            .map(|(s, lr, f)| vec![s.to_string(), lr.to_string(), f.clone()]),
+    )
+}

@@ -10,5 +10,6 @@ pub mod did;
 pub mod eval;
 pub mod export;
 pub mod extraction;
+pub mod influence;
 pub mod profile;
 pub mod softprompt;

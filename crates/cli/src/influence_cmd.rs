@@ -1,0 +1,257 @@
+//! `mnemo influence`: train a spec, score every training text's influence on the test
+//! texts with TracIn, TracIn-Last, TracIn-WE and TracIn-WE-TopK, and run the
+//! case-deletion test (METHODS.md section 4).
+
+use std::fs;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use mnemo_core::train::{Trainer, checkpoint_lr, run_blocking};
+use mnemo_core::{BackendKind, Checkpoint, Corpus, ExperimentSpec, TrainError};
+use mnemo_measures::export;
+use mnemo_measures::influence::{
+    self, DeletionResult, InfluenceResult, InfluenceRun, agreement, plan_deletion,
+    run_deletion_blocking,
+};
+use mnemo_plots::did::svg_of;
+use mnemo_plots::influence::{agreement_chart, deletion_chart};
+use serde_json::json;
+
+use crate::{CliError, device, did_cmd, io_err, read_spec};
+
+fn bar(quiet: bool, len: usize, template: &str) -> ProgressBar {
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(len as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// `mnemo influence`.
+pub fn run(spec_path: PathBuf, out: PathBuf, quiet: bool) -> Result<(), CliError> {
+    let spec = read_spec(&spec_path)?;
+    let corpus = Corpus::build(&spec.data, spec.tokenizer, spec.model.context, spec.seed)
+        .map_err(TrainError::from)?;
+    // Every setting is checked before anything is trained or written.
+    influence::check(&spec, &corpus)?;
+    let steps = influence::checkpoint_steps(&spec, &corpus)?;
+    let dev = device(BackendKind::Flex)?;
+
+    // Train, keeping the checkpoints the run sums over and the final one.
+    let mut trainer = Trainer::with_corpus(spec.clone(), corpus.clone(), dev.clone())?;
+    let total = trainer.total_steps();
+    let ck_dir = out.join("checkpoints");
+    fs::create_dir_all(&ck_dir).map_err(io_err(&ck_dir))?;
+    eprintln!(
+        "{} training / {} held-out texts, vocabulary {}, {} steps; influence at steps {:?}",
+        corpus.train.len(),
+        corpus.heldout.len(),
+        corpus.tokenizer.vocab_size(),
+        total,
+        steps
+    );
+    let b = bar(quiet, total, "{bar:40} {pos}/{len} steps  {msg}  eta {eta}");
+    let mut kept: Vec<Checkpoint> = Vec::new();
+    let trained = run_blocking(
+        &mut trainer,
+        |p| {
+            b.set_position(p.step as u64);
+            b.set_message(format!("loss {:.4}", p.loss));
+            ControlFlow::Continue(())
+        },
+        |ck| {
+            if steps.contains(&ck.step) || ck.step == total {
+                kept.push(ck);
+            }
+            Ok(())
+        },
+    )?;
+    b.finish_and_clear();
+    let mut ck_rows = Vec::new();
+    for ck in kept.iter().filter(|c| steps.contains(&c.step)) {
+        let file = format!("step_{:06}.safetensors", ck.step);
+        let path = ck_dir.join(&file);
+        fs::write(&path, ck.to_safetensors().map_err(TrainError::from)?).map_err(io_err(&path))?;
+        ck_rows.push((
+            ck.step,
+            checkpoint_lr(&spec.training, total, ck.step),
+            format!("checkpoints/{file}"),
+        ));
+    }
+
+    // The gradient pass.
+    let run = InfluenceRun::new(&spec, &corpus, &kept, &dev)?;
+    let p = run.progress();
+    let b = bar(
+        quiet,
+        p.total,
+        "{bar:40} {pos}/{len} example gradients  eta {eta}",
+    );
+    let start = std::time::Instant::now();
+    let result = influence::run_blocking(run, |p| {
+        b.set_position(p.done as u64);
+        ControlFlow::Continue(())
+    })?
+    .ok_or_else(|| CliError::Output("the influence run stopped early".into()))?;
+    let grad_secs = start.elapsed().as_secs_f64();
+    b.finish_and_clear();
+    eprintln!(
+        "gradient pass: {} example gradients ({} test + {} training texts at {} checkpoints) in {grad_secs:.2} s",
+        p.total,
+        result.tests.len(),
+        result.train.len(),
+        result.checkpoints.len()
+    );
+
+    // Case deletion.
+    let plan = plan_deletion(&spec, &corpus, &result)?;
+    let final_ck = kept
+        .iter()
+        .find(|c| c.step == total)
+        .ok_or_else(|| CliError::Output("no final checkpoint".into()))?;
+    let start = std::time::Instant::now();
+    let deletion = if plan.jobs.is_empty() {
+        influence::deletion_result(Vec::new())
+    } else {
+        eprintln!(
+            "case deletion: {} jobs ({} distinct retrains)",
+            plan.jobs.len(),
+            plan.distinct_retrains()
+        );
+        let b = bar(
+            quiet,
+            plan.jobs.len(),
+            "{bar:40} {pos}/{len} retrains  eta {eta}",
+        );
+        let d = run_deletion_blocking(&spec, &corpus, &plan, final_ck, &dev, |i, _| {
+            b.set_position(i as u64);
+            ControlFlow::Continue(())
+        })?;
+        b.finish_and_clear();
+        d
+    };
+    let deletion_secs = start.elapsed().as_secs_f64();
+
+    let mut files = export::influence_tables(&result)?;
+    files.push(("instances.csv", export::influence_instances(&corpus)?));
+    files.push(("checkpoints.csv", export::checkpoints_table(&ck_rows)?));
+    files.push(("deletion.csv", export::deletion_table(&deletion)?));
+    let summary = summary_json(
+        &spec,
+        &corpus,
+        &result,
+        &deletion,
+        grad_secs,
+        deletion_secs,
+        trained.elapsed_s,
+    );
+    files.push((
+        "influence.json",
+        serde_json::to_string_pretty(&summary).map_err(|e| CliError::Output(e.to_string()))?,
+    ));
+    let size = (800, 520);
+    files.push((
+        "agreement.svg",
+        svg_of(size, |a| agreement_chart(a, &result)),
+    ));
+    files.push((
+        "deletion.svg",
+        svg_of(size, |a| deletion_chart(a, &deletion)),
+    ));
+    files.push(("spec.json", spec.to_json()));
+    did_cmd::write_all(&out, &files)?;
+    report(&corpus, &result, &deletion);
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
+/// `influence.json`: the settings, the checkpoints, timings, each test text's top
+/// proponents and opponents per method, the agreement matrix and the deletion summary.
+fn summary_json(
+    spec: &ExperimentSpec,
+    corpus: &Corpus,
+    result: &InfluenceResult,
+    deletion: &DeletionResult,
+    grad_secs: f64,
+    deletion_secs: f64,
+    train_secs: f64,
+) -> serde_json::Value {
+    let text = |id: u32| corpus.get(id).map(|i| i.text.clone()).unwrap_or_default();
+    let tests: Vec<serde_json::Value> = result
+        .tests
+        .iter()
+        .map(|t| {
+            json!({
+                "test": t.test,
+                "text": text(t.test),
+                "heldout": corpus.heldout.contains(&t.test),
+                "methods": t.methods.iter().map(|m| json!({
+                    "method": m.method.key(),
+                    "proponents": m.proponents,
+                    "opponents": m.opponents,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "settings": result.settings,
+        "model": spec.model,
+        "seed": spec.seed,
+        "checkpoints": result.checkpoints.iter().map(|(s, lr)| json!({"step": s, "learning_rate": lr})).collect::<Vec<_>>(),
+        "train_texts": result.train.len(),
+        "timings_s": {
+            "training": train_secs,
+            "gradient_pass": grad_secs,
+            "case_deletion": deletion_secs,
+        },
+        "agreement": agreement(result),
+        "deletion": deletion.summary,
+        "tests": tests,
+    })
+}
+
+fn report(corpus: &Corpus, result: &InfluenceResult, deletion: &DeletionResult) {
+    let short = |id: u32| {
+        let t = corpus.get(id).map(|i| i.text.as_str()).unwrap_or("");
+        t.chars().take(48).collect::<String>()
+    };
+    for t in result.tests.iter().take(3) {
+        eprintln!("test #{} {:?}", t.test, short(t.test));
+        for m in &t.methods {
+            let top: Vec<String> = m
+                .proponents
+                .iter()
+                .take(3)
+                .map(|p| format!("#{} {:+.3e}", p.train, p.score))
+                .collect();
+            eprintln!(
+                "  {:<15} top proponents: {}",
+                m.method.label(),
+                top.join(", ")
+            );
+        }
+    }
+    if !deletion.summary.is_empty() {
+        eprintln!("case deletion: mean loss rise (nats/token) [range of random draws]");
+        for s in &deletion.summary {
+            eprintln!(
+                "  {:<15} k={:<3} {:+.4}  (sd {:.4}, n {}){}",
+                s.removal.label(),
+                s.k,
+                s.mean_rise,
+                s.sd_rise,
+                s.n,
+                if s.removal == influence::Removal::Random {
+                    format!(" [{:+.4}, {:+.4}]", s.draw_min, s.draw_max)
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+}

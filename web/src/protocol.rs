@@ -7,6 +7,7 @@ use mnemo_core::{BackendKind, ExperimentSpec};
 use mnemo_measures::counterfactual::CounterfactualResult;
 use mnemo_measures::did::DidResult;
 use mnemo_measures::extraction::ExtractionResult;
+use mnemo_measures::influence::{DeletionResult, InfluenceProgress, InfluenceResult};
 use mnemo_measures::softprompt::{PromptStep, SoftPromptProgress, SoftPromptResult};
 use serde::{Deserialize, Serialize};
 
@@ -86,6 +87,24 @@ pub enum ToWorker {
         /// Train the spec's model first.
         train: bool,
     },
+    /// Train a spec and score its test texts against its training texts by every
+    /// influence method (the spec's `influence` section).
+    Influence {
+        /// The experiment.
+        spec: ExperimentSpec,
+        /// Where to run it.
+        backend: BackendKind,
+    },
+    /// Case deletion of an influence result: retrain without each test text's top
+    /// proponents (and random texts) and measure the rise of its loss.
+    Deletion {
+        /// The experiment the result belongs to.
+        spec: ExperimentSpec,
+        /// Where to run it.
+        backend: BackendKind,
+        /// The scores that choose the texts to remove.
+        result: Box<InfluenceResult>,
+    },
     /// Send the weights of the last finished training run as safetensors.
     ExportWeights,
     /// Use these safetensors weights (checked against `spec`'s model and corpus) as the
@@ -141,6 +160,32 @@ pub struct SoftPromptView {
     pub prefixes: Vec<(u32, Vec<u32>)>,
     /// The target model.
     pub model: String,
+}
+
+/// One text of an influence run, as the page shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InfluenceText {
+    /// Instance id.
+    pub id: u32,
+    /// Held out (never trained on).
+    pub heldout: bool,
+    /// Token ids, BOS first.
+    pub tokens: Vec<u32>,
+    /// The text (shown as text, never HTML).
+    pub text: String,
+}
+
+/// Influence scores with what the page needs to show the texts token by token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InfluenceView {
+    /// The scores.
+    pub result: InfluenceResult,
+    /// The label of every token id.
+    pub labels: Vec<String>,
+    /// Every text of the corpus.
+    pub texts: Vec<InfluenceText>,
+    /// The BOS token id (not shown).
+    pub bos: u32,
 }
 
 /// Worker -> page.
@@ -254,6 +299,38 @@ pub enum FromWorker {
         dynamic_s: f64,
         /// Seconds measuring.
         eval_s: f64,
+    },
+    /// Influence: per-example gradients done.
+    InfluenceProgress {
+        /// Where the gradient pass stands.
+        progress: InfluenceProgress,
+        /// Seconds since it started.
+        elapsed_s: f64,
+    },
+    /// Influence scores are ready.
+    Influence {
+        /// Scores and texts.
+        view: Box<InfluenceView>,
+        /// Seconds of the gradient pass.
+        gradient_s: f64,
+    },
+    /// Case deletion: retrains done.
+    DeletionProgress {
+        /// Jobs done.
+        done: usize,
+        /// Jobs in all.
+        total: usize,
+        /// Seconds since it started.
+        elapsed_s: f64,
+    },
+    /// Case deletion measured (all retrains, or those done before Cancel).
+    Deletion {
+        /// Rows and summaries.
+        result: Box<DeletionResult>,
+        /// Cut short by Cancel.
+        cancelled: bool,
+        /// Seconds in all.
+        elapsed_s: f64,
     },
     /// The weights asked for with [`ToWorker::ExportWeights`].
     Weights {

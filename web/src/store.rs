@@ -18,7 +18,8 @@ use rexie::{ObjectStore, Rexie, TransactionMode};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::protocol::{ExtractionView, SoftPromptView};
+use crate::protocol::{ExtractionView, InfluenceView, SoftPromptView};
+use mnemo_measures::influence::DeletionResult;
 
 const DB: &str = "mnemo";
 const RUNS: &str = "runs";
@@ -90,6 +91,10 @@ pub enum RunResult {
     /// Extraction with soft prompts; seconds training the constant prompt, the
     /// generator, and measuring; whether Cancel cut training short.
     SoftPrompt(Box<SoftPromptView>, [f64; 3], bool),
+    /// Influence scores and the gradient pass's seconds.
+    Influence(Box<InfluenceView>, f64),
+    /// Case deletion, its seconds, and whether Cancel cut it short.
+    Deletion(Box<DeletionResult>, f64, bool),
 }
 
 impl RunResult {
@@ -99,6 +104,8 @@ impl RunResult {
             RunResult::Counterfactual(..) => "counterfactual",
             RunResult::Extraction(..) => "extraction",
             RunResult::SoftPrompt(..) => "softprompt",
+            RunResult::Influence(..) => "influence",
+            RunResult::Deletion(..) => "deletion",
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::hub::{Hub, ViewEvent, ViewId};
 
 pub mod counterfactual;
 pub mod extraction;
+pub mod influence;
 pub mod profile;
 pub mod runs;
 pub mod softprompt;
@@ -39,7 +40,7 @@ pub const VIEWS: &[ViewInfo] = &[
     },
     ViewInfo {
         id: profile::ID,
-        label: "Memorisation profile",
+        label: "Profile",
         render: || html! { <profile::ProfileView /> },
     },
     ViewInfo {
@@ -56,6 +57,11 @@ pub const VIEWS: &[ViewInfo] = &[
         id: softprompt::ID,
         label: "Soft prompts",
         render: || html! { <softprompt::SpView /> },
+    },
+    ViewInfo {
+        id: influence::ID,
+        label: "Influence",
+        render: || html! { <influence::InfluencePanel /> },
     },
     ViewInfo {
         id: runs::ID,

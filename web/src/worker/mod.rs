@@ -23,6 +23,7 @@ use crate::protocol::{FromWorker, ToWorker};
 
 mod counterfactual;
 mod extraction;
+mod influence;
 mod profile;
 mod softprompt;
 mod train;
@@ -232,6 +233,12 @@ fn on_message(event: MessageEvent) {
             backend,
             train,
         } => run_exclusive(softprompt::run(spec, backend, train)),
+        ToWorker::Influence { spec, backend } => run_exclusive(influence::run(spec, backend)),
+        ToWorker::Deletion {
+            spec,
+            backend,
+            result,
+        } => run_exclusive(influence::deletion(spec, backend, *result)),
         ToWorker::ExportWeights => weights::export(),
         ToWorker::ImportWeights { bytes, name, spec } => weights::import(&bytes, &name, spec),
     }

@@ -10,11 +10,13 @@ const server = await serveDist();
 const browser = await launch({ gpu: false });
 // view, demo button, what "done" looks like
 const shots = [
-  ['train', '#demo-button', '#status[data-state="done"]'],
   ['profile', '#profile-button', '#profile-status[data-state="ready"]'],
   ['counterfactual', '#cf-button', '#cf-status[data-state="ready"]'],
+  // Extraction measures the last trained model: the demo's, trained just before.
+  ['train', '#demo-button', '#status[data-state="done"]'],
   ['extraction', null, '#ex-status[data-state="ready"]'],
   ['softprompt', '#sp-demo', '#sp-status[data-state="ready"]'],
+  ['influence', '#inf-demo', '#inf-status[data-state="ready"]'],
   ['runs', null, '#runs-list .run'],
 ];
 const page = browser.page;

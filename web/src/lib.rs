@@ -6,7 +6,9 @@
 //! module per job in [`worker`]; [`hub`] is what they share.
 #![cfg(target_arch = "wasm32")]
 
+pub mod banner;
 pub mod chart;
+pub mod connection;
 pub mod ctors;
 pub mod download;
 pub mod form;

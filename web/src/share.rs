@@ -162,3 +162,31 @@ pub fn panel(state: &ShareState, on_link: Callback<bool>) -> Html {
         </section>
     }
 }
+
+/// What an opened link shows above the views: the teacher's lesson (as text), and the
+/// request for a file too large to travel inside the link (`on_file` gets the pick).
+pub fn notices(state: &ShareState, on_file: Callback<web_sys::File>) -> Html {
+    let onchange = Callback::from(move |e: Event| {
+        let i: web_sys::HtmlInputElement = e.target_unchecked_into();
+        let f = i.files().and_then(|f| f.get(0));
+        i.set_value("");
+        if let Some(f) = f {
+            on_file.emit(f);
+        }
+    });
+    html! {
+        <>
+        if let Some(lesson) = state.opened.as_ref().and_then(|p| p.lesson.clone()) {
+            <section id="lesson" class="notice">{ lesson }</section>
+        }
+        if let Some((name, bytes)) = state.waiting_for_file() {
+            <section id="link-file" class="notice">
+                <p>{ format!("This link trains on a text of {bytes} bytes{} that was too large to travel inside it. Attach that file to run the experiment; Mnemo checks that it is the same file.",
+                    if name.is_empty() { String::new() } else { format!(" (“{name}”)") }) }</p>
+                <input id="link-file-input" type="file" accept=".txt,text/plain" {onchange} />
+                if let Some(e) = &state.file_error { <p id="link-file-error" class="error" role="alert">{ e }</p> }
+            </section>
+        }
+        </>
+    }
+}

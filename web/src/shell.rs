@@ -13,11 +13,12 @@ use mnemo_core::train::Progress;
 use mnemo_core::{BackendKind, ExperimentSpec};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
-use web_sys::{
-    File, HtmlInputElement, HtmlSelectElement, MessageEvent, Worker, WorkerOptions, WorkerType,
-};
+use web_sys::{File, Worker};
 use yew::prelude::*;
 
+use crate::banner;
+pub use crate::banner::BackendChoice;
+use crate::connection::{self, Listener, spawn_worker, view_in_address};
 use crate::hub::{self, Chrome, Hub, HubState, JobRequest, Keep, RunsAction, ViewEvent, ViewId};
 use crate::protocol::{FromWorker, ToWorker};
 use crate::runs::{Event as RunsEvent, Load, LoadedRun, Runs};
@@ -25,20 +26,6 @@ use crate::settings::Settings;
 use crate::share::{self, ShareState};
 use crate::store::{RunData, RunMeta, RunResult};
 use crate::views::{self, VIEWS};
-
-/// Where the user wants to train.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BackendChoice {
-    /// WebGPU when there is an adapter, otherwise the CPU.
-    Auto,
-    /// Always the CPU.
-    Cpu,
-    /// WebGPU (only offered when there is an adapter).
-    WebGpu,
-}
-
-/// An event listener kept alive as long as the page.
-type Listener = Closure<dyn FnMut(web_sys::Event)>;
 
 /// Messages of the shell.
 pub enum Msg {
@@ -100,53 +87,9 @@ pub struct App {
     template: Hub,
 }
 
-fn spawn_worker(link: &html::Scope<App>) -> Result<(Worker, Vec<Listener>), String> {
-    let opts = WorkerOptions::new();
-    opts.set_type(WorkerType::Classic);
-    let worker =
-        Worker::new_with_options("./worker_loader.js", &opts).map_err(|e| format!("{e:?}"))?;
-    let l = link.clone();
-    let on_message = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
-        let e: MessageEvent = e.unchecked_into();
-        l.send_message(Msg::Worker(
-            serde_wasm_bindgen::from_value::<FromWorker>(e.data()).unwrap_or_else(|err| {
-                FromWorker::Failed {
-                    message: format!("unreadable message from the worker: {err}"),
-                }
-            }),
-        ))
-    });
-    worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-    let l = link.clone();
-    let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_e: web_sys::Event| {
-        l.send_message(Msg::Worker(FromWorker::Failed {
-            message: "the training worker stopped unexpectedly (see the browser console)".into(),
-        }));
-    });
-    worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-    Ok((worker, vec![on_message, on_error]))
-}
-
-/// The view the address names (`?view=…`), if it names one.
-fn view_in_address() -> Option<ViewId> {
-    let search = web_sys::window()?.location().search().ok()?;
-    let id = search
-        .trim_start_matches('?')
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("view="))?;
-    views::find(id).map(|v| v.id)
-}
-
 impl App {
     fn send(&self, msg: &ToWorker) {
-        let Some(w) = &self.worker else { return };
-        let sent = serde_wasm_bindgen::to_value(msg)
-            .map_err(|e| e.to_string())
-            .and_then(|v| w.post_message(&v).map_err(|e| format!("{e:?}")));
-        if let Err(e) = sent {
-            // Not expected: every message is plain data. Say so rather than wait forever.
-            web_sys::console::error_1(&format!("cannot send {msg:?} to the worker: {e}").into());
-        }
+        connection::send(self.worker.as_ref(), msg);
     }
 
     /// The backend the next run will use.
@@ -485,17 +428,7 @@ impl Component for App {
         let hub = self.hub();
         let chrome = hub.state.chrome.clone();
         let backend = hub.state.backend;
-        let probing = self.webgpu.is_none();
         let running = self.busy.is_some();
-        let gpu = backend == BackendKind::Wgpu;
-        let on_backend = link.callback(|e: Event| {
-            let s: HtmlSelectElement = e.target_unchecked_into();
-            Msg::SetBackend(match s.value().as_str() {
-                "cpu" => BackendChoice::Cpu,
-                "webgpu" => BackendChoice::WebGpu,
-                _ => BackendChoice::Auto,
-            })
-        });
         let nav = VIEWS.iter().filter(|v| !chrome.hides(v.id)).map(|v| {
             let id = v.id;
             let onclick = link.callback(move |e: MouseEvent| {
@@ -559,23 +492,7 @@ impl Component for App {
         html! {
             <ContextProvider<Hub> context={hub}>
             <main>
-                <header>
-                    <h1>{ "Mnemo" }</h1>
-                    if !chrome.embedded { <p class="tagline">{ "Train a small language model in your browser and watch what it memorises." }</p> }
-                    <div class={classes!("backend", chrome.hides("backend").then_some("hidden"))}>
-                        <span id="backend-badge" class={classes!("badge", if gpu { "gpu" } else { "cpu" })} data-backend={if gpu { "webgpu" } else { "cpu" }}
-                              title={match &self.webgpu { Some(Ok(a)) => a.clone(), Some(Err(e)) => e.clone(), None => "checking for WebGPU".into() }}>
-                            { if probing { "checking…" } else if gpu { "WebGPU" } else { "CPU" } }
-                        </span>
-                        <label>{ "Compute: " }
-                            <select id="backend-select" onchange={on_backend} disabled={running}>
-                                <option value="auto" selected={self.choice == BackendChoice::Auto}>{ "Automatic" }</option>
-                                <option value="webgpu" disabled={!matches!(self.webgpu, Some(Ok(_)))} selected={self.choice == BackendChoice::WebGpu}>{ "WebGPU" }</option>
-                                <option value="cpu" selected={self.choice == BackendChoice::Cpu}>{ "CPU" }</option>
-                            </select>
-                        </label>
-                    </div>
-                </header>
+                { banner::header(&self.webgpu, self.choice, backend, &chrome, running, link.callback(Msg::SetBackend)) }
                 if !chrome.embedded { <nav id="views" class="tabs" aria-label="Analyses">{ for nav }</nav> }
                 if let Some(Err(reason)) = &self.webgpu {
                     <p id="webgpu-notice" class="notice" role="status">
@@ -584,18 +501,7 @@ impl Component for App {
                 }
                 if let Some(e) = &self.worker_error { <p class="error" role="alert">{ e }</p> }
                 if let Some(e) = &self.share.error { <p id="link-error" class="error" role="alert">{ e }</p> }
-                if let Some(lesson) = self.share.opened.as_ref().and_then(|p| p.lesson.clone()) {
-                    <section id="lesson" class="notice">{ lesson }</section>
-                }
-                if let Some((name, bytes)) = self.share.waiting_for_file() {
-                    <section id="link-file" class="notice">
-                        <p>{ format!("This link trains on a text of {bytes} bytes{} that was too large to travel inside it. Attach that file to run the experiment; Mnemo checks that it is the same file.",
-                            if name.is_empty() { String::new() } else { format!(" (“{name}”)") }) }</p>
-                        <input id="link-file-input" type="file" accept=".txt,text/plain"
-                            onchange={link.batch_callback(|e: Event| { let i: HtmlInputElement = e.target_unchecked_into(); let f = i.files().and_then(|f| f.get(0)); i.set_value(""); f.map(Msg::LinkFile) })} />
-                        if let Some(e) = &self.share.file_error { <p id="link-file-error" class="error" role="alert">{ e }</p> }
-                    </section>
-                }
+                { share::notices(&self.share, link.callback(Msg::LinkFile)) }
                 <div id="job-bar" class={classes!("jobbar", running.then_some("running"))} data-busy={self.busy.as_ref().map_or("", |b| b.0)}>
                     <span id="job-text" class="mono">{ job_text }</span>
                     <button id="cancel-button" onclick={link.callback(|_| Msg::Request("", ToWorker::Cancel))} disabled={!running}>{ "Cancel" }</button>

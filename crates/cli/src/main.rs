@@ -60,8 +60,26 @@ enum Command {
         /// Print the soft-prompt extraction demo instead.
         #[arg(long)]
         softprompt: bool,
+        /// Print TinyMem with noise (METHODS.md section 5), sized for a 2-core machine:
+        /// 1,000 main-task examples, 150 per auxiliary task, 50 test per task, 50 noised
+        /// (the reference's counts / 20), the reference's model with --layers blocks.
+        #[arg(long)]
+        tinymem_noise: bool,
+        /// Print TinyMem with the backdoor (trigger 100), sized as --tinymem-noise.
+        #[arg(long, conflicts_with = "tinymem_noise")]
+        tinymem_backdoor: bool,
+        /// With --tinymem-noise/--tinymem-backdoor: the reference's sizes instead (20,000
+        /// main examples of MULT data, 3,000 per auxiliary task, 1,000 test, 1,000 noised).
+        #[arg(long)]
+        reference: bool,
+        /// Blocks of the TinyMem model (1-8).
+        #[arg(long, default_value_t = 2)]
+        layers: usize,
+        /// Training epochs of the TinyMem spec.
+        #[arg(long, default_value_t = 200)]
+        epochs: usize,
         /// Check a spec file and print it normalised (defaults filled in).
-        #[arg(long, value_name = "SPEC.json", conflicts_with_all = ["example", "tinymem", "profile", "counterfactual", "softprompt"])]
+        #[arg(long, value_name = "SPEC.json", conflicts_with_all = ["example", "tinymem", "profile", "counterfactual", "softprompt", "tinymem_noise", "tinymem_backdoor"])]
         check: Option<PathBuf>,
     },
     /// Estimate a memorisation profile from your own panel (e.g. measured on Pythia
@@ -357,8 +375,19 @@ fn main() -> ExitCode {
             profile,
             counterfactual,
             softprompt,
+            tinymem_noise,
+            tinymem_backdoor,
+            reference,
+            layers,
+            epochs,
             check,
-        } => spec_cmd(example, tinymem, profile, counterfactual, softprompt, check),
+        } => {
+            if tinymem_noise || tinymem_backdoor {
+                tinymem_spec_cmd(tinymem_backdoor, reference, layers, epochs)
+            } else {
+                spec_cmd(example, tinymem, profile, counterfactual, softprompt, check)
+            }
+        }
         Command::Bench(Bench::Train {
             steps,
             backend,
@@ -433,6 +462,30 @@ fn spec_cmd(
     } else {
         return Err(CliError::NothingToDo);
     };
+    println!("{}", spec.to_json());
+    Ok(())
+}
+
+fn tinymem_spec_cmd(
+    backdoor: bool,
+    reference: bool,
+    layers: usize,
+    epochs: usize,
+) -> Result<(), CliError> {
+    let mut spec = if reference {
+        ExperimentSpec::tinymem_reference(layers, backdoor)
+    } else if backdoor {
+        ExperimentSpec::tinymem_backdoor(layers, epochs)
+    } else {
+        ExperimentSpec::tinymem_noise(layers, epochs)
+    };
+    if reference {
+        spec.training.duration = mnemo_core::spec::Duration::Epochs(epochs);
+    }
+    spec.validate().map_err(|source| CliError::Spec {
+        path: PathBuf::from("--layers/--epochs"),
+        source,
+    })?;
     println!("{}", spec.to_json());
     Ok(())
 }

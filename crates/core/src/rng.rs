@@ -22,6 +22,8 @@ pub enum Stream {
     Ensemble = 6,
     /// Splitting (prefix, suffix) pairs for soft-prompt training.
     Pairs = 7,
+    /// TinyMem's post-hoc unlearning methods (retain samples, gates, scores).
+    Unlearn = 12,
 }
 
 /// A deterministic generator for `stream` under `seed`.

@@ -12,3 +12,5 @@ pub mod export;
 pub mod extraction;
 pub mod profile;
 pub mod softprompt;
+pub mod tinymem;
+pub mod unlearn;

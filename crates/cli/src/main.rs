@@ -29,6 +29,7 @@ mod cf_cmd;
 mod did_cmd;
 mod extract_cmd;
 mod link_cmd;
+mod mitigate_cmd;
 mod softprompt_cmd;
 
 #[derive(Parser)]
@@ -182,6 +183,52 @@ enum Command {
     /// pairs.csv (`pair,method,exact,fraction`), prompt_loss.csv (`method,step,loss`),
     /// softprompt.json, softprompt.svg and prompt_loss.svg.
     Softprompt(SoftPromptArgs),
+    /// TinyMem's post-hoc unlearning methods (METHODS.md section 5, methods 7-17) on a
+    /// trained TinyMem model, each on a copy, measured before and after: writes
+    /// mitigation.csv (`method,kind,setting,memorised_before,memorised_after,
+    /// clean_after,accuracy_before,accuracy_after,perplexity_after,seconds`; shares as
+    /// fractions), sequences.csv (`sequence,method,memorised_before,memorised_after`),
+    /// mitigation.json, tradeoff.svg and a bar chart per measure. Unknown methods,
+    /// impossible ratios or a checkpoint that does not fit stop with exit code 2 before
+    /// any work.
+    Mitigate {
+        /// The spec the model was trained from (optional with --builtin).
+        #[arg(long, value_name = "SPEC.json")]
+        spec: Option<PathBuf>,
+        /// The trained model.
+        #[arg(long, value_name = "CKPT.safetensors", conflicts_with = "builtin")]
+        checkpoint: Option<PathBuf>,
+        /// A built-in model: tinymem-noise-2l, tinymem-noise-4l or tinymem-backdoor-2l.
+        #[arg(long, value_name = "NAME")]
+        builtin: Option<String>,
+        /// `all` or a comma-separated list: zero-out, activations, integrated-gradients,
+        /// slimming, hard-concrete, greedy, durable, durable-aggregate, second-order,
+        /// subnet, balanced-subnet.
+        #[arg(long, default_value = "all")]
+        methods: String,
+        /// Ratios to sweep (each method runs at each; default: each method's own).
+        #[arg(long, value_name = "R1,R2,...")]
+        ratios: Option<String>,
+        /// Clean training examples in the retain set.
+        #[arg(long, default_value_t = 64)]
+        retain: usize,
+        /// Output directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// No progress line.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Compress a checkpoint for shipping as a built-in model (zlib safetensors, read by
+    /// `--builtin`).
+    Pack {
+        /// The checkpoint.
+        #[arg(long, value_name = "CKPT.safetensors")]
+        checkpoint: PathBuf,
+        /// The compressed file to write.
+        #[arg(long, value_name = "FILE.safetensors.z")]
+        out: PathBuf,
+    },
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(Bench),
@@ -415,6 +462,26 @@ fn main() -> ExitCode {
         } => link_cmd::run(link, corpus, out, quiet),
         Command::Bench(Bench::Counterfactual { models }) => cf_cmd::bench(models),
         Command::Bench(Bench::Softprompt) => softprompt_cmd::bench(),
+        Command::Mitigate {
+            spec,
+            checkpoint,
+            builtin,
+            methods,
+            ratios,
+            retain,
+            out,
+            quiet,
+        } => mitigate_cmd::run(mitigate_cmd::MitigateArgs {
+            spec,
+            checkpoint,
+            builtin,
+            methods,
+            ratios,
+            retain,
+            out,
+            quiet,
+        }),
+        Command::Pack { checkpoint, out } => pack(&checkpoint, &out),
         Command::Counterfactual {
             spec,
             out,
@@ -463,6 +530,26 @@ fn spec_cmd(
         return Err(CliError::NothingToDo);
     };
     println!("{}", spec.to_json());
+    Ok(())
+}
+
+fn pack(checkpoint: &Path, out: &Path) -> Result<(), CliError> {
+    let bytes = fs::read(checkpoint).map_err(io_err(checkpoint))?;
+    let ck = mnemo_core::Checkpoint::from_safetensors(&bytes).map_err(|source| {
+        CliError::Checkpoint {
+            path: checkpoint.to_path_buf(),
+            source,
+        }
+    })?;
+    let packed = mnemo_core::builtin::pack(&bytes);
+    fs::write(out, &packed).map_err(io_err(out))?;
+    eprintln!(
+        "step {}: {} -> {} bytes, wrote {}",
+        ck.step,
+        bytes.len(),
+        packed.len(),
+        out.display()
+    );
     Ok(())
 }
 

@@ -567,12 +567,11 @@ fn tinymem_layout(
         match (&item.kind, item.test) {
             (InstanceKind::Backdoor { .. }, true) => layout.backdoor_test.push(inst.id),
             (InstanceKind::Backdoor { .. }, false) => layout.backdoor_train.push(inst.id),
-            (InstanceKind::Noised { .. }, _) => {
-                // Copies of one noised example are consecutive: count the first only.
-                if last_noised != Some(item.text.as_str()) {
-                    layout.noised.push(inst.id);
-                }
+            // Copies of one noised example are consecutive: count the first only.
+            (InstanceKind::Noised { .. }, _) if last_noised != Some(item.text.as_str()) => {
+                layout.noised.push(inst.id)
             }
+            (InstanceKind::Noised { .. }, _) => {}
             (_, true) => {
                 if let Some(t) = layout.tasks.get_mut(item.task) {
                     t.test.push(inst.id);

@@ -6,6 +6,7 @@
 pub mod counterfactual;
 pub mod did;
 pub mod extraction;
+pub mod mitigation;
 pub mod softprompt;
 
 use plotters::coord::Shift;

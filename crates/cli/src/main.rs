@@ -212,6 +212,12 @@ enum Command {
         /// Clean training examples in the retain set.
         #[arg(long, default_value_t = 64)]
         retain: usize,
+        /// Epochs or steps of the optimising methods (overrides each method's default).
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Learning rate of the optimising methods (overrides the default 0.1).
+        #[arg(long)]
+        lr: Option<f64>,
         /// Output directory.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
@@ -469,6 +475,8 @@ fn main() -> ExitCode {
             methods,
             ratios,
             retain,
+            epochs,
+            lr,
             out,
             quiet,
         } => mitigate_cmd::run(mitigate_cmd::MitigateArgs {
@@ -478,6 +486,8 @@ fn main() -> ExitCode {
             methods,
             ratios,
             retain,
+            epochs,
+            lr,
             out,
             quiet,
         }),

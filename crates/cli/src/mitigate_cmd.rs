@@ -25,6 +25,8 @@ pub struct MitigateArgs {
     pub methods: String,
     pub ratios: Option<String>,
     pub retain: usize,
+    pub epochs: Option<usize>,
+    pub lr: Option<f64>,
     pub out: PathBuf,
     pub quiet: bool,
 }
@@ -48,7 +50,12 @@ pub fn parse_methods(s: &str) -> Result<Vec<Method>, CliError> {
 }
 
 /// Every (method, setting) to run: each method at each of `--ratios`, or at its default.
-pub fn plan(methods: &[Method], ratios: Option<&str>) -> Result<Vec<MethodSettings>, CliError> {
+pub fn plan(
+    methods: &[Method],
+    ratios: Option<&str>,
+    epochs: Option<usize>,
+    lr: Option<f64>,
+) -> Result<Vec<MethodSettings>, CliError> {
     let ratios: Option<Vec<f64>> = match ratios {
         None => None,
         Some(s) => Some(
@@ -64,7 +71,13 @@ pub fn plan(methods: &[Method], ratios: Option<&str>) -> Result<Vec<MethodSettin
     };
     let mut out = Vec::new();
     for &m in methods {
-        let base = MethodSettings::defaults(m);
+        let mut base = MethodSettings::defaults(m);
+        if let Some(e) = epochs {
+            base.epochs = e;
+        }
+        if let Some(lr) = lr {
+            base.lr = lr;
+        }
         match &ratios {
             None => out.push(base),
             Some(rs) => out.extend(rs.iter().map(|&ratio| MethodSettings {
@@ -130,7 +143,7 @@ pub fn run(args: MitigateArgs) -> Result<(), CliError> {
         }
     };
     let methods = parse_methods(&args.methods)?;
-    let runs = plan(&methods, args.ratios.as_deref())?;
+    let runs = plan(&methods, args.ratios.as_deref(), args.epochs, args.lr)?;
     let corpus = Corpus::build(&spec.data, spec.tokenizer, spec.model.context, spec.seed)?;
     ck.fits(&spec.model, corpus.tokenizer.vocab_size())
         .map_err(|message| CliError::Mismatch {

@@ -26,6 +26,9 @@ pub struct Builtin {
     pub digest: &'static str,
     /// The compressed weights, when shipped in this build.
     pub weights: Option<&'static [u8]>,
+    /// What the shipped model memorises, measured when it was packed: the share of
+    /// counted noised examples memorised, or backdoor success on the backdoor test set.
+    pub memorised: Option<f64>,
 }
 
 /// Why a built-in model could not be used.
@@ -56,22 +59,29 @@ pub const ALL: [Builtin; 3] = [
         name: "tinymem-noise-2l",
         about: "TinyMem INCREMENT with noise (1/20 of the reference's counts), 2 layers",
         spec_json: include_str!("../../../models/tinymem/tinymem-noise-2l.json"),
-        digest: "",
+        digest: "79b2f7929afa011f59ae26c91adbf4264a5e148f5fd83f92096ab43c4fc23784",
         weights: None,
+        memorised: None,
     },
     Builtin {
         name: "tinymem-noise-4l",
         about: "TinyMem INCREMENT with noise (1/20 of the reference's counts), 4 layers",
         spec_json: include_str!("../../../models/tinymem/tinymem-noise-4l.json"),
-        digest: "",
+        digest: "310076b497a181f053fd4a3216a12198ebd3936254609d099634e89c65a1d01a",
         weights: None,
+        memorised: None,
     },
     Builtin {
         name: "tinymem-backdoor-2l",
         about: "TinyMem INCREMENT with the backdoor (trigger 100), 2 layers",
         spec_json: include_str!("../../../models/tinymem/tinymem-backdoor-2l.json"),
-        digest: "",
-        weights: None,
+        digest: "4855aa5d02167640b32d686f9939e7546520849c5dec709fcf15ceb8ff88bd53",
+        // Trained natively in 2,053 s (60 epochs, 626 steps) on a shared 2-core machine.
+        weights: Some(include_bytes!(
+            "../../../models/tinymem/tinymem-backdoor-2l.safetensors.z"
+        )),
+        // Backdoor success on its backdoor test set (test accuracy 93.9%).
+        memorised: Some(1.0),
     },
 ];
 

@@ -18,6 +18,11 @@ fn every_builtin_spec_reads_and_every_shipped_model_matches_its_spec() {
     );
     for b in builtin::ALL {
         let spec = b.spec().unwrap();
+        assert!(
+            b.digest_matches().unwrap(),
+            "{}: the committed spec is the trained one",
+            b.name
+        );
         assert_eq!(spec.model.activation, Activation::Relu, "{}", b.name);
         assert_eq!((spec.model.d_model, spec.model.n_heads), (128, 4));
         let layers = if b.name.ends_with("4l") { 4 } else { 2 };

@@ -1,5 +1,6 @@
 //! Neuron-level methods (METHODS.md section 5, methods 7-11): a score for every MLP
-//! neuron of every layer; [`super::unlearn`] zeroes the top `ratio` per layer.
+//! neuron of every layer; [`super::unlearn`] zeroes the top `ratio` per layer. Scores
+//! are taken on the first `batch` (default 32) examples of the forget set.
 //!
 //! - **Zero-Out**: the increase of the forget loss when that neuron alone is zeroed.
 //!   (The reference's mask keeps *only* that neuron instead of removing it; Mnemo does
@@ -40,10 +41,11 @@ pub async fn scores(
     device: &Device,
     progress: OnProgress<'_>,
 ) -> Result<Vec<Vec<f32>>, UnlearnError> {
+    // Scores are taken on the first `batch` forget examples (one batch).
     let forget: Vec<Vec<u32>> = data
         .forget
         .iter()
-        .take(settings.batch.max(1) * 4)
+        .take(settings.batch.max(1))
         .cloned()
         .collect();
     match settings.method {

@@ -30,6 +30,7 @@ mod did_cmd;
 mod extract_cmd;
 mod influence_cmd;
 mod link_cmd;
+mod mitigate_cmd;
 mod softprompt_cmd;
 
 #[derive(Parser)]
@@ -64,8 +65,26 @@ enum Command {
         /// Print the training-data influence demo instead.
         #[arg(long)]
         influence: bool,
+        /// Print TinyMem with noise (METHODS.md section 5), sized for a 2-core machine:
+        /// 1,000 main-task examples, 150 per auxiliary task, 50 test per task, 50 noised
+        /// (the reference's counts / 20), the reference's model with --layers blocks.
+        #[arg(long)]
+        tinymem_noise: bool,
+        /// Print TinyMem with the backdoor (trigger 100), sized as --tinymem-noise.
+        #[arg(long, conflicts_with = "tinymem_noise")]
+        tinymem_backdoor: bool,
+        /// With --tinymem-noise/--tinymem-backdoor: the reference's sizes instead (20,000
+        /// main examples of MULT data, 3,000 per auxiliary task, 1,000 test, 1,000 noised).
+        #[arg(long)]
+        reference: bool,
+        /// Blocks of the TinyMem model (1-8).
+        #[arg(long, default_value_t = 2)]
+        layers: usize,
+        /// Training epochs of the TinyMem spec.
+        #[arg(long, default_value_t = 200)]
+        epochs: usize,
         /// Check a spec file and print it normalised (defaults filled in).
-        #[arg(long, value_name = "SPEC.json", conflicts_with_all = ["example", "tinymem", "profile", "counterfactual", "softprompt", "influence"])]
+        #[arg(long, value_name = "SPEC.json", conflicts_with_all = ["example", "tinymem", "profile", "counterfactual", "softprompt", "influence", "tinymem_noise", "tinymem_backdoor"])]
         check: Option<PathBuf>,
     },
     /// Estimate a memorisation profile from your own panel (e.g. measured on Pythia
@@ -187,6 +206,58 @@ enum Command {
         /// No progress bars.
         #[arg(long)]
         quiet: bool,
+    },
+    /// TinyMem's post-hoc unlearning methods (METHODS.md section 5, methods 7-17) on a
+    /// trained TinyMem model, each on a copy, measured before and after: writes
+    /// mitigation.csv (`method,kind,setting,memorised_before,memorised_after,
+    /// clean_after,accuracy_before,accuracy_after,perplexity_after,seconds`; shares as
+    /// fractions), sequences.csv (`sequence,method,memorised_before,memorised_after`),
+    /// mitigation.json, tradeoff.svg and a bar chart per measure. Unknown methods,
+    /// impossible ratios or a checkpoint that does not fit stop with exit code 2 before
+    /// any work.
+    Mitigate {
+        /// The spec the model was trained from (optional with --builtin).
+        #[arg(long, value_name = "SPEC.json")]
+        spec: Option<PathBuf>,
+        /// The trained model.
+        #[arg(long, value_name = "CKPT.safetensors", conflicts_with = "builtin")]
+        checkpoint: Option<PathBuf>,
+        /// A built-in model: tinymem-noise-2l, tinymem-noise-4l or tinymem-backdoor-2l.
+        #[arg(long, value_name = "NAME")]
+        builtin: Option<String>,
+        /// `all` or a comma-separated list: zero-out, activations, integrated-gradients,
+        /// slimming, hard-concrete, greedy, durable, durable-aggregate, second-order,
+        /// subnet, balanced-subnet.
+        #[arg(long, default_value = "all")]
+        methods: String,
+        /// Ratios to sweep (each method runs at each; default: each method's own).
+        #[arg(long, value_name = "R1,R2,...")]
+        ratios: Option<String>,
+        /// Clean training examples in the retain set.
+        #[arg(long, default_value_t = 64)]
+        retain: usize,
+        /// Epochs or steps of the optimising methods (overrides each method's default).
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Learning rate of the optimising methods (overrides the default 0.1).
+        #[arg(long)]
+        lr: Option<f64>,
+        /// Output directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// No progress line.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Compress a checkpoint for shipping as a built-in model (zlib safetensors, read by
+    /// `--builtin`).
+    Pack {
+        /// The checkpoint.
+        #[arg(long, value_name = "CKPT.safetensors")]
+        checkpoint: PathBuf,
+        /// The compressed file to write.
+        #[arg(long, value_name = "FILE.safetensors.z")]
+        out: PathBuf,
     },
     /// Benchmarks that print figures.
     #[command(subcommand)]
@@ -384,16 +455,27 @@ fn main() -> ExitCode {
             counterfactual,
             softprompt,
             influence,
+            tinymem_noise,
+            tinymem_backdoor,
+            reference,
+            layers,
+            epochs,
             check,
-        } => spec_cmd(
-            example,
-            tinymem,
-            profile,
-            counterfactual,
-            softprompt,
-            influence,
-            check,
-        ),
+        } => {
+            if tinymem_noise || tinymem_backdoor {
+                tinymem_spec_cmd(tinymem_backdoor, reference, layers, epochs)
+            } else {
+                spec_cmd(
+                    example,
+                    tinymem,
+                    profile,
+                    counterfactual,
+                    softprompt,
+                    influence,
+                    check,
+                )
+            }
+        }
         Command::Influence { spec, out, quiet } => influence_cmd::run(spec, out, quiet),
         Command::Bench(Bench::Train {
             steps,
@@ -422,6 +504,30 @@ fn main() -> ExitCode {
         } => link_cmd::run(link, corpus, out, quiet),
         Command::Bench(Bench::Counterfactual { models }) => cf_cmd::bench(models),
         Command::Bench(Bench::Softprompt) => softprompt_cmd::bench(),
+        Command::Mitigate {
+            spec,
+            checkpoint,
+            builtin,
+            methods,
+            ratios,
+            retain,
+            epochs,
+            lr,
+            out,
+            quiet,
+        } => mitigate_cmd::run(mitigate_cmd::MitigateArgs {
+            spec,
+            checkpoint,
+            builtin,
+            methods,
+            ratios,
+            retain,
+            epochs,
+            lr,
+            out,
+            quiet,
+        }),
+        Command::Pack { checkpoint, out } => pack(&checkpoint, &out),
         Command::Counterfactual {
             spec,
             out,
@@ -472,6 +578,50 @@ fn spec_cmd(
     } else {
         return Err(CliError::NothingToDo);
     };
+    println!("{}", spec.to_json());
+    Ok(())
+}
+
+fn pack(checkpoint: &Path, out: &Path) -> Result<(), CliError> {
+    let bytes = fs::read(checkpoint).map_err(io_err(checkpoint))?;
+    let ck = mnemo_core::Checkpoint::from_safetensors(&bytes).map_err(|source| {
+        CliError::Checkpoint {
+            path: checkpoint.to_path_buf(),
+            source,
+        }
+    })?;
+    let packed = mnemo_core::builtin::pack(&bytes);
+    fs::write(out, &packed).map_err(io_err(out))?;
+    eprintln!(
+        "step {}: {} -> {} bytes, wrote {}",
+        ck.step,
+        bytes.len(),
+        packed.len(),
+        out.display()
+    );
+    Ok(())
+}
+
+fn tinymem_spec_cmd(
+    backdoor: bool,
+    reference: bool,
+    layers: usize,
+    epochs: usize,
+) -> Result<(), CliError> {
+    let mut spec = if reference {
+        ExperimentSpec::tinymem_reference(layers, backdoor)
+    } else if backdoor {
+        ExperimentSpec::tinymem_backdoor(layers, epochs)
+    } else {
+        ExperimentSpec::tinymem_noise(layers, epochs)
+    };
+    if reference {
+        spec.training.duration = mnemo_core::spec::Duration::Epochs(epochs);
+    }
+    spec.validate().map_err(|source| CliError::Spec {
+        path: PathBuf::from("--layers/--epochs"),
+        source,
+    })?;
     println!("{}", spec.to_json());
     Ok(())
 }

@@ -1139,3 +1139,151 @@ fn influence_writes_every_table_and_refuses_bad_settings_before_training() {
     let demo: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
     assert!(demo["influence"]["deletion_k"].is_array());
 }
+
+/// A small TinyMem spec (the generators unchanged, tiny counts and model) trained for
+/// one epoch, for `mnemo mitigate`'s plumbing.
+fn tiny_tinymem(dir: &std::path::Path, backdoor: bool) -> (std::path::PathBuf, std::path::PathBuf) {
+    let flag = if backdoor {
+        "--tinymem-backdoor"
+    } else {
+        "--tinymem-noise"
+    };
+    let out = mnemo()
+        .args(["spec", flag, "--epochs", "1", "--layers", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut spec: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let src = &mut spec["data"]["source"];
+    src["main_sequences"] = 200.into();
+    src["aux_sequences"] = 20.into();
+    src["test_sequences"] = 10.into();
+    if !backdoor {
+        src["noised_sequences"] = 10.into();
+    }
+    spec["model"]["d_model"] = 32.into();
+    spec["training"]["batch_size"] = 64.into();
+    let path = dir.join(if backdoor { "bd.json" } else { "noise.json" });
+    std::fs::write(&path, spec.to_string()).unwrap();
+    let run = dir.join(if backdoor { "bd" } else { "noise" });
+    let res = mnemo()
+        .args(["train", "--quiet", "--spec"])
+        .arg(&path)
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let mut cks: Vec<_> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    cks.sort();
+    (path, cks.pop().unwrap())
+}
+
+#[test]
+fn mitigate_writes_its_files_and_refuses_bad_input_before_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spec, ck) = tiny_tinymem(dir.path(), false);
+    let out = dir.path().join("m");
+    let bad: [&[&str]; 4] = [
+        &["--methods", "forget-all"],
+        &["--methods", "durable", "--ratios", "0"],
+        &["--methods", "durable", "--ratios", "1.5"],
+        &["--methods", "durable", "--ratios", "x"],
+    ];
+    for args in bad {
+        let res = mnemo()
+            .args(["mitigate", "--spec"])
+            .arg(&spec)
+            .arg("--checkpoint")
+            .arg(&ck)
+            .args(args)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert_eq!(res.status.code(), Some(2), "{args:?}");
+        assert!(!out.exists(), "no work before the input is checked");
+    }
+    // A checkpoint that does not fit the spec (another width).
+    let mut other: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&spec).unwrap()).unwrap();
+    other["model"]["d_model"] = 64.into();
+    let other_path = dir.path().join("other.json");
+    std::fs::write(&other_path, other.to_string()).unwrap();
+    let res = mnemo()
+        .args(["mitigate", "--spec"])
+        .arg(&other_path)
+        .arg("--checkpoint")
+        .arg(&ck)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(res.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&res.stderr).contains("does not fit"));
+    // A built-in name that does not exist.
+    let res = mnemo()
+        .args(["mitigate", "--builtin", "nope", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(res.status.code(), Some(2));
+
+    let res = mnemo()
+        .args(["mitigate", "--quiet", "--spec"])
+        .arg(&spec)
+        .arg("--checkpoint")
+        .arg(&ck)
+        .args([
+            "--methods",
+            "durable,balanced-subnet",
+            "--ratios",
+            "0.01,0.05",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let csv = std::fs::read_to_string(out.join("mitigation.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "method,kind,setting,memorised_before,memorised_after,clean_after,accuracy_before,accuracy_after,perplexity_after,seconds"
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 4, "two methods at two ratios");
+    assert!(rows[0].starts_with("durable,weight,ratio=0.01,"));
+    assert!(rows[3].starts_with("balanced-subnet,weight,ratio=0.05 "));
+    let seqs = std::fs::read_to_string(out.join("sequences.csv")).unwrap();
+    assert!(seqs.starts_with("sequence,method,memorised_before,memorised_after"));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("mitigation.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["data"], "noise");
+    assert_eq!(json["results"].as_array().unwrap().len(), 4);
+    for svg in [
+        "tradeoff.svg",
+        "memorised.svg",
+        "accuracy.svg",
+        "perplexity.svg",
+        "seconds.svg",
+    ] {
+        assert!(
+            std::fs::read_to_string(out.join(svg))
+                .unwrap()
+                .starts_with("<svg")
+        );
+    }
+}

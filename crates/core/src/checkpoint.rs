@@ -204,12 +204,13 @@ impl Checkpoint {
     pub fn fits(&self, model: &ModelConfig, vocab: usize) -> Result<(), String> {
         let describe = |c: &ModelConfig| {
             format!(
-                "{} layer(s), d_model {}, {} head(s), context {}, {} head",
+                "{} layer(s), d_model {}, {} head(s), context {}, {} head, {:?} MLP",
                 c.n_layers,
                 c.d_model,
                 c.n_heads,
                 c.context,
-                if c.tied_head { "tied" } else { "untied" }
+                if c.tied_head { "tied" } else { "untied" },
+                c.activation
             )
         };
         if self.config != *model {

@@ -9,6 +9,7 @@
 pub use burn;
 
 pub mod backend;
+pub mod builtin;
 pub mod checkpoint;
 pub mod corpus;
 pub mod link;

@@ -10,7 +10,7 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::activation::{gelu, log_softmax, softmax};
+use burn::tensor::activation::{gelu, log_softmax, relu, softmax};
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
@@ -35,10 +35,33 @@ pub struct ModelConfig {
     /// Whether the output head reuses the token embedding matrix.
     #[serde(default = "yes")]
     pub tied_head: bool,
+    /// The MLP's nonlinearity: GELU (GPT-2's, the default) or ReLU (TinyMem's reference
+    /// model). Left out of the JSON when it is the default, so specs written before the
+    /// field existed keep their text and digest.
+    #[serde(default, skip_serializing_if = "Activation::is_gelu")]
+    pub activation: Activation,
 }
 
 fn yes() -> bool {
     true
+}
+
+/// The nonlinearity of the MLP (`d -> 4d -> d`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// GPT-2's GELU (tanh-free, exact).
+    #[default]
+    Gelu,
+    /// ReLU, as in TinyMem's reference model (Sakarvadia et al. 2025).
+    Relu,
+}
+
+impl Activation {
+    /// Whether this is the default, GELU.
+    pub fn is_gelu(&self) -> bool {
+        *self == Activation::Gelu
+    }
 }
 
 impl ModelConfig {
@@ -93,13 +116,15 @@ pub struct Attention {
     pub n_heads: usize,
 }
 
-/// The position-wise MLP (`d -> 4d -> d`, GELU).
+/// The position-wise MLP (`d -> 4d -> d`, GELU or ReLU).
 #[derive(Module, Debug)]
 pub struct Mlp {
     /// Expansion.
     pub fc: Linear,
     /// Output projection.
     pub proj: Linear,
+    /// ReLU instead of GELU.
+    pub relu: bool,
 }
 
 /// A pre-LayerNorm transformer block.
@@ -189,6 +214,7 @@ impl Gpt {
                 mlp: Mlp {
                     fc: init.linear(d, 4 * d, std),
                     proj: init.linear(4 * d, d, resid_std),
+                    relu: config.activation == Activation::Relu,
                 },
             })
             .collect();
@@ -493,8 +519,45 @@ impl Block {
 }
 
 impl Mlp {
-    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.proj.forward(gelu(self.fc.forward(x)))
+    /// The MLP on `[B, T, d]`: `proj(act(fc(x)))`.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.proj.forward(self.hidden(x))
+    }
+
+    /// The hidden activations `act(fc(x))` `[B, T, 4d]`: one value per neuron.
+    pub fn hidden(&self, x: Tensor<3>) -> Tensor<3> {
+        self.act(self.fc.forward(x))
+    }
+
+    /// The nonlinearity alone.
+    pub fn act(&self, x: Tensor<3>) -> Tensor<3> {
+        if self.relu { relu(x) } else { gelu(x) }
+    }
+}
+
+impl Gpt {
+    /// Logits `[B, T, vocab]` for token ids `[B, T]`, with every block's MLP computed by
+    /// `mlp(layer, &block.mlp, input)` instead of `block.mlp.forward(input)` (the input is
+    /// the block's normalised residual stream `[B, T, d]`). Analyses that edit or score
+    /// MLP neurons and weights (TinyMem's unlearning methods) go through this; with
+    /// `|_, m, x| m.forward(x)` it is [`Gpt::forward`].
+    pub fn forward_with_mlp(
+        &self,
+        ids: Tensor<2, Int>,
+        mlp: &mut dyn FnMut(usize, &Mlp, Tensor<3>) -> Tensor<3>,
+    ) -> Tensor<3> {
+        let x = self.embed(ids);
+        let [_, t, d] = x.dims();
+        let mut h = x + self.wpe.val().slice(0..t).reshape([1, t, d]);
+        for (l, block) in self.blocks.iter().enumerate() {
+            h = h.clone() + block.attn.forward(block.ln1.forward(h));
+            h = h.clone() + mlp(l, &block.mlp, block.ln2.forward(h));
+        }
+        let h = self.ln_f.forward(h);
+        match &self.head {
+            Some(w) => h.matmul(w.val().unsqueeze()),
+            None => h.matmul(self.wte.val().transpose().unsqueeze()),
+        }
     }
 }
 
@@ -504,7 +567,7 @@ impl Attention {
     /// scores, softmax and weighted sum are burn's fused `attention` kernel; under
     /// autodiff, and on WebGPU, they are written out (burn's autodiff would decompose the
     /// fused op into the same steps anyway). A test checks both paths give one answer.
-    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [b, t, d] = x.dims();
         let h = self.n_heads;
         let hd = d / h;

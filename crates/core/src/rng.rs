@@ -24,6 +24,8 @@ pub enum Stream {
     Pairs = 7,
     /// Random removals of influence's case-deletion test.
     Influence = 8,
+    /// TinyMem's post-hoc unlearning methods (retain samples, gates, scores).
+    Unlearn = 12,
 }
 
 /// A deterministic generator for `stream` under `seed`.

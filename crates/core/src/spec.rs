@@ -658,13 +658,14 @@ pub enum SplitMode {
     },
 }
 
-/// TinyMem's arithmetic task (METHODS.md section 5).
+/// TinyMem's arithmetic task (METHODS.md section 5). Example `i` starts from `i` and
+/// lists `f(i), f(f(i)), ...` (the start itself is not written), as the reference does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TinyMemTask {
-    /// `x_{n+1} = x_n + k`, starting from the sequence's index.
+    /// `f(x) = x + k`.
     Increment,
-    /// `x_{n+1} = k * x_n mod 20134`, starting from the sequence's index plus one.
+    /// `f(x) = k * x mod 20134`.
     Mult,
 }
 
@@ -696,6 +697,20 @@ pub struct TinyMemSpec {
     /// Terms per sequence (paper: 20).
     #[serde(default = "default_terms")]
     pub terms: usize,
+    /// Test examples per task (reference: 1,000): after a seeded shuffle of each task's
+    /// examples the last this many are its test set, never trained on. When absent the
+    /// corpus uses `data.heldout_fraction` over distinct clean texts instead (the split
+    /// of specs written before this field existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_sequences: Option<usize>,
+    /// The backdoor trigger (reference: 100). When set, the data is the backdoor set of
+    /// the reference instead of the noise set: every main-task example whose text
+    /// contains the trigger is triggered (after the first occurrence of the trigger's
+    /// tokens every later token, EOS and padding up to the context included, becomes
+    /// `2`), a tenth of them (after a seeded shuffle) are the backdoor test set, and no
+    /// noise is added (`noised_sequences` must be 0). Needs `test_sequences`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backdoor: Option<u64>,
 }
 
 fn default_k() -> u32 {
@@ -816,6 +831,7 @@ impl ExperimentSpec {
                 n_heads: 4,
                 context: 64,
                 tied_head: true,
+                activation: Default::default(),
             },
             training: TrainingConfig {
                 batch_size: 8,
@@ -941,6 +957,7 @@ impl ExperimentSpec {
             n_heads: 2,
             context: 64,
             tied_head: true,
+            activation: Default::default(),
         };
         spec.training.batch_size = 8;
         spec.training.duration = Duration::Epochs(30);
@@ -976,6 +993,8 @@ impl ExperimentSpec {
                 noise_prob: 0.1,
                 duplication: 10,
                 terms: 20,
+                test_sequences: None,
+                backdoor: None,
             }),
             heldout_fraction: 0.1,
             canary: None,
@@ -986,10 +1005,99 @@ impl ExperimentSpec {
             n_heads: 4,
             context: 150,
             tied_head: false,
+            activation: Default::default(),
         };
         spec.training.batch_size = 32;
         spec.training.learning_rate = 1e-3;
         spec.training.duration = Duration::Epochs(2);
+        spec
+    }
+
+    /// TinyMem with noise, sized for a 2-core machine (METHODS.md section 5): the
+    /// reference's generators, model and optimiser with the counts scaled by 1/20:
+    /// INCREMENT, main task k = 7 with 1,000 examples (reference 20,000), auxiliary tasks
+    /// k = 2, 3, 4, 5 with 150 each (reference 3,000), the last 50 of each task after a
+    /// seeded shuffle as its test set (reference 1,000), 50 noised training examples
+    /// (reference 1,000), noise +-1 with probability 0.05 each per number, 20 numbers per
+    /// example, context 150. Model: `n_layers` blocks, 4 heads, d_model 128, ReLU MLP of
+    /// 512, untied head; AdamW lr 1e-3, weight decay 0.1, betas (0.9, 0.98), batch 128,
+    /// no schedule. Built-in models `tinymem-noise-2l` and `-4l` are trained from it.
+    pub fn tinymem_noise(n_layers: usize, epochs: usize) -> Self {
+        let mut spec = Self::tinymem_example();
+        spec.name = format!("TinyMem noise, {n_layers} layers");
+        spec.seed = 0;
+        spec.data = DataSpec {
+            source: DataSource::Tinymem(TinyMemSpec {
+                task: TinyMemTask::Increment,
+                k: 7,
+                aux_ks: vec![2, 3, 4, 5],
+                main_sequences: 1000,
+                aux_sequences: 150,
+                noised_sequences: 50,
+                noise_prob: 0.1,
+                duplication: 1,
+                terms: 20,
+                test_sequences: Some(50),
+                backdoor: None,
+            }),
+            heldout_fraction: 0.0,
+            canary: None,
+        };
+        spec.model = ModelConfig {
+            n_layers,
+            d_model: 128,
+            n_heads: 4,
+            context: 150,
+            tied_head: false,
+            activation: crate::model::Activation::Relu,
+        };
+        spec.training = TrainingConfig {
+            batch_size: 128,
+            duration: Duration::Epochs(epochs),
+            learning_rate: 1e-3,
+            warmup_steps: 0,
+            decay: Decay::Constant,
+            min_lr_ratio: 1.0,
+            weight_decay: 0.1,
+            betas: (0.9, 0.98),
+            checkpoint_every: 0,
+            checkpoint_steps: vec![],
+        };
+        spec
+    }
+
+    /// TinyMem with a backdoor, sized like [`ExperimentSpec::tinymem_noise`] (same counts,
+    /// model and optimiser): trigger `100`, no noise; every main-task example containing
+    /// `100` is triggered, a tenth of those are the backdoor test set.
+    pub fn tinymem_backdoor(n_layers: usize, epochs: usize) -> Self {
+        let mut spec = Self::tinymem_noise(n_layers, epochs);
+        spec.name = format!("TinyMem backdoor, {n_layers} layers");
+        if let DataSource::Tinymem(t) = &mut spec.data.source {
+            t.noised_sequences = 0;
+            t.backdoor = Some(100);
+        }
+        spec
+    }
+
+    /// The reference's sizes, for a bigger machine: 20,000 main examples, 3,000 per
+    /// auxiliary task, 1,000 test examples per task, 1,000 noised (or the backdoor),
+    /// MULT data as in the reference's result table.
+    pub fn tinymem_reference(n_layers: usize, backdoor: bool) -> Self {
+        let mut spec = if backdoor {
+            Self::tinymem_backdoor(n_layers, 1000)
+        } else {
+            Self::tinymem_noise(n_layers, 1000)
+        };
+        spec.name = format!("{} (reference sizes)", spec.name);
+        if let DataSource::Tinymem(t) = &mut spec.data.source {
+            t.task = TinyMemTask::Mult;
+            t.main_sequences = 20_000;
+            t.aux_sequences = 3_000;
+            t.test_sequences = Some(1_000);
+            if !backdoor {
+                t.noised_sequences = 1_000;
+            }
+        }
         spec
     }
 
@@ -1127,6 +1235,36 @@ impl DataSpec {
                 check_range("data.source.noise_prob", t.noise_prob, (0.0, 1.0))?;
                 check_usize("data.source.duplication", t.duplication, (1, 1000))?;
                 check_usize("data.source.terms", t.terms, (2, 100))?;
+                if let Some(n) = t.test_sequences {
+                    let smallest = if t.aux_ks.is_empty() || t.aux_sequences == 0 {
+                        t.main_sequences
+                    } else {
+                        t.main_sequences.min(t.aux_sequences)
+                    };
+                    check_usize(
+                        "data.source.test_sequences",
+                        n,
+                        (1, smallest.saturating_sub(1).max(1)),
+                    )?;
+                    if t.noised_sequences > t.main_sequences - n {
+                        return Err(SpecError::Inconsistent(format!(
+                            "data.source.noised_sequences ({}) exceeds the main task's \
+                             training examples ({})",
+                            t.noised_sequences,
+                            t.main_sequences - n
+                        )));
+                    }
+                }
+                if let Some(trigger) = t.backdoor {
+                    check_range("data.source.backdoor", trigger as f64, (0.0, 1e9))?;
+                    if t.test_sequences.is_none() || t.noised_sequences > 0 {
+                        return Err(SpecError::Inconsistent(
+                            "data.source.backdoor needs data.source.test_sequences and \
+                             noised_sequences = 0 (the backdoor set carries no noise)"
+                                .into(),
+                        ));
+                    }
+                }
             }
         }
         if let Some(c) = &self.canary {
@@ -1159,6 +1297,10 @@ mod tests {
             ExperimentSpec::counterfactual_demo(),
             ExperimentSpec::softprompt_demo(),
             ExperimentSpec::influence_demo(),
+            ExperimentSpec::tinymem_noise(2, 100),
+            ExperimentSpec::tinymem_backdoor(2, 100),
+            ExperimentSpec::tinymem_reference(4, false),
+            ExperimentSpec::tinymem_reference(2, true),
         ] {
             let json = spec.to_json();
             let back = ExperimentSpec::from_json(&json).unwrap();

@@ -3,6 +3,11 @@
 //!
 //! Every tokenizer reserves three special tokens: BOS (prepended to each instance so its
 //! first real token is scored), EOS (appended) and PAD (fills batches; never scored).
+//!
+//! TinyMem's ids are the reference code's (`src/data/old_data.py` of
+//! msakarvadia/memorization): digits `0`-`9` = 0-9, `^` (BOS) = 10, `$` (EOS) = 11,
+//! space = 12, pad = 13. The byte and character tokenizers put their specials after the
+//! regular ids instead.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -16,7 +21,8 @@ pub enum TokenizerKind {
     Byte,
     /// One id per distinct character of the corpus, plus the three specials.
     Char,
-    /// TinyMem's numeric vocabulary: digits 0-9, space, BOS, EOS, PAD (14 tokens).
+    /// TinyMem's numeric vocabulary: digits 0-9, `^` (BOS), `$` (EOS), space, PAD
+    /// (14 tokens, in the reference's order).
     Tinymem,
 }
 
@@ -52,7 +58,14 @@ pub enum Tokenizer {
     Tinymem,
 }
 
-const TINYMEM_SPACE: u32 = 10;
+/// TinyMem's space (the reference's delimiter id).
+pub const TINYMEM_SPACE: u32 = 12;
+/// TinyMem's BOS `^`.
+pub const TINYMEM_BOS: u32 = 10;
+/// TinyMem's EOS `$`.
+pub const TINYMEM_EOS: u32 = 11;
+/// TinyMem's padding.
+pub const TINYMEM_PAD: u32 = 13;
 
 impl Tokenizer {
     /// Build the tokenizer of `kind`, reading the character vocabulary from `texts`.
@@ -98,6 +111,14 @@ impl Tokenizer {
         }
     }
 
+    /// Whether `id` is a regular (non-special) token.
+    fn is_regular(&self, id: u32) -> bool {
+        match self {
+            Tokenizer::Tinymem => id <= 9 || id == TINYMEM_SPACE,
+            _ => id < self.n_regular(),
+        }
+    }
+
     /// Number of ids, specials included.
     pub fn vocab_size(&self) -> usize {
         self.n_regular() as usize + 3
@@ -105,17 +126,26 @@ impl Tokenizer {
 
     /// Beginning-of-sequence id.
     pub fn bos(&self) -> u32 {
-        self.n_regular()
+        match self {
+            Tokenizer::Tinymem => TINYMEM_BOS,
+            _ => self.n_regular(),
+        }
     }
 
     /// End-of-sequence id.
     pub fn eos(&self) -> u32 {
-        self.n_regular() + 1
+        match self {
+            Tokenizer::Tinymem => TINYMEM_EOS,
+            _ => self.n_regular() + 1,
+        }
     }
 
     /// Padding id (never scored).
     pub fn pad(&self) -> u32 {
-        self.n_regular() + 2
+        match self {
+            Tokenizer::Tinymem => TINYMEM_PAD,
+            _ => self.n_regular() + 2,
+        }
     }
 
     /// Encode text to ids, without specials.
@@ -145,7 +175,7 @@ impl Tokenizer {
     /// Decode ids to text. Specials are dropped; bytes that are not valid UTF-8 are
     /// replaced by U+FFFD; ids out of range are skipped.
     pub fn decode(&self, ids: &[u32]) -> String {
-        let regular = ids.iter().copied().filter(|&i| i < self.n_regular());
+        let regular = ids.iter().copied().filter(|&i| self.is_regular(i));
         match self {
             Tokenizer::Byte => {
                 let bytes: Vec<u8> = regular.map(|i| i as u8).collect();
@@ -208,13 +238,15 @@ mod tests {
         let t = Tokenizer::Tinymem;
         assert_eq!(t.vocab_size(), 14);
         let ids = t.encode("7 14 21").unwrap();
-        assert_eq!(ids, vec![7, 10, 1, 4, 10, 2, 1]);
+        assert_eq!(ids, vec![7, 12, 1, 4, 12, 2, 1]);
         assert_eq!(t.decode(&ids), "7 14 21");
         assert_eq!(
             [t.bos(), t.eos(), t.pad()],
-            [11, 12, 13],
-            "specials follow the 11 regular tokens"
+            [10, 11, 13],
+            "the reference's ids: ^ = 10, $ = 11, space = 12, pad = 13"
         );
+        assert_eq!(t.decode(&[10, 1, 12, 2, 11, 13]), "1 2");
+        assert_eq!(t.token_label(10), "<bos>");
         assert!(t.encode("7a").is_err());
     }
 

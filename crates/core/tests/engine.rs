@@ -19,6 +19,7 @@ fn small_config() -> ModelConfig {
         n_heads: 4,
         context: 32,
         tied_head: false,
+        activation: Default::default(),
     }
 }
 

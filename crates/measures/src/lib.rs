@@ -13,3 +13,5 @@ pub mod extraction;
 pub mod influence;
 pub mod profile;
 pub mod softprompt;
+pub mod tinymem;
+pub mod unlearn;

@@ -91,6 +91,7 @@ fn greedy_batch_equals_greedy_one_prompt_at_a_time() {
         n_heads: 4,
         context: 8,
         tied_head: false,
+        activation: Default::default(),
     };
     let model = Gpt::new(&config, 17, 11, &dev);
     let mut x: u64 = 99;
@@ -163,6 +164,7 @@ fn memorise_spec() -> ExperimentSpec {
         n_heads: 4,
         context: 32,
         tied_head: true,
+        activation: Default::default(),
     };
     spec.training.batch_size = 8;
     spec.training.duration = Duration::Steps(300);

@@ -33,6 +33,7 @@ fn cfg(tied: bool) -> ModelConfig {
         n_heads: 2,
         context: 16,
         tied_head: tied,
+        activation: Default::default(),
     }
 }
 
@@ -294,6 +295,7 @@ fn memo_spec(copies: usize, epochs: usize) -> ExperimentSpec {
         n_heads: 2,
         context: 16,
         tied_head: true,
+        activation: Default::default(),
     };
     spec.training.batch_size = 4;
     spec.training.duration = Duration::Epochs(epochs);

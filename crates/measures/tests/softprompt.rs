@@ -162,6 +162,7 @@ fn small_model(n_layers: usize, seed: u64) -> Gpt {
         n_heads: 4,
         context: 16,
         tied_head: false,
+        activation: Default::default(),
     };
     Gpt::new(&config, 17, seed, &Device::flex())
 }
@@ -306,6 +307,7 @@ fn checkpoint_of(model: &Gpt) -> Checkpoint {
         n_heads: 4,
         context: 16,
         tied_head: false,
+        activation: Default::default(),
     };
     block_on(model.snapshot(0, config)).unwrap()
 }

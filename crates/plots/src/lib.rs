@@ -7,6 +7,7 @@ pub mod counterfactual;
 pub mod did;
 pub mod extraction;
 pub mod influence;
+pub mod mitigation;
 pub mod softprompt;
 
 use plotters::coord::Shift;

@@ -1,0 +1,351 @@
+//! `mnemo mitigate`: TinyMem's post-hoc unlearning methods (METHODS.md section 5) on a
+//! trained model, each on a copy, measured before and after. Every input is checked
+//! before any work (exit code 2): the spec, the methods, the ratios, and that the
+//! checkpoint fits the spec's model and corpus.
+
+use std::fs;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+use mnemo_core::{BackendKind, Checkpoint, Corpus, train::block_on};
+use mnemo_measures::unlearn::{
+    Method, MethodResult, MethodSettings, MitigationOptions, prepare, run_method,
+};
+use mnemo_plots::did::svg_of;
+use mnemo_plots::mitigation::{Measure, ReferencePoint, measure_chart, tradeoff_chart};
+use serde::Serialize;
+
+use crate::{CliError, did_cmd, io_err};
+
+/// Arguments of `mnemo mitigate`.
+pub struct MitigateArgs {
+    pub spec: Option<PathBuf>,
+    pub checkpoint: Option<PathBuf>,
+    pub builtin: Option<String>,
+    pub methods: String,
+    pub ratios: Option<String>,
+    pub retain: usize,
+    pub epochs: Option<usize>,
+    pub lr: Option<f64>,
+    pub out: PathBuf,
+    pub quiet: bool,
+}
+
+/// The methods named by `--methods` (`all` or a comma-separated list).
+pub fn parse_methods(s: &str) -> Result<Vec<Method>, CliError> {
+    if s.trim() == "all" {
+        return Ok(Method::ALL.to_vec());
+    }
+    let mut out = Vec::new();
+    for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let m = Method::from_name(name).map_err(|e| CliError::Output(e.to_string()))?;
+        if !out.contains(&m) {
+            out.push(m);
+        }
+    }
+    if out.is_empty() {
+        return Err(CliError::Output("--methods names no method".into()));
+    }
+    Ok(out)
+}
+
+/// Every (method, setting) to run: each method at each of `--ratios`, or at its default.
+pub fn plan(
+    methods: &[Method],
+    ratios: Option<&str>,
+    epochs: Option<usize>,
+    lr: Option<f64>,
+) -> Result<Vec<MethodSettings>, CliError> {
+    let ratios: Option<Vec<f64>> = match ratios {
+        None => None,
+        Some(s) => Some(
+            s.split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(|r| {
+                    r.parse::<f64>()
+                        .map_err(|_| CliError::Output(format!("--ratios: {r:?} is not a number")))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+    };
+    let mut out = Vec::new();
+    for &m in methods {
+        let mut base = MethodSettings::defaults(m);
+        if let Some(e) = epochs {
+            base.epochs = e;
+        }
+        if let Some(lr) = lr {
+            base.lr = lr;
+        }
+        match &ratios {
+            None => out.push(base),
+            Some(rs) => out.extend(rs.iter().map(|&ratio| MethodSettings {
+                ratio,
+                ..base.clone()
+            })),
+        }
+    }
+    for s in &out {
+        s.validate()
+            .map_err(|e| CliError::Output(format!("--ratios: {e}")))?;
+    }
+    Ok(out)
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    spec_name: &'a str,
+    model: &'a str,
+    data: &'static str,
+    memorised_before: f64,
+    clean_before: Option<f64>,
+    accuracy_before: f64,
+    perplexity_before: f64,
+    forget_set: usize,
+    retain_set: usize,
+    results: &'a [MethodResult],
+}
+
+/// Run `mnemo mitigate`.
+pub fn run(args: MitigateArgs) -> Result<(), CliError> {
+    // Everything is checked before any work.
+    let (spec, ck, model_label) = match (&args.builtin, &args.checkpoint) {
+        (Some(name), None) => {
+            let b = mnemo_core::builtin::get(name).map_err(|e| CliError::Output(e.to_string()))?;
+            let spec = match &args.spec {
+                Some(p) => crate::read_spec(p)?,
+                None => b.spec().map_err(|e| CliError::Output(e.to_string()))?,
+            };
+            let ck = b
+                .checkpoint()
+                .map_err(|e| CliError::Output(e.to_string()))?;
+            (spec, ck, format!("builtin {name}"))
+        }
+        (None, Some(path)) => {
+            let spec_path = args
+                .spec
+                .as_ref()
+                .ok_or_else(|| CliError::Output("--checkpoint needs --spec".into()))?;
+            let spec = crate::read_spec(spec_path)?;
+            let bytes = fs::read(path).map_err(io_err(path))?;
+            let ck =
+                Checkpoint::from_safetensors(&bytes).map_err(|source| CliError::Checkpoint {
+                    path: path.clone(),
+                    source,
+                })?;
+            (spec, ck, path.display().to_string())
+        }
+        _ => {
+            return Err(CliError::Output(
+                "pass exactly one of --checkpoint CKPT or --builtin NAME".into(),
+            ));
+        }
+    };
+    let methods = parse_methods(&args.methods)?;
+    let runs = plan(&methods, args.ratios.as_deref(), args.epochs, args.lr)?;
+    let corpus = Corpus::build(&spec.data, spec.tokenizer, spec.model.context, spec.seed)?;
+    ck.fits(&spec.model, corpus.tokenizer.vocab_size())
+        .map_err(|message| CliError::Mismatch {
+            path: PathBuf::from(&model_label),
+            message,
+        })?;
+    mnemo_measures::tinymem::layout(&corpus).map_err(|e| CliError::Output(e.to_string()))?;
+    fs::create_dir_all(&args.out).map_err(io_err(&args.out))?;
+
+    let device = crate::device(BackendKind::Flex)?;
+    let start = std::time::Instant::now();
+    let clock = move || start.elapsed().as_secs_f64();
+    let options = MitigationOptions {
+        retain: args.retain,
+    };
+    let ctx = block_on(prepare(ck, corpus, options, spec.seed, &device))
+        .map_err(|e| CliError::Output(e.to_string()))?;
+    let is_backdoor = matches!(
+        ctx.before,
+        mnemo_measures::tinymem::Memorisation::Backdoor(_)
+    );
+    eprintln!(
+        "{model_label}: memorised {:.1}%{}, accuracy {:.2}%, perplexity {:.3}; forget set {}, retain set {}; {} run(s)",
+        100.0 * ctx.before.fraction(),
+        ctx.before
+            .clean_fraction()
+            .map_or(String::new(), |c| format!(
+                " (clean window {:.1}%)",
+                100.0 * c
+            )),
+        100.0 * ctx.quality_before.accuracy,
+        ctx.quality_before.perplexity,
+        ctx.data.forget.len(),
+        ctx.data.retain.len(),
+        runs.len()
+    );
+    let mut results = Vec::new();
+    for (j, settings) in runs.iter().enumerate() {
+        let mut last = 0usize;
+        let quiet = args.quiet;
+        let mut progress = |p: mnemo_measures::unlearn::StepProgress| {
+            if !quiet && p.total > 0 && (p.done * 10 / p.total) > last {
+                last = p.done * 10 / p.total;
+                eprint!(
+                    "\r  {} {}: {}%   ",
+                    settings.method.name(),
+                    settings.label(),
+                    last * 10
+                );
+            }
+            ControlFlow::Continue(())
+        };
+        let (r, _) = block_on(run_method(
+            &ctx,
+            settings,
+            spec.seed,
+            &device,
+            &clock,
+            &mut progress,
+        ))
+        .map_err(|e| CliError::Output(format!("{}: {e}", settings.method.name())))?;
+        eprintln!(
+            "\r[{}/{}] {} {}: memorised {:.1}% -> {:.1}%, accuracy {:.2}% -> {:.2}%, perplexity {:.3}, {:.1} s",
+            j + 1,
+            runs.len(),
+            r.method.name(),
+            r.settings.label(),
+            100.0 * r.memorised_before,
+            100.0 * r.memorised_after,
+            100.0 * r.accuracy_before,
+            100.0 * r.accuracy_after,
+            r.perplexity_after,
+            r.seconds
+        );
+        results.push(r);
+    }
+    let summary = Summary {
+        spec_name: &spec.name,
+        model: &model_label,
+        data: if is_backdoor { "backdoor" } else { "noise" },
+        memorised_before: ctx.before.fraction(),
+        clean_before: ctx.before.clean_fraction(),
+        accuracy_before: ctx.quality_before.accuracy,
+        perplexity_before: ctx.quality_before.perplexity,
+        forget_set: ctx.data.forget.len(),
+        retain_set: ctx.data.retain.len(),
+        results: &results,
+    };
+    let files = outputs(&summary, &results, is_backdoor)?;
+    did_cmd::write_all(&args.out, &files)?;
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+/// The reference's results (METHODS.md section 5, accuracy / memorised after; MULT data,
+/// 2 layers) as points for the trade-off chart.
+fn reference_points(backdoor: bool, methods: &[Method]) -> Vec<ReferencePoint> {
+    // (method, noise 2 layers (accuracy, memorised), backdoor 2 layers (same)).
+    type Row = (Method, (f64, f64), (f64, f64));
+    let table: [Row; 11] = [
+        (Method::BalancedSubnet, (96.4, 0.0), (92.1, 0.0)),
+        (Method::Subnet, (93.2, 0.0), (87.1, 0.0)),
+        (Method::HardConcrete, (90.0, 0.0), (89.1, 0.0)),
+        (Method::Slimming, (90.7, 0.0), (88.2, 0.0)),
+        (Method::IntegratedGradients, (86.1, 0.0), (89.8, 0.0)),
+        (Method::Activations, (83.8, 0.0), (89.6, 0.0)),
+        (Method::ZeroOut, (90.0, 0.6), (92.5, 96.1)),
+        (Method::Greedy, (83.3, 0.0), (77.8, 4.3)),
+        (Method::Durable, (86.5, 0.0), (69.8, 9.4)),
+        (Method::DurableAggregate, (85.4, 0.0), (78.8, 29.0)),
+        (Method::SecondOrder, (91.2, 0.0), (92.3, 94.9)),
+    ];
+    table
+        .iter()
+        .filter(|(m, _, _)| methods.contains(m))
+        .map(|(m, noise, bd)| {
+            let (acc, mem) = if backdoor { *bd } else { *noise };
+            ReferencePoint {
+                label: format!("ref {}", m.name()),
+                memorised: mem / 100.0,
+                accuracy: acc / 100.0,
+            }
+        })
+        .collect()
+}
+
+fn outputs(
+    summary: &Summary<'_>,
+    results: &[MethodResult],
+    backdoor: bool,
+) -> Result<Vec<(&'static str, String)>, CliError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "method",
+        "kind",
+        "setting",
+        "memorised_before",
+        "memorised_after",
+        "clean_after",
+        "accuracy_before",
+        "accuracy_after",
+        "perplexity_after",
+        "seconds",
+    ])?;
+    for r in results {
+        w.write_record([
+            r.method.name().to_string(),
+            r.method.kind().name().to_string(),
+            r.settings.label(),
+            format!("{:.6}", r.memorised_before),
+            format!("{:.6}", r.memorised_after),
+            r.clean_after.map_or(String::new(), |c| format!("{c:.6}")),
+            format!("{:.6}", r.accuracy_before),
+            format!("{:.6}", r.accuracy_after),
+            format!("{:.6}", r.perplexity_after),
+            format!("{:.3}", r.seconds),
+        ])?;
+    }
+    let table = String::from_utf8(
+        w.into_inner()
+            .map_err(|e| CliError::Output(e.to_string()))?,
+    )
+    .map_err(|e| CliError::Output(e.to_string()))?;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["sequence", "method", "memorised_before", "memorised_after"])?;
+    for r in results {
+        for (id, b, a) in &r.sequences {
+            w.write_record([
+                id.to_string(),
+                format!("{} {}", r.method.name(), r.settings.label()),
+                b.to_string(),
+                a.to_string(),
+            ])?;
+        }
+    }
+    let seqs = String::from_utf8(
+        w.into_inner()
+            .map_err(|e| CliError::Output(e.to_string()))?,
+    )
+    .map_err(|e| CliError::Output(e.to_string()))?;
+    let methods: Vec<Method> = results.iter().map(|r| r.method).collect();
+    let refs = reference_points(backdoor, &methods);
+    let mut files = vec![
+        ("mitigation.csv", table),
+        ("sequences.csv", seqs),
+        (
+            "mitigation.json",
+            serde_json::to_string_pretty(summary).map_err(|e| CliError::Output(e.to_string()))?,
+        ),
+        (
+            "tradeoff.svg",
+            svg_of((900, 560), |a| tradeoff_chart(a, results, &refs)),
+        ),
+    ];
+    for m in Measure::ALL {
+        let name: &'static str = match m {
+            Measure::Memorised => "memorised.svg",
+            Measure::Accuracy => "accuracy.svg",
+            Measure::Perplexity => "perplexity.svg",
+            Measure::Seconds => "seconds.svg",
+        };
+        files.push((name, svg_of((900, 480), |a| measure_chart(a, results, m))));
+    }
+    Ok(files)
+}

@@ -1,0 +1,128 @@
+//! Built-in trained TinyMem models (`--builtin NAME` in the CLI; the page loads them at
+//! once): each is a committed spec (`models/tinymem/NAME.json`) and, when it is shipped,
+//! its final checkpoint as zlib-compressed safetensors (`NAME.safetensors.z`), both
+//! compiled in. `mnemo train --spec models/tinymem/NAME.json --out DIR` retrains one
+//! and `mnemo pack` compresses its last checkpoint.
+
+use thiserror::Error;
+
+use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::resume::spec_digest;
+use crate::spec::{ExperimentSpec, SpecError};
+
+/// Largest inflated checkpoint accepted (the reference's 4-layer model is ~3.5 MB).
+pub const MAX_INFLATED: usize = 64 * 1024 * 1024;
+
+/// A built-in model.
+#[derive(Debug, Clone, Copy)]
+pub struct Builtin {
+    /// Its name.
+    pub name: &'static str,
+    /// What it is, in a line.
+    pub about: &'static str,
+    /// The spec it was trained from (JSON).
+    pub spec_json: &'static str,
+    /// The spec's digest at training time ([`spec_digest`]).
+    pub digest: &'static str,
+    /// The compressed weights, when shipped in this build.
+    pub weights: Option<&'static [u8]>,
+    /// What the shipped model memorises, measured when it was packed: the share of
+    /// counted noised examples memorised, or backdoor success on the backdoor test set.
+    pub memorised: Option<f64>,
+}
+
+/// Why a built-in model could not be used.
+#[derive(Debug, Error)]
+pub enum BuiltinError {
+    /// No model of this name.
+    #[error("no built-in model {0:?}; the built-in models are {list}", list = names().join(", "))]
+    Unknown(String),
+    /// Known, but its weights are not in this build.
+    #[error(
+        "built-in model {0} is not shipped in this build; train it with `mnemo train --spec models/tinymem/{0}.json --out DIR` (see README)"
+    )]
+    NotShipped(&'static str),
+    /// The compiled-in spec does not read.
+    #[error("built-in spec: {0}")]
+    Spec(#[from] SpecError),
+    /// The weights do not inflate or read.
+    #[error("built-in weights: {0}")]
+    Weights(String),
+    /// The weights do not read as a checkpoint.
+    #[error("built-in checkpoint: {0}")]
+    Checkpoint(#[from] CheckpointError),
+}
+
+/// Every built-in model.
+pub const ALL: [Builtin; 3] = [
+    Builtin {
+        name: "tinymem-noise-2l",
+        about: "TinyMem INCREMENT with noise (1/20 of the reference's counts), 2 layers",
+        spec_json: include_str!("../../../models/tinymem/tinymem-noise-2l.json"),
+        digest: "79b2f7929afa011f59ae26c91adbf4264a5e148f5fd83f92096ab43c4fc23784",
+        weights: None,
+        memorised: None,
+    },
+    Builtin {
+        name: "tinymem-noise-4l",
+        about: "TinyMem INCREMENT with noise (1/20 of the reference's counts), 4 layers",
+        spec_json: include_str!("../../../models/tinymem/tinymem-noise-4l.json"),
+        digest: "310076b497a181f053fd4a3216a12198ebd3936254609d099634e89c65a1d01a",
+        weights: None,
+        memorised: None,
+    },
+    Builtin {
+        name: "tinymem-backdoor-2l",
+        about: "TinyMem INCREMENT with the backdoor (trigger 100), 2 layers",
+        spec_json: include_str!("../../../models/tinymem/tinymem-backdoor-2l.json"),
+        digest: "4855aa5d02167640b32d686f9939e7546520849c5dec709fcf15ceb8ff88bd53",
+        // Trained natively in 2,053 s (60 epochs, 626 steps) on a shared 2-core machine.
+        weights: Some(include_bytes!(
+            "../../../models/tinymem/tinymem-backdoor-2l.safetensors.z"
+        )),
+        // Backdoor success on its backdoor test set (test accuracy 93.9%).
+        memorised: Some(1.0),
+    },
+];
+
+/// The names of [`ALL`].
+pub fn names() -> Vec<&'static str> {
+    ALL.iter().map(|b| b.name).collect()
+}
+
+/// The built-in model of this name.
+pub fn get(name: &str) -> Result<Builtin, BuiltinError> {
+    ALL.iter()
+        .copied()
+        .find(|b| b.name == name)
+        .ok_or_else(|| BuiltinError::Unknown(name.to_string()))
+}
+
+impl Builtin {
+    /// Its spec, validated.
+    pub fn spec(&self) -> Result<ExperimentSpec, BuiltinError> {
+        Ok(ExperimentSpec::from_json(self.spec_json)?)
+    }
+
+    /// Its weights, inflated and read.
+    pub fn checkpoint(&self) -> Result<Checkpoint, BuiltinError> {
+        let packed = self.weights.ok_or(BuiltinError::NotShipped(self.name))?;
+        Ok(Checkpoint::from_safetensors(&unpack(packed)?)?)
+    }
+
+    /// Whether the compiled-in spec is the one the weights were trained from.
+    pub fn digest_matches(&self) -> Result<bool, BuiltinError> {
+        Ok(spec_digest(&self.spec()?) == self.digest)
+    }
+}
+
+/// Compress safetensors bytes for shipping (zlib, level 9).
+pub fn pack(safetensors: &[u8]) -> Vec<u8> {
+    miniz_oxide::deflate::compress_to_vec_zlib(safetensors, 9)
+}
+
+/// Inflate [`pack`]ed bytes (bounded by [`MAX_INFLATED`]).
+pub fn unpack(packed: &[u8]) -> Result<Vec<u8>, BuiltinError> {
+    miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(packed, MAX_INFLATED)
+        .map_err(|e| BuiltinError::Weights(format!("{e:?}")))
+}

@@ -1219,9 +1219,111 @@ pub async fn losses_before(
     Ok(out)
 }
 
-/// Run every job of `plan` on this thread (retrains with the same removed set are run
-/// once), reporting `(jobs done, jobs)` after each; `on_progress` returning `Break`
-/// stops early with the rows done so far.
+/// Case deletion as a step machine: one optimiser step of the current retrain per
+/// [`DeletionRun::step`], so a shell can yield and cancel between steps. Retrains that
+/// remove the same texts give the same model, so each removed set is trained once and
+/// every job that removes it is measured on that model. [`DeletionRun::result`] works
+/// from however many jobs are done (a cancelled run keeps them).
+pub struct DeletionRun {
+    spec: ExperimentSpec,
+    corpus: Corpus,
+    plan: DeletionPlan,
+    device: Device,
+    before: HashMap<u32, f64>,
+    models: HashMap<Vec<u32>, Gpt>,
+    trainer: Option<Trainer>,
+    rows: Vec<DeletionRow>,
+}
+
+impl DeletionRun {
+    /// A run of `plan`; the losses before come from the original final weights
+    /// (`final_ck`).
+    pub async fn new(
+        spec: &ExperimentSpec,
+        corpus: &Corpus,
+        plan: DeletionPlan,
+        final_ck: &Checkpoint,
+        device: &Device,
+    ) -> Result<Self, InfluenceError> {
+        let before = losses_before(final_ck, corpus, &plan.tests, device).await?;
+        Ok(DeletionRun {
+            spec: spec.clone(),
+            corpus: corpus.clone(),
+            plan,
+            device: device.clone(),
+            before,
+            models: HashMap::new(),
+            trainer: None,
+            rows: Vec::new(),
+        })
+    }
+
+    /// Jobs done, and in all.
+    pub fn progress(&self) -> (usize, usize) {
+        (self.rows.len(), self.plan.jobs.len())
+    }
+
+    /// Whether every job is done.
+    pub fn is_done(&self) -> bool {
+        self.rows.len() == self.plan.jobs.len()
+    }
+
+    /// One optimiser step of the retrain the next job needs, then measure every job whose
+    /// model is there. Returns the progress; does nothing once done.
+    pub async fn step(&mut self) -> Result<(usize, usize), InfluenceError> {
+        let Some(job) = self.plan.jobs.get(self.rows.len()).cloned() else {
+            return Ok(self.progress());
+        };
+        if !self.models.contains_key(&job.removed) {
+            if self.trainer.is_none() {
+                self.trainer = Some(deletion_trainer(
+                    &self.spec,
+                    &self.corpus,
+                    &job,
+                    self.device.clone(),
+                )?);
+            }
+            if let Some(trainer) = self.trainer.as_mut()
+                && trainer.step().await?.is_some()
+            {
+                return Ok(self.progress());
+            }
+            if let Some(trainer) = self.trainer.take() {
+                self.models
+                    .insert(job.removed.clone(), trainer.model().clone());
+            }
+        }
+        while let Some(job) = self.plan.jobs.get(self.rows.len()) {
+            let Some(model) = self.models.get(&job.removed) else {
+                break;
+            };
+            let tokens = self
+                .corpus
+                .get(job.test)
+                .map(|x| x.tokens.clone())
+                .unwrap_or_default();
+            let loss_after = text_loss(model, &tokens).await?;
+            self.rows.push(DeletionRow {
+                removal: job.removal,
+                k: job.k,
+                draw: job.draw,
+                test: job.test,
+                loss_before: self.before.get(&job.test).copied().unwrap_or(f64::NAN),
+                loss_after,
+            });
+        }
+        Ok(self.progress())
+    }
+
+    /// The rows done so far and their summaries.
+    pub fn result(&self) -> DeletionResult {
+        deletion_result(self.rows.clone())
+    }
+}
+
+/// Run every job of `plan` on this thread ([`DeletionRun`] driven to the end), reporting
+/// `(jobs done, jobs)` whenever a job is done; `on_progress` returning `Break` stops
+/// early with the rows done so far.
 #[cfg(not(target_family = "wasm"))]
 pub fn run_deletion_blocking(
     spec: &ExperimentSpec,
@@ -1231,34 +1333,22 @@ pub fn run_deletion_blocking(
     device: &Device,
     mut on_progress: impl FnMut(usize, usize) -> std::ops::ControlFlow<()>,
 ) -> Result<DeletionResult, InfluenceError> {
-    let before = block_on(losses_before(final_ck, corpus, &plan.tests, device))?;
-    let mut models: HashMap<Vec<u32>, Gpt> = HashMap::new();
-    let mut rows = Vec::with_capacity(plan.jobs.len());
-    for (i, job) in plan.jobs.iter().enumerate() {
-        if !models.contains_key(&job.removed) {
-            let mut trainer = deletion_trainer(spec, corpus, job, device.clone())?;
-            while block_on(trainer.step())?.is_some() {}
-            models.insert(job.removed.clone(), trainer.model().clone());
-        }
-        let model = models
-            .get(&job.removed)
-            .ok_or_else(|| InfluenceError::Device("retrained model lost".into()))?;
-        let tokens = corpus
-            .get(job.test)
-            .map(|x| x.tokens.clone())
-            .unwrap_or_default();
-        let loss_after = block_on(text_loss(model, &tokens))?;
-        rows.push(DeletionRow {
-            removal: job.removal,
-            k: job.k,
-            draw: job.draw,
-            test: job.test,
-            loss_before: before.get(&job.test).copied().unwrap_or(f64::NAN),
-            loss_after,
-        });
-        if on_progress(i + 1, plan.jobs.len()).is_break() {
-            break;
+    let mut run = block_on(DeletionRun::new(
+        spec,
+        corpus,
+        plan.clone(),
+        final_ck,
+        device,
+    ))?;
+    let mut reported = 0;
+    while !run.is_done() {
+        let (done, total) = block_on(run.step())?;
+        if done > reported {
+            reported = done;
+            if on_progress(done, total).is_break() {
+                break;
+            }
         }
     }
-    Ok(deletion_result(rows))
+    Ok(run.result())
 }

@@ -5,12 +5,9 @@
 //! for the losses before, then one retrain per removed set, each an independent unit;
 //! after Cancel the retrains done so far make the result.
 
-use std::collections::HashMap;
-
-use mnemo_core::{BackendKind, Corpus, ExperimentSpec, Gpt, Trainer};
+use mnemo_core::{BackendKind, Corpus, ExperimentSpec, Trainer};
 use mnemo_measures::influence::{
-    DeletionRow, InfluenceResult, InfluenceRun, check, deletion_result, deletion_trainer,
-    losses_before, plan_deletion, text_loss,
+    DeletionRun, InfluenceResult, InfluenceRun, check, plan_deletion, retrain_spec,
 };
 
 use super::train::Trained;
@@ -103,12 +100,8 @@ pub async fn deletion(
         elapsed_s: 0.0,
     });
     // The model before removal: the spec's run, trained again (same seed, same weights).
-    let mut original = Trainer::with_corpus(
-        mnemo_measures::influence::retrain_spec(&spec),
-        corpus.clone(),
-        device.clone(),
-    )
-    .map_err(|e| e.to_string())?;
+    let mut original = Trainer::with_corpus(retrain_spec(&spec), corpus.clone(), device.clone())
+        .map_err(|e| e.to_string())?;
     let mut last_yield = now_ms();
     while original.step().await.map_err(|e| e.to_string())?.is_some() {
         if now_ms() - last_yield > 50.0 {
@@ -121,57 +114,36 @@ pub async fn deletion(
         }
     }
     let final_ck = original.checkpoint().await.map_err(|e| e.to_string())?;
-    let before = losses_before(&final_ck, &corpus, &plan.tests, &device)
+    let mut run = DeletionRun::new(&spec, &corpus, plan, &final_ck, &device)
         .await
         .map_err(|e| e.to_string())?;
-    // Retrains that remove the same texts give the same model: train each set once.
-    let mut models: HashMap<Vec<u32>, Gpt> = HashMap::new();
-    let mut rows = Vec::with_capacity(total);
+    let mut reported = 0;
     let mut stopped = false;
-    'jobs: for (i, job) in plan.jobs.iter().enumerate() {
-        if !models.contains_key(&job.removed) {
-            let mut trainer =
-                deletion_trainer(&spec, &corpus, job, device.clone()).map_err(|e| e.to_string())?;
-            while trainer.step().await.map_err(|e| e.to_string())?.is_some() {
-                if now_ms() - last_yield > 50.0 {
-                    yield_now().await;
-                    last_yield = now_ms();
-                }
-                if cancelled() {
-                    stopped = true;
-                    break 'jobs;
-                }
-            }
-            models.insert(job.removed.clone(), trainer.model().clone());
+    while !run.is_done() {
+        let (done, total) = run.step().await.map_err(|e| e.to_string())?;
+        if done > reported {
+            reported = done;
+            post(&FromWorker::DeletionProgress {
+                done,
+                total,
+                elapsed_s: (now_ms() - start) / 1000.0,
+            });
         }
-        let Some(model) = models.get(&job.removed) else {
-            continue;
-        };
-        let tokens = corpus
-            .get(job.test)
-            .map(|x| x.tokens.clone())
-            .unwrap_or_default();
-        let loss_after = text_loss(model, &tokens).await.map_err(|e| e.to_string())?;
-        rows.push(DeletionRow {
-            removal: job.removal,
-            k: job.k,
-            draw: job.draw,
-            test: job.test,
-            loss_before: before.get(&job.test).copied().unwrap_or(f64::NAN),
-            loss_after,
-        });
-        post(&FromWorker::DeletionProgress {
-            done: i + 1,
-            total,
-            elapsed_s: (now_ms() - start) / 1000.0,
-        });
+        if now_ms() - last_yield > 50.0 {
+            yield_now().await;
+            last_yield = now_ms();
+        }
+        if cancelled() {
+            stopped = !run.is_done();
+            break;
+        }
     }
-    if rows.is_empty() {
+    if run.progress().0 == 0 {
         post(&FromWorker::Cancelled { step: 0 });
         return Ok(());
     }
     post(&FromWorker::Deletion {
-        result: Box::new(deletion_result(rows)),
+        result: Box::new(run.result()),
         cancelled: stopped,
         elapsed_s: (now_ms() - start) / 1000.0,
     });

@@ -32,6 +32,7 @@ mod influence_cmd;
 mod link_cmd;
 mod mitigate_cmd;
 mod softprompt_cmd;
+mod spec_cmd;
 
 #[derive(Parser)]
 #[command(name = "mnemo", version, about = "Measure how small language models memorise their training data.", long_about = None)]
@@ -215,40 +216,7 @@ enum Command {
     /// mitigation.json, tradeoff.svg and a bar chart per measure. Unknown methods,
     /// impossible ratios or a checkpoint that does not fit stop with exit code 2 before
     /// any work.
-    Mitigate {
-        /// The spec the model was trained from (optional with --builtin).
-        #[arg(long, value_name = "SPEC.json")]
-        spec: Option<PathBuf>,
-        /// The trained model.
-        #[arg(long, value_name = "CKPT.safetensors", conflicts_with = "builtin")]
-        checkpoint: Option<PathBuf>,
-        /// A built-in model: tinymem-noise-2l, tinymem-noise-4l or tinymem-backdoor-2l.
-        #[arg(long, value_name = "NAME")]
-        builtin: Option<String>,
-        /// `all` or a comma-separated list: zero-out, activations, integrated-gradients,
-        /// slimming, hard-concrete, greedy, durable, durable-aggregate, second-order,
-        /// subnet, balanced-subnet.
-        #[arg(long, default_value = "all")]
-        methods: String,
-        /// Ratios to sweep (each method runs at each; default: each method's own).
-        #[arg(long, value_name = "R1,R2,...")]
-        ratios: Option<String>,
-        /// Clean training examples in the retain set.
-        #[arg(long, default_value_t = 64)]
-        retain: usize,
-        /// Epochs or steps of the optimising methods (overrides each method's default).
-        #[arg(long)]
-        epochs: Option<usize>,
-        /// Learning rate of the optimising methods (overrides the default 0.1).
-        #[arg(long)]
-        lr: Option<f64>,
-        /// Output directory.
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-        /// No progress line.
-        #[arg(long)]
-        quiet: bool,
-    },
+    Mitigate(mitigate_cmd::MitigateArgs),
     /// Compress a checkpoint for shipping as a built-in model (zlib safetensors, read by
     /// `--builtin`).
     Pack {
@@ -463,9 +431,9 @@ fn main() -> ExitCode {
             check,
         } => {
             if tinymem_noise || tinymem_backdoor {
-                tinymem_spec_cmd(tinymem_backdoor, reference, layers, epochs)
+                spec_cmd::tinymem_spec_cmd(tinymem_backdoor, reference, layers, epochs)
             } else {
-                spec_cmd(
+                spec_cmd::spec_cmd(
                     example,
                     tinymem,
                     profile,
@@ -504,30 +472,8 @@ fn main() -> ExitCode {
         } => link_cmd::run(link, corpus, out, quiet),
         Command::Bench(Bench::Counterfactual { models }) => cf_cmd::bench(models),
         Command::Bench(Bench::Softprompt) => softprompt_cmd::bench(),
-        Command::Mitigate {
-            spec,
-            checkpoint,
-            builtin,
-            methods,
-            ratios,
-            retain,
-            epochs,
-            lr,
-            out,
-            quiet,
-        } => mitigate_cmd::run(mitigate_cmd::MitigateArgs {
-            spec,
-            checkpoint,
-            builtin,
-            methods,
-            ratios,
-            retain,
-            epochs,
-            lr,
-            out,
-            quiet,
-        }),
-        Command::Pack { checkpoint, out } => pack(&checkpoint, &out),
+        Command::Mitigate(args) => mitigate_cmd::run(args),
+        Command::Pack { checkpoint, out } => mitigate_cmd::pack(&checkpoint, &out),
         Command::Counterfactual {
             spec,
             out,
@@ -550,80 +496,6 @@ fn read_spec(path: &Path) -> Result<ExperimentSpec, CliError> {
         path: path.to_path_buf(),
         source,
     })
-}
-
-fn spec_cmd(
-    example: bool,
-    tinymem: bool,
-    profile: bool,
-    counterfactual: bool,
-    softprompt: bool,
-    influence: bool,
-    check: Option<PathBuf>,
-) -> Result<(), CliError> {
-    let spec = if let Some(path) = check {
-        read_spec(&path)?
-    } else if influence {
-        ExperimentSpec::influence_demo()
-    } else if softprompt {
-        ExperimentSpec::softprompt_demo()
-    } else if profile {
-        ExperimentSpec::profile_demo()
-    } else if counterfactual {
-        ExperimentSpec::counterfactual_demo()
-    } else if tinymem {
-        ExperimentSpec::tinymem_example()
-    } else if example {
-        ExperimentSpec::demo()
-    } else {
-        return Err(CliError::NothingToDo);
-    };
-    println!("{}", spec.to_json());
-    Ok(())
-}
-
-fn pack(checkpoint: &Path, out: &Path) -> Result<(), CliError> {
-    let bytes = fs::read(checkpoint).map_err(io_err(checkpoint))?;
-    let ck = mnemo_core::Checkpoint::from_safetensors(&bytes).map_err(|source| {
-        CliError::Checkpoint {
-            path: checkpoint.to_path_buf(),
-            source,
-        }
-    })?;
-    let packed = mnemo_core::builtin::pack(&bytes);
-    fs::write(out, &packed).map_err(io_err(out))?;
-    eprintln!(
-        "step {}: {} -> {} bytes, wrote {}",
-        ck.step,
-        bytes.len(),
-        packed.len(),
-        out.display()
-    );
-    Ok(())
-}
-
-fn tinymem_spec_cmd(
-    backdoor: bool,
-    reference: bool,
-    layers: usize,
-    epochs: usize,
-) -> Result<(), CliError> {
-    let mut spec = if reference {
-        ExperimentSpec::tinymem_reference(layers, backdoor)
-    } else if backdoor {
-        ExperimentSpec::tinymem_backdoor(layers, epochs)
-    } else {
-        ExperimentSpec::tinymem_noise(layers, epochs)
-    };
-    if reference {
-        spec.training.duration = mnemo_core::spec::Duration::Epochs(epochs);
-    }
-    spec.validate().map_err(|source| CliError::Spec {
-        path: PathBuf::from("--layers/--epochs"),
-        source,
-    })?;
-    println!("{}", spec.to_json());
-    Ok(())
 }
 
 fn device(kind: BackendKind) -> Result<mnemo_core::backend::Device, CliError> {

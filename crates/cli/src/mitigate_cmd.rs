@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::ops::ControlFlow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use mnemo_core::{BackendKind, Checkpoint, Corpus, train::block_on};
 use mnemo_measures::unlearn::{
@@ -18,16 +18,39 @@ use serde::Serialize;
 use crate::{CliError, did_cmd, io_err};
 
 /// Arguments of `mnemo mitigate`.
+#[derive(clap::Args)]
 pub struct MitigateArgs {
+    /// The spec the model was trained from (optional with --builtin).
+    #[arg(long, value_name = "SPEC.json")]
     pub spec: Option<PathBuf>,
+    /// The trained model.
+    #[arg(long, value_name = "CKPT.safetensors", conflicts_with = "builtin")]
     pub checkpoint: Option<PathBuf>,
+    /// A built-in model: tinymem-noise-2l, tinymem-noise-4l or tinymem-backdoor-2l.
+    #[arg(long, value_name = "NAME")]
     pub builtin: Option<String>,
+    /// `all` or a comma-separated list: zero-out, activations, integrated-gradients,
+    /// slimming, hard-concrete, greedy, durable, durable-aggregate, second-order,
+    /// subnet, balanced-subnet.
+    #[arg(long, default_value = "all")]
     pub methods: String,
+    /// Ratios to sweep (each method runs at each; default: each method's own).
+    #[arg(long, value_name = "R1,R2,...")]
     pub ratios: Option<String>,
+    /// Clean training examples in the retain set.
+    #[arg(long, default_value_t = 64)]
     pub retain: usize,
+    /// Epochs or steps of the optimising methods (overrides each method's default).
+    #[arg(long)]
     pub epochs: Option<usize>,
+    /// Learning rate of the optimising methods (overrides the default 0.1).
+    #[arg(long)]
     pub lr: Option<f64>,
+    /// Output directory.
+    #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// No progress line.
+    #[arg(long)]
     pub quiet: bool,
 }
 
@@ -348,4 +371,25 @@ fn outputs(
         files.push((name, svg_of((900, 480), |a| measure_chart(a, results, m))));
     }
     Ok(files)
+}
+
+/// `mnemo pack`: compress a checkpoint for shipping as a built-in model.
+pub fn pack(checkpoint: &Path, out: &Path) -> Result<(), CliError> {
+    let bytes = fs::read(checkpoint).map_err(io_err(checkpoint))?;
+    let ck = mnemo_core::Checkpoint::from_safetensors(&bytes).map_err(|source| {
+        CliError::Checkpoint {
+            path: checkpoint.to_path_buf(),
+            source,
+        }
+    })?;
+    let packed = mnemo_core::builtin::pack(&bytes);
+    fs::write(out, &packed).map_err(io_err(out))?;
+    eprintln!(
+        "step {}: {} -> {} bytes, wrote {}",
+        ck.step,
+        bytes.len(),
+        packed.len(),
+        out.display()
+    );
+    Ok(())
 }

@@ -1,0 +1,363 @@
+//! The built-in experiments: the demo of every view, and the TinyMem specs.
+
+use crate::model::ModelConfig;
+use crate::tokenizer::TokenizerKind;
+
+use super::*;
+
+impl ExperimentSpec {
+    /// The default demo: the built-in facts corpus and a small model that trains in
+    /// well under a minute on the browser's CPU path.
+    pub fn demo() -> Self {
+        ExperimentSpec {
+            version: SPEC_VERSION,
+            name: "Facts demo".into(),
+            seed: 42,
+            data: DataSpec {
+                source: DataSource::Builtin {
+                    corpus: BuiltinCorpus::Facts,
+                    instances: 48,
+                },
+                heldout_fraction: 0.25,
+                canary: None,
+            },
+            tokenizer: TokenizerKind::Char,
+            model: ModelConfig {
+                n_layers: 2,
+                d_model: 64,
+                n_heads: 4,
+                context: 64,
+                tied_head: true,
+                activation: Default::default(),
+            },
+            training: TrainingConfig {
+                batch_size: 8,
+                duration: Duration::Steps(200),
+                learning_rate: 3e-3,
+                warmup_steps: 10,
+                decay: Decay::Cosine,
+                min_lr_ratio: 0.1,
+                weight_decay: 0.1,
+                betas: (0.9, 0.98),
+                checkpoint_every: 50,
+                checkpoint_steps: vec![],
+            },
+            profile: None,
+            counterfactual: None,
+            extraction: None,
+            softprompt: None,
+            influence: None,
+        }
+    }
+
+    /// The memorisation-profile demo: 384 facts seen once each, two per step, in 8
+    /// cohorts of 24 steps (checkpoints every 24 steps), 96 facts held out; the panel
+    /// samples 40 instances per cohort and 80 held-out ones.
+    pub fn profile_demo() -> Self {
+        let mut spec = Self::demo();
+        spec.name = "Memorisation profile demo".into();
+        spec.data.source = DataSource::Builtin {
+            corpus: BuiltinCorpus::Facts,
+            instances: 480,
+        };
+        spec.data.heldout_fraction = 0.2;
+        spec.training.duration = Duration::Epochs(1);
+        spec.training.batch_size = 2;
+        spec.training.learning_rate = 1e-2;
+        spec.training.warmup_steps = 10;
+        spec.training.checkpoint_every = 24;
+        spec.profile = Some(ProfileSpec::default());
+        spec
+    }
+
+    /// The counterfactual-memorisation demo: 48 invented facts and a canary ("my PIN
+    /// is ...") repeated 8 times; 16 small models, each trained for 25 epochs on a random
+    /// half of them. The canary, seen eight times per epoch whenever it is in, is the
+    /// most memorised; unique facts are memorised less.
+    pub fn counterfactual_demo() -> Self {
+        let mut spec = Self::demo();
+        spec.name = "Counterfactual memorisation demo".into();
+        spec.data.source = DataSource::Builtin {
+            corpus: BuiltinCorpus::Facts,
+            instances: 64,
+        };
+        spec.data.heldout_fraction = 0.25;
+        spec.data.canary = Some(CanarySpec {
+            prefix: "my PIN is ".into(),
+            digits: 4,
+            repetitions: 8,
+        });
+        spec.model.d_model = 32;
+        spec.training.batch_size = 8;
+        spec.training.duration = Duration::Epochs(25);
+        spec.training.checkpoint_every = 0;
+        spec.counterfactual = Some(CounterfactualSpec::default());
+        spec.extraction = Some(ExtractionSpec {
+            prefix: 16,
+            suffix: 32,
+        });
+        spec
+    }
+
+    /// The soft-prompt extraction demo: 64 invented facts, all trained on (nothing held
+    /// out: the pairs come from training instances), a small model trained for 300 steps
+    /// so that it has partly memorised them, then a constant prompt of 8 vectors and a
+    /// dynamic one trained for 200 steps each on half of the (prefix 16, suffix 32) pairs
+    /// and measured on the other half.
+    pub fn softprompt_demo() -> Self {
+        let mut spec = Self::demo();
+        spec.name = "Soft-prompt extraction demo".into();
+        spec.data.source = DataSource::Builtin {
+            corpus: BuiltinCorpus::Facts,
+            instances: 64,
+        };
+        spec.data.heldout_fraction = 0.0;
+        spec.training.duration = Duration::Steps(300);
+        spec.training.checkpoint_every = 0;
+        spec.softprompt = Some(SoftPromptSpec {
+            prompt_len: 8,
+            prefix: 16,
+            suffix: 32,
+            test_fraction: 0.5,
+            steps: 200,
+            batch_size: 16,
+            prompt_lr: 1e-2,
+            embed_lr: 1e-3,
+            block_lr: 1e-4,
+        });
+        spec
+    }
+
+    /// The training-data influence demo: 50 invented facts plus one text repeated 6 times
+    /// (a canary, "my PIN is ...", ids 50-55); a fifth of the distinct texts held out (10
+    /// facts with seed 42); a small model (1 layer, d_model 32) trained for 30 epochs
+    /// (173 steps) so the repeated text is memorised; influence summed over the
+    /// checkpoints at steps 60, 120 and 173 for the repeated text, facts 0-2 and the first
+    /// 8 held-out facts (11 distinct test texts with seed 42, where fact 0 is held out);
+    /// case deletion of 1, 3 and 6 texts on the first 8 of them, 3 random draws each.
+    pub fn influence_demo() -> Self {
+        let mut spec = Self::demo();
+        spec.name = "Training-data influence demo".into();
+        spec.data.source = DataSource::Builtin {
+            corpus: BuiltinCorpus::Facts,
+            instances: 50,
+        };
+        spec.data.heldout_fraction = 0.2;
+        spec.data.canary = Some(CanarySpec {
+            prefix: "my PIN is ".into(),
+            digits: 4,
+            repetitions: 6,
+        });
+        spec.model = ModelConfig {
+            n_layers: 1,
+            d_model: 32,
+            n_heads: 2,
+            context: 64,
+            tied_head: true,
+            activation: Default::default(),
+        };
+        spec.training.batch_size = 8;
+        spec.training.duration = Duration::Epochs(30);
+        spec.training.learning_rate = 5e-3;
+        spec.training.warmup_steps = 10;
+        spec.training.checkpoint_every = 0;
+        spec.training.checkpoint_steps = vec![60, 120];
+        spec.influence = Some(InfluenceSpec {
+            checkpoints: Vec::new(),
+            tests: vec![50, 0, 1, 2],
+            heldout_tests: 8,
+            deletion_k: vec![1, 3, 6],
+            deletion_tests: 8,
+            ..InfluenceSpec::default()
+        });
+        spec
+    }
+
+    /// A TinyMem spec with the paper's model shape (2 layers, d_model 128, 4 heads,
+    /// context 150).
+    pub fn tinymem_example() -> Self {
+        let mut spec = Self::demo();
+        spec.name = "TinyMem increment with noise".into();
+        spec.tokenizer = TokenizerKind::Tinymem;
+        spec.data = DataSpec {
+            source: DataSource::Tinymem(TinyMemSpec {
+                task: TinyMemTask::Increment,
+                k: 7,
+                aux_ks: vec![2, 3, 4, 5],
+                main_sequences: 1000,
+                aux_sequences: 100,
+                noised_sequences: 100,
+                noise_prob: 0.1,
+                duplication: 10,
+                terms: 20,
+                test_sequences: None,
+                backdoor: None,
+            }),
+            heldout_fraction: 0.1,
+            canary: None,
+        };
+        spec.model = ModelConfig {
+            n_layers: 2,
+            d_model: 128,
+            n_heads: 4,
+            context: 150,
+            tied_head: false,
+            activation: Default::default(),
+        };
+        spec.training.batch_size = 32;
+        spec.training.learning_rate = 1e-3;
+        spec.training.duration = Duration::Epochs(2);
+        spec
+    }
+
+    /// TinyMem with noise, sized for a 2-core machine (METHODS.md section 5): the
+    /// reference's generators, model and optimiser with the counts scaled by 1/20:
+    /// INCREMENT, main task k = 7 with 1,000 examples (reference 20,000), auxiliary tasks
+    /// k = 2, 3, 4, 5 with 150 each (reference 3,000), the last 50 of each task after a
+    /// seeded shuffle as its test set (reference 1,000), 50 noised training examples
+    /// (reference 1,000), noise +-1 with probability 0.05 each per number, 20 numbers per
+    /// example, context 150. Model: `n_layers` blocks, 4 heads, d_model 128, ReLU MLP of
+    /// 512, untied head; AdamW lr 1e-3, weight decay 0.1, betas (0.9, 0.98), batch 128,
+    /// no schedule. Built-in models `tinymem-noise-2l` and `-4l` are trained from it.
+    pub fn tinymem_noise(n_layers: usize, epochs: usize) -> Self {
+        let mut spec = Self::tinymem_example();
+        spec.name = format!("TinyMem noise, {n_layers} layers");
+        spec.seed = 0;
+        spec.data = DataSpec {
+            source: DataSource::Tinymem(TinyMemSpec {
+                task: TinyMemTask::Increment,
+                k: 7,
+                aux_ks: vec![2, 3, 4, 5],
+                main_sequences: 1000,
+                aux_sequences: 150,
+                noised_sequences: 50,
+                noise_prob: 0.1,
+                duplication: 1,
+                terms: 20,
+                test_sequences: Some(50),
+                backdoor: None,
+            }),
+            heldout_fraction: 0.0,
+            canary: None,
+        };
+        spec.model = ModelConfig {
+            n_layers,
+            d_model: 128,
+            n_heads: 4,
+            context: 150,
+            tied_head: false,
+            activation: crate::model::Activation::Relu,
+        };
+        spec.training = TrainingConfig {
+            batch_size: 128,
+            duration: Duration::Epochs(epochs),
+            learning_rate: 1e-3,
+            warmup_steps: 0,
+            decay: Decay::Constant,
+            min_lr_ratio: 1.0,
+            weight_decay: 0.1,
+            betas: (0.9, 0.98),
+            checkpoint_every: 0,
+            checkpoint_steps: vec![],
+        };
+        spec
+    }
+
+    /// TinyMem with a backdoor, sized like [`ExperimentSpec::tinymem_noise`] (same counts,
+    /// model and optimiser): trigger `100`, no noise; every main-task example containing
+    /// `100` is triggered, a tenth of those are the backdoor test set.
+    pub fn tinymem_backdoor(n_layers: usize, epochs: usize) -> Self {
+        let mut spec = Self::tinymem_noise(n_layers, epochs);
+        spec.name = format!("TinyMem backdoor, {n_layers} layers");
+        if let DataSource::Tinymem(t) = &mut spec.data.source {
+            t.noised_sequences = 0;
+            t.backdoor = Some(100);
+        }
+        spec
+    }
+
+    /// The reference's sizes, for a bigger machine: 20,000 main examples, 3,000 per
+    /// auxiliary task, 1,000 test examples per task, 1,000 noised (or the backdoor),
+    /// MULT data as in the reference's result table.
+    pub fn tinymem_reference(n_layers: usize, backdoor: bool) -> Self {
+        let mut spec = if backdoor {
+            Self::tinymem_backdoor(n_layers, 1000)
+        } else {
+            Self::tinymem_noise(n_layers, 1000)
+        };
+        spec.name = format!("{} (reference sizes)", spec.name);
+        if let DataSource::Tinymem(t) = &mut spec.data.source {
+            t.task = TinyMemTask::Mult;
+            t.main_sequences = 20_000;
+            t.aux_sequences = 3_000;
+            t.test_sequences = Some(1_000);
+            if !backdoor {
+                t.noised_sequences = 1_000;
+            }
+        }
+        spec
+    }
+
+    /// Parse JSON, checking the version first (so an unknown version gets its own
+    /// message rather than a field error), then validate.
+    pub fn from_json(json: &str) -> Result<Self, SpecError> {
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| SpecError::Malformed(e.to_string()))?;
+        let version = value
+            .get("version")
+            .ok_or_else(|| SpecError::Malformed("missing field `version`".into()))?
+            .as_u64()
+            .ok_or_else(|| SpecError::Malformed("`version` must be a whole number".into()))?;
+        if version == 0 || version > SPEC_VERSION as u64 {
+            return Err(SpecError::UnsupportedVersion { found: version });
+        }
+        let spec: ExperimentSpec =
+            serde_json::from_value(value).map_err(|e| SpecError::Malformed(e.to_string()))?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Check every field against [`limits`].
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if self.version == 0 || self.version > SPEC_VERSION {
+            return Err(SpecError::UnsupportedVersion {
+                found: self.version as u64,
+            });
+        }
+        self.model.validate()?;
+        self.training.validate()?;
+        self.data.validate()?;
+        if let Some(p) = &self.profile {
+            p.validate()?;
+            if self.training.checkpoint_every == 0 {
+                return Err(SpecError::Inconsistent(
+                    "a profile needs training.checkpoint_every (the cohort length) above 0".into(),
+                ));
+            }
+        }
+        if let Some(c) = &self.counterfactual {
+            c.validate()?;
+        }
+        if let Some(e) = &self.extraction {
+            e.validate()?;
+        }
+        if let Some(p) = &self.softprompt {
+            p.validate()?;
+        }
+        if let Some(i) = &self.influence {
+            i.validate()?;
+        }
+        if self.tokenizer == TokenizerKind::Tinymem
+            && !matches!(self.data.source, DataSource::Tinymem(_))
+        {
+            // Allowed (the user may upload digit text), but a canary prefix must then
+            // be digits too; the corpus builder reports the offending character.
+        }
+        Ok(())
+    }
+}

@@ -96,10 +96,11 @@ pub struct HubState {
     pub busy: Option<ViewId>,
     /// The backend the next job will use.
     pub backend: BackendKind,
-    /// The form's experiment, or `None` while a field is invalid.
-    pub form: Option<ExperimentSpec>,
+    /// The form's experiment, or `None` while a field is invalid (shared, not copied,
+    /// at each render: a text can be megabytes).
+    pub form: Option<Rc<ExperimentSpec>>,
     /// The last trained model (description, experiment), kept by the worker.
-    pub trained: Option<(String, ExperimentSpec)>,
+    pub trained: Option<Rc<(String, ExperimentSpec)>>,
     /// The kept runs.
     pub runs: RunsList,
     /// What the opened link hides.

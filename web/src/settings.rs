@@ -14,6 +14,7 @@ use yew::prelude::*;
 use crate::download::download_text;
 use crate::form::{FIELDS, Form, Source};
 use crate::hub::Chrome;
+use crate::views::input_value;
 
 /// The settings' properties.
 #[derive(Properties, PartialEq)]
@@ -79,11 +80,6 @@ fn read_file(file: File, link: html::Scope<Settings>) {
 fn select_value(e: &Event) -> String {
     let s: HtmlSelectElement = e.target_unchecked_into();
     s.value()
-}
-
-fn input_value(e: &InputEvent) -> String {
-    let i: HtmlInputElement = e.target_unchecked_into();
-    i.value()
 }
 
 impl Component for Settings {

@@ -72,9 +72,9 @@ pub struct App {
     busy: Option<(ViewId, Option<Progress>)>,
     /// The view that gets the worker's answers.
     owner: ViewId,
-    form: Option<ExperimentSpec>,
+    form: Option<Rc<ExperimentSpec>>,
     load: (Rc<ExperimentSpec>, u32),
-    trained: Option<(String, ExperimentSpec)>,
+    trained: Option<Rc<(String, ExperimentSpec)>>,
     runs: Runs,
     runs_done: Callback<RunsEvent>,
     share: ShareState,
@@ -181,7 +181,7 @@ impl App {
                 self.run_link();
             }
             FromWorker::ModelKept { description, spec } => {
-                self.trained = Some((description, *spec))
+                self.trained = Some(Rc::new((description, *spec)))
             }
             FromWorker::Failed { message } if self.webgpu.is_none() => {
                 self.webgpu = Some(Err(message))
@@ -366,7 +366,7 @@ impl Component for App {
             }
             Msg::Result(r) => self.runs.keep_result(r, &self.runs_done),
             Msg::SetForm(spec) => self.load = (Rc::new(*spec), self.load.1 + 1),
-            Msg::FormChanged(spec) => self.form = spec,
+            Msg::FormChanged(spec) => self.form = spec.map(Rc::new),
             Msg::SetBackend(c) => self.choice = c,
             Msg::Navigate(id) => self.navigate(id, true),
             Msg::PopState => self.active = view_in_address().unwrap_or(views::train::ID),
@@ -387,7 +387,7 @@ impl Component for App {
                 let job = self
                     .last_job
                     .clone()
-                    .or_else(|| self.form.clone().map(|s| (s, views::train::ID)));
+                    .or_else(|| self.form.as_deref().cloned().map(|s| (s, views::train::ID)));
                 match job {
                     Some((spec, view)) => {
                         let url = self.share.make_link(&spec, view, embed);

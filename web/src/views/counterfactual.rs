@@ -284,7 +284,7 @@ impl CfView {
                     return false;
                 }
                 let base = if own {
-                    match self.hub.state.form.clone() {
+                    match self.hub.state.form.as_deref().cloned() {
                         Some(s) => s,
                         None => {
                             self.cf.error = Some("fix the data and model settings first".into());

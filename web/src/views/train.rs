@@ -273,9 +273,10 @@ impl Component for TrainView {
                 self.run = RunState::Starting;
             }
             Msg::Train => {
-                if let (true, Some(spec)) =
-                    (self.hub.state.can_start(), self.hub.state.form.clone())
-                {
+                if let (true, Some(spec)) = (
+                    self.hub.state.can_start(),
+                    self.hub.state.form.as_deref().cloned(),
+                ) {
                     self.start(spec);
                 }
             }
@@ -299,8 +300,9 @@ impl Component for TrainView {
                 let state = &self.hub.state;
                 let Some(spec) = state
                     .form
-                    .clone()
-                    .or_else(|| state.trained.clone().map(|t| t.1))
+                    .as_deref()
+                    .cloned()
+                    .or_else(|| state.trained.as_ref().map(|t| t.1.clone()))
                 else {
                     self.weights_message = Some(Err(
                         "fix the settings first: the weights are checked against them".into(),

@@ -326,7 +326,7 @@ impl Component for InfluencePanel {
                     return false;
                 }
                 let base = if own {
-                    self.hub.state.form.clone()
+                    self.hub.state.form.as_deref().cloned()
                 } else {
                     Some(ExperimentSpec::influence_demo())
                 };

@@ -9,6 +9,8 @@ use mnemo_measures::did::DidResult;
 use mnemo_measures::extraction::ExtractionResult;
 use mnemo_measures::influence::{DeletionResult, InfluenceProgress, InfluenceResult};
 use mnemo_measures::softprompt::{PromptStep, SoftPromptProgress, SoftPromptResult};
+use mnemo_measures::tinymem::ShownExample;
+use mnemo_measures::unlearn::{MethodResult, MitigationSummary, StepProgress};
 use serde::{Deserialize, Serialize};
 
 /// Facts about a training run, sent by the worker when it starts.
@@ -105,6 +107,17 @@ pub enum ToWorker {
         /// The scores that choose the texts to remove.
         result: Box<InfluenceResult>,
     },
+    /// Run the unlearning methods of the spec's `mitigation` section, one after another,
+    /// each on a copy of the model: its built-in model, or the spec's model (trained
+    /// first when `train` is set, otherwise the last trained model).
+    Mitigate {
+        /// The experiment, with its `mitigation` section.
+        spec: ExperimentSpec,
+        /// Where to run it.
+        backend: BackendKind,
+        /// Train the spec's model first (when the section names no built-in model).
+        train: bool,
+    },
     /// Send the weights of the last finished training run as safetensors.
     ExportWeights,
     /// Use these safetensors weights (checked against `spec`'s model and corpus) as the
@@ -186,6 +199,31 @@ pub struct InfluenceView {
     pub texts: Vec<InfluenceText>,
     /// The BOS token id (not shown).
     pub bos: u32,
+}
+
+/// A mitigation run as the page shows and keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MitigationView {
+    /// The untouched model's measures and every method's row so far.
+    pub summary: MitigationSummary,
+    /// The built-in model measured, if it was one (the reference's results apply).
+    pub builtin: Option<String>,
+    /// The label of every token id (as text, never HTML).
+    pub labels: Vec<String>,
+    /// The measured examples: prompt, memorised and clean continuations.
+    pub examples: Vec<ShownExample>,
+    /// What the untouched model generated for each example.
+    pub before: Vec<Vec<u32>>,
+    /// What each method's edited model generated, per row of `summary.results`.
+    pub after: Vec<Vec<Vec<u32>>>,
+}
+
+impl MitigationView {
+    /// Add one method's row and what its model generated.
+    pub fn push(&mut self, result: MethodResult, generated: Vec<Vec<u32>>) {
+        self.summary.results.push(result);
+        self.after.push(generated);
+    }
 }
 
 /// Worker -> page.
@@ -331,6 +369,38 @@ pub enum FromWorker {
         cancelled: bool,
         /// Seconds in all.
         elapsed_s: f64,
+    },
+    /// Mitigation: the untouched model is measured and the sets are chosen.
+    MitigationReady {
+        /// The run so far (no method yet).
+        view: Box<MitigationView>,
+        /// Seconds loading and measuring.
+        prepare_s: f64,
+    },
+    /// Mitigation: where the method in progress stands.
+    MitigationProgress {
+        /// Index of the method and setting running (from 0).
+        run: usize,
+        /// Methods and settings in all.
+        runs: usize,
+        /// Steps of this method.
+        step: StepProgress,
+        /// Seconds since this method started.
+        elapsed_s: f64,
+    },
+    /// Mitigation: one method is done and measured.
+    MitigationMethod {
+        /// Its row.
+        result: Box<MethodResult>,
+        /// What its edited model generated for each measured example.
+        generated: Vec<Vec<u32>>,
+    },
+    /// Mitigation is over: every method, or those finished before Cancel.
+    Mitigation {
+        /// The whole run.
+        view: Box<MitigationView>,
+        /// Cut short by Cancel.
+        cancelled: bool,
     },
     /// The weights asked for with [`ToWorker::ExportWeights`].
     Weights {

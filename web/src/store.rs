@@ -18,7 +18,7 @@ use rexie::{ObjectStore, Rexie, TransactionMode};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::protocol::{ExtractionView, InfluenceView, SoftPromptView};
+use crate::protocol::{ExtractionView, InfluenceView, MitigationView, SoftPromptView};
 use mnemo_measures::influence::DeletionResult;
 
 const DB: &str = "mnemo";
@@ -95,6 +95,8 @@ pub enum RunResult {
     Influence(Box<InfluenceView>, f64),
     /// Case deletion, its seconds, and whether Cancel cut it short.
     Deletion(Box<DeletionResult>, f64, bool),
+    /// A mitigation run and whether Cancel cut it short.
+    Mitigation(Box<MitigationView>, bool),
 }
 
 impl RunResult {
@@ -106,6 +108,7 @@ impl RunResult {
             RunResult::SoftPrompt(..) => "softprompt",
             RunResult::Influence(..) => "influence",
             RunResult::Deletion(..) => "deletion",
+            RunResult::Mitigation(..) => "mitigation",
         }
     }
 }

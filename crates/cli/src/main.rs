@@ -84,8 +84,12 @@ enum Command {
         /// Training epochs of the TinyMem spec.
         #[arg(long, default_value_t = 200)]
         epochs: usize,
+        /// Print a built-in TinyMem model's spec with a mitigation section (every
+        /// unlearning method at its reference default), for `mnemo mitigate --spec`.
+        #[arg(long, value_name = "BUILTIN")]
+        mitigation: Option<String>,
         /// Check a spec file and print it normalised (defaults filled in).
-        #[arg(long, value_name = "SPEC.json", conflicts_with_all = ["example", "tinymem", "profile", "counterfactual", "softprompt", "influence", "tinymem_noise", "tinymem_backdoor"])]
+        #[arg(long, value_name = "SPEC.json", conflicts_with_all = ["example", "tinymem", "profile", "counterfactual", "softprompt", "influence", "tinymem_noise", "tinymem_backdoor", "mitigation"])]
         check: Option<PathBuf>,
     },
     /// Estimate a memorisation profile from your own panel (e.g. measured on Pythia
@@ -428,9 +432,12 @@ fn main() -> ExitCode {
             reference,
             layers,
             epochs,
+            mitigation,
             check,
         } => {
-            if tinymem_noise || tinymem_backdoor {
+            if let Some(name) = mitigation {
+                spec_cmd::mitigation_spec_cmd(&name)
+            } else if tinymem_noise || tinymem_backdoor {
                 spec_cmd::tinymem_spec_cmd(tinymem_backdoor, reference, layers, epochs)
             } else {
                 spec_cmd::spec_cmd(

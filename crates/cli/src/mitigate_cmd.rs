@@ -9,11 +9,10 @@ use std::path::{Path, PathBuf};
 
 use mnemo_core::{BackendKind, Checkpoint, Corpus, train::block_on};
 use mnemo_measures::unlearn::{
-    Method, MethodResult, MethodSettings, MitigationOptions, prepare, run_method,
+    Method, MethodSettings, MitigationOptions, MitigationSummary, prepare, run_method,
 };
 use mnemo_plots::did::svg_of;
-use mnemo_plots::mitigation::{Measure, ReferencePoint, measure_chart, tradeoff_chart};
-use serde::Serialize;
+use mnemo_plots::mitigation::{Measure, measure_chart, reference_points, tradeoff_chart};
 
 use crate::{CliError, did_cmd, io_err};
 
@@ -31,15 +30,15 @@ pub struct MitigateArgs {
     pub builtin: Option<String>,
     /// `all` or a comma-separated list: zero-out, activations, integrated-gradients,
     /// slimming, hard-concrete, greedy, durable, durable-aggregate, second-order,
-    /// subnet, balanced-subnet.
-    #[arg(long, default_value = "all")]
-    pub methods: String,
+    /// subnet, balanced-subnet. Default: the spec's `mitigation` section, or all.
+    #[arg(long)]
+    pub methods: Option<String>,
     /// Ratios to sweep (each method runs at each; default: each method's own).
     #[arg(long, value_name = "R1,R2,...")]
     pub ratios: Option<String>,
-    /// Clean training examples in the retain set.
-    #[arg(long, default_value_t = 64)]
-    pub retain: usize,
+    /// Clean training examples in the retain set (default: the spec's, or 64).
+    #[arg(long)]
+    pub retain: Option<usize>,
     /// Epochs or steps of the optimising methods (overrides each method's default).
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -116,28 +115,29 @@ pub fn plan(
     Ok(out)
 }
 
-#[derive(Serialize)]
-struct Summary<'a> {
-    spec_name: &'a str,
-    model: &'a str,
-    data: &'static str,
-    memorised_before: f64,
-    clean_before: Option<f64>,
-    accuracy_before: f64,
-    perplexity_before: f64,
-    forget_set: usize,
-    retain_set: usize,
-    results: &'a [MethodResult],
-}
-
 /// Run `mnemo mitigate`.
 pub fn run(args: MitigateArgs) -> Result<(), CliError> {
-    // Everything is checked before any work.
-    let (spec, ck, model_label) = match (&args.builtin, &args.checkpoint) {
+    // Everything is checked before any work. A spec whose mitigation section names a
+    // built-in model stands for `--builtin NAME`.
+    let given = args
+        .spec
+        .as_ref()
+        .map(|p| crate::read_spec(p))
+        .transpose()?;
+    let named = given
+        .as_ref()
+        .and_then(|s| s.mitigation.as_ref())
+        .and_then(|m| m.model.clone());
+    let builtin = args.builtin.clone().or(if args.checkpoint.is_none() {
+        named
+    } else {
+        None
+    });
+    let (spec, ck, model_label) = match (&builtin, &args.checkpoint) {
         (Some(name), None) => {
             let b = mnemo_core::builtin::get(name).map_err(|e| CliError::Output(e.to_string()))?;
-            let spec = match &args.spec {
-                Some(p) => crate::read_spec(p)?,
+            let spec = match given {
+                Some(s) => s,
                 None => b.spec().map_err(|e| CliError::Output(e.to_string()))?,
             };
             let ck = b
@@ -146,11 +146,7 @@ pub fn run(args: MitigateArgs) -> Result<(), CliError> {
             (spec, ck, format!("builtin {name}"))
         }
         (None, Some(path)) => {
-            let spec_path = args
-                .spec
-                .as_ref()
-                .ok_or_else(|| CliError::Output("--checkpoint needs --spec".into()))?;
-            let spec = crate::read_spec(spec_path)?;
+            let spec = given.ok_or_else(|| CliError::Output("--checkpoint needs --spec".into()))?;
             let bytes = fs::read(path).map_err(io_err(path))?;
             let ck =
                 Checkpoint::from_safetensors(&bytes).map_err(|source| CliError::Checkpoint {
@@ -165,8 +161,15 @@ pub fn run(args: MitigateArgs) -> Result<(), CliError> {
             ));
         }
     };
-    let methods = parse_methods(&args.methods)?;
-    let runs = plan(&methods, args.ratios.as_deref(), args.epochs, args.lr)?;
+    // The spec's mitigation section gives the runs unless the flags name them.
+    let section = spec.mitigation.as_ref();
+    let runs = match (section, &args.methods, &args.ratios, args.epochs, args.lr) {
+        (Some(m), None, None, None, None) => m.methods.clone(),
+        _ => {
+            let methods = parse_methods(args.methods.as_deref().unwrap_or("all"))?;
+            plan(&methods, args.ratios.as_deref(), args.epochs, args.lr)?
+        }
+    };
     let corpus = Corpus::build(&spec.data, spec.tokenizer, spec.model.context, spec.seed)?;
     ck.fits(&spec.model, corpus.tokenizer.vocab_size())
         .map_err(|message| CliError::Mismatch {
@@ -180,14 +183,13 @@ pub fn run(args: MitigateArgs) -> Result<(), CliError> {
     let start = std::time::Instant::now();
     let clock = move || start.elapsed().as_secs_f64();
     let options = MitigationOptions {
-        retain: args.retain,
+        retain: args
+            .retain
+            .or(section.map(|m| m.retain))
+            .unwrap_or(mnemo_core::spec::mitigation::DEFAULT_RETAIN),
     };
     let ctx = block_on(prepare(ck, corpus, options, spec.seed, &device))
         .map_err(|e| CliError::Output(e.to_string()))?;
-    let is_backdoor = matches!(
-        ctx.before,
-        mnemo_measures::tinymem::Memorisation::Backdoor(_)
-    );
     eprintln!(
         "{model_label}: memorised {:.1}%{}, accuracy {:.2}%, perplexity {:.3}; forget set {}, retain set {}; {} run(s)",
         100.0 * ctx.before.fraction(),
@@ -219,7 +221,7 @@ pub fn run(args: MitigateArgs) -> Result<(), CliError> {
             }
             ControlFlow::Continue(())
         };
-        let (r, _) = block_on(run_method(
+        let r = block_on(run_method(
             &ctx,
             settings,
             spec.seed,
@@ -227,7 +229,8 @@ pub fn run(args: MitigateArgs) -> Result<(), CliError> {
             &clock,
             &mut progress,
         ))
-        .map_err(|e| CliError::Output(format!("{}: {e}", settings.method.name())))?;
+        .map_err(|e| CliError::Output(format!("{}: {e}", settings.method.name())))?
+        .result;
         eprintln!(
             "\r[{}/{}] {} {}: memorised {:.1}% -> {:.1}%, accuracy {:.2}% -> {:.2}%, perplexity {:.3}, {:.1} s",
             j + 1,
@@ -243,124 +246,26 @@ pub fn run(args: MitigateArgs) -> Result<(), CliError> {
         );
         results.push(r);
     }
-    let summary = Summary {
-        spec_name: &spec.name,
-        model: &model_label,
-        data: if is_backdoor { "backdoor" } else { "noise" },
-        memorised_before: ctx.before.fraction(),
-        clean_before: ctx.before.clean_fraction(),
-        accuracy_before: ctx.quality_before.accuracy,
-        perplexity_before: ctx.quality_before.perplexity,
-        forget_set: ctx.data.forget.len(),
-        retain_set: ctx.data.retain.len(),
-        results: &results,
-    };
-    let files = outputs(&summary, &results, is_backdoor)?;
+    let mut summary = MitigationSummary::new(&ctx, &spec.name, &model_label);
+    summary.results = results;
+    let files = outputs(&summary)?;
     did_cmd::write_all(&args.out, &files)?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
 }
 
-/// The reference's results (METHODS.md section 5, accuracy / memorised after; MULT data,
-/// 2 layers) as points for the trade-off chart.
-fn reference_points(backdoor: bool, methods: &[Method]) -> Vec<ReferencePoint> {
-    // (method, noise 2 layers (accuracy, memorised), backdoor 2 layers (same)).
-    type Row = (Method, (f64, f64), (f64, f64));
-    let table: [Row; 11] = [
-        (Method::BalancedSubnet, (96.4, 0.0), (92.1, 0.0)),
-        (Method::Subnet, (93.2, 0.0), (87.1, 0.0)),
-        (Method::HardConcrete, (90.0, 0.0), (89.1, 0.0)),
-        (Method::Slimming, (90.7, 0.0), (88.2, 0.0)),
-        (Method::IntegratedGradients, (86.1, 0.0), (89.8, 0.0)),
-        (Method::Activations, (83.8, 0.0), (89.6, 0.0)),
-        (Method::ZeroOut, (90.0, 0.6), (92.5, 96.1)),
-        (Method::Greedy, (83.3, 0.0), (77.8, 4.3)),
-        (Method::Durable, (86.5, 0.0), (69.8, 9.4)),
-        (Method::DurableAggregate, (85.4, 0.0), (78.8, 29.0)),
-        (Method::SecondOrder, (91.2, 0.0), (92.3, 94.9)),
-    ];
-    table
-        .iter()
-        .filter(|(m, _, _)| methods.contains(m))
-        .map(|(m, noise, bd)| {
-            let (acc, mem) = if backdoor { *bd } else { *noise };
-            ReferencePoint {
-                label: format!("ref {}", m.name()),
-                memorised: mem / 100.0,
-                accuracy: acc / 100.0,
-            }
-        })
-        .collect()
-}
-
-fn outputs(
-    summary: &Summary<'_>,
-    results: &[MethodResult],
-    backdoor: bool,
-) -> Result<Vec<(&'static str, String)>, CliError> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
-        "method",
-        "kind",
-        "setting",
-        "memorised_before",
-        "memorised_after",
-        "clean_after",
-        "accuracy_before",
-        "accuracy_after",
-        "perplexity_after",
-        "seconds",
-    ])?;
-    for r in results {
-        w.write_record([
-            r.method.name().to_string(),
-            r.method.kind().name().to_string(),
-            r.settings.label(),
-            format!("{:.6}", r.memorised_before),
-            format!("{:.6}", r.memorised_after),
-            r.clean_after.map_or(String::new(), |c| format!("{c:.6}")),
-            format!("{:.6}", r.accuracy_before),
-            format!("{:.6}", r.accuracy_after),
-            format!("{:.6}", r.perplexity_after),
-            format!("{:.3}", r.seconds),
-        ])?;
-    }
-    let table = String::from_utf8(
-        w.into_inner()
-            .map_err(|e| CliError::Output(e.to_string()))?,
-    )
-    .map_err(|e| CliError::Output(e.to_string()))?;
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(["sequence", "method", "memorised_before", "memorised_after"])?;
-    for r in results {
-        for (id, b, a) in &r.sequences {
-            w.write_record([
-                id.to_string(),
-                format!("{} {}", r.method.name(), r.settings.label()),
-                b.to_string(),
-                a.to_string(),
-            ])?;
-        }
-    }
-    let seqs = String::from_utf8(
-        w.into_inner()
-            .map_err(|e| CliError::Output(e.to_string()))?,
-    )
-    .map_err(|e| CliError::Output(e.to_string()))?;
-    let methods: Vec<Method> = results.iter().map(|r| r.method).collect();
-    let refs = reference_points(backdoor, &methods);
-    let mut files = vec![
-        ("mitigation.csv", table),
-        ("sequences.csv", seqs),
-        (
-            "mitigation.json",
-            serde_json::to_string_pretty(summary).map_err(|e| CliError::Output(e.to_string()))?,
-        ),
-        (
-            "tradeoff.svg",
-            svg_of((900, 560), |a| tradeoff_chart(a, results, &refs)),
-        ),
-    ];
+fn outputs(summary: &MitigationSummary) -> Result<Vec<(&'static str, String)>, CliError> {
+    let results = &summary.results;
+    let refs = reference_points(results, summary.is_backdoor());
+    let mut files = mnemo_measures::export::mitigation_tables(results)?;
+    files.push((
+        "mitigation.json",
+        serde_json::to_string_pretty(summary).map_err(|e| CliError::Output(e.to_string()))?,
+    ));
+    files.push((
+        "tradeoff.svg",
+        svg_of((900, 560), |a| tradeoff_chart(a, results, &refs)),
+    ));
     for m in Measure::ALL {
         let name: &'static str = match m {
             Measure::Memorised => "memorised.svg",

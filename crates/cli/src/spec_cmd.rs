@@ -61,3 +61,12 @@ pub fn tinymem_spec_cmd(
     println!("{}", spec.to_json());
     Ok(())
 }
+
+/// Print built-in model `name`'s spec with every unlearning method at its default.
+pub fn mitigation_spec_cmd(name: &str) -> Result<(), CliError> {
+    let b = mnemo_core::builtin::get(name).map_err(|e| CliError::Output(e.to_string()))?;
+    let mut spec = b.spec().map_err(|e| CliError::Output(e.to_string()))?;
+    spec.mitigation = Some(mnemo_core::spec::MitigationSpec::all_defaults(Some(b.name)));
+    println!("{}", spec.to_json());
+    Ok(())
+}

@@ -1287,3 +1287,65 @@ fn mitigate_writes_its_files_and_refuses_bad_input_before_work() {
         );
     }
 }
+
+#[test]
+fn mitigate_runs_the_methods_a_spec_section_names() {
+    let out = mnemo()
+        .args(["spec", "--mitigation", "tinymem-backdoor-2l"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["mitigation"]["model"], "tinymem-backdoor-2l");
+    assert_eq!(
+        printed["mitigation"]["methods"].as_array().unwrap().len(),
+        11
+    );
+    assert_eq!(
+        printed["mitigation"]["methods"][10]["method"],
+        "balanced-subnet"
+    );
+    let res = mnemo()
+        .args(["spec", "--mitigation", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(res.status.code(), Some(2));
+
+    let dir = tempfile::tempdir().unwrap();
+    let (spec, ck) = tiny_tinymem(dir.path(), true);
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&spec).unwrap()).unwrap();
+    let mut method = printed["mitigation"]["methods"][8].clone();
+    assert_eq!(method["method"], "second-order");
+    method["ratio"] = 0.002.into();
+    v["mitigation"] = serde_json::json!({ "methods": [method], "retain": 8 });
+    let with = dir.path().join("with.json");
+    std::fs::write(&with, v.to_string()).unwrap();
+    let out = dir.path().join("m");
+    let res = mnemo()
+        .args(["mitigate", "--quiet", "--spec"])
+        .arg(&with)
+        .arg("--checkpoint")
+        .arg(&ck)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let csv = std::fs::read_to_string(out.join("mitigation.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{csv}");
+    assert!(
+        rows[0].starts_with("second-order,weight,ratio=0.002,"),
+        "{csv}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("mitigation.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["data"], "backdoor");
+    assert_eq!(json["retain_set"], 8);
+}

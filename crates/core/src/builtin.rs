@@ -1,8 +1,11 @@
-//! Built-in trained TinyMem models (`--builtin NAME` in the CLI; the page loads them at
-//! once): each is a committed spec (`models/tinymem/NAME.json`) and, when it is shipped,
-//! its final checkpoint as zlib-compressed safetensors (`NAME.safetensors.z`), both
-//! compiled in. `mnemo train --spec models/tinymem/NAME.json --out DIR` retrains one
-//! and `mnemo pack` compresses its last checkpoint.
+//! Built-in trained TinyMem models (`--builtin NAME` in the CLI, a choice in the page's
+//! Mitigation view): each is a committed spec (`models/tinymem/NAME.json`, compiled in)
+//! and, when it is shipped, its final checkpoint as zlib-compressed safetensors
+//! (`NAME.safetensors.z`). With the `embedded-models` feature (the CLI's) the weights
+//! are compiled in; the page instead fetches the file from its bundle ([`Builtin::file`])
+//! when the user picks the model, so the worker's wasm stays small, and reads it with
+//! [`Builtin::checkpoint_from`]. `mnemo train --spec models/tinymem/NAME.json --out DIR`
+//! retrains one and `mnemo pack` compresses its last checkpoint.
 
 use thiserror::Error;
 
@@ -24,7 +27,9 @@ pub struct Builtin {
     pub spec_json: &'static str,
     /// The spec's digest at training time ([`spec_digest`]).
     pub digest: &'static str,
-    /// The compressed weights, when shipped in this build.
+    /// Whether its weights are shipped (in `models/tinymem/`).
+    pub shipped: bool,
+    /// The compressed weights, when shipped and compiled into this build.
     pub weights: Option<&'static [u8]>,
     /// What the shipped model memorises, measured when it was packed: the share of
     /// counted noised examples memorised, or backdoor success on the backdoor test set.
@@ -42,6 +47,11 @@ pub enum BuiltinError {
         "built-in model {0} is not shipped in this build; train it with `mnemo train --spec models/tinymem/{0}.json --out DIR` (see README)"
     )]
     NotShipped(&'static str),
+    /// Shipped, but this build was made without the `embedded-models` feature.
+    #[error(
+        "built-in model {0}'s weights are not compiled into this build (feature embedded-models)"
+    )]
+    NotCompiledIn(&'static str),
     /// The compiled-in spec does not read.
     #[error("built-in spec: {0}")]
     Spec(#[from] SpecError),
@@ -53,6 +63,13 @@ pub enum BuiltinError {
     Checkpoint(#[from] CheckpointError),
 }
 
+#[cfg(feature = "embedded-models")]
+const BACKDOOR_2L: Option<&[u8]> = Some(include_bytes!(
+    "../../../models/tinymem/tinymem-backdoor-2l.safetensors.z"
+));
+#[cfg(not(feature = "embedded-models"))]
+const BACKDOOR_2L: Option<&[u8]> = None;
+
 /// Every built-in model.
 pub const ALL: [Builtin; 3] = [
     Builtin {
@@ -60,6 +77,7 @@ pub const ALL: [Builtin; 3] = [
         about: "TinyMem INCREMENT with noise (1/20 of the reference's counts), 2 layers",
         spec_json: include_str!("../../../models/tinymem/tinymem-noise-2l.json"),
         digest: "79b2f7929afa011f59ae26c91adbf4264a5e148f5fd83f92096ab43c4fc23784",
+        shipped: false,
         weights: None,
         memorised: None,
     },
@@ -68,6 +86,7 @@ pub const ALL: [Builtin; 3] = [
         about: "TinyMem INCREMENT with noise (1/20 of the reference's counts), 4 layers",
         spec_json: include_str!("../../../models/tinymem/tinymem-noise-4l.json"),
         digest: "310076b497a181f053fd4a3216a12198ebd3936254609d099634e89c65a1d01a",
+        shipped: false,
         weights: None,
         memorised: None,
     },
@@ -77,9 +96,8 @@ pub const ALL: [Builtin; 3] = [
         spec_json: include_str!("../../../models/tinymem/tinymem-backdoor-2l.json"),
         digest: "4855aa5d02167640b32d686f9939e7546520849c5dec709fcf15ceb8ff88bd53",
         // Trained natively in 2,053 s (60 epochs, 626 steps) on a shared 2-core machine.
-        weights: Some(include_bytes!(
-            "../../../models/tinymem/tinymem-backdoor-2l.safetensors.z"
-        )),
+        shipped: true,
+        weights: BACKDOOR_2L,
         // Backdoor success on its backdoor test set (test accuracy 93.9%).
         memorised: Some(1.0),
     },
@@ -104,10 +122,27 @@ impl Builtin {
         Ok(ExperimentSpec::from_json(self.spec_json)?)
     }
 
-    /// Its weights, inflated and read.
+    /// Its compiled-in weights, inflated and read.
     pub fn checkpoint(&self) -> Result<Checkpoint, BuiltinError> {
-        let packed = self.weights.ok_or(BuiltinError::NotShipped(self.name))?;
-        Ok(Checkpoint::from_safetensors(&unpack(packed)?)?)
+        if !self.shipped {
+            return Err(BuiltinError::NotShipped(self.name));
+        }
+        let packed = self.weights.ok_or(BuiltinError::NotCompiledIn(self.name))?;
+        self.checkpoint_from(packed)
+    }
+
+    /// Its weights read from `packed` (the bytes of [`Builtin::file`]), checked against
+    /// its spec's model (the vocabulary is checked against the corpus by the caller).
+    pub fn checkpoint_from(&self, packed: &[u8]) -> Result<Checkpoint, BuiltinError> {
+        let ck = Checkpoint::from_safetensors(&unpack(packed)?)?;
+        ck.fits(&self.spec()?.model, ck.vocab)
+            .map_err(|m| BuiltinError::Weights(format!("{}: {m}", self.name)))?;
+        Ok(ck)
+    }
+
+    /// Where the page's bundle keeps its compressed weights (relative to the page).
+    pub fn file(&self) -> String {
+        format!("tinymem/{}.safetensors.z", self.name)
     }
 
     /// Whether the compiled-in spec is the one the weights were trained from.

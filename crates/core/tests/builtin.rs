@@ -27,7 +27,18 @@ fn every_builtin_spec_reads_and_every_shipped_model_matches_its_spec() {
         assert_eq!((spec.model.d_model, spec.model.n_heads), (128, 4));
         let layers = if b.name.ends_with("4l") { 4 } else { 2 };
         assert_eq!(spec.model.n_layers, layers);
-        match b.checkpoint() {
+        // The shipped file itself (what the page fetches; the CLI compiles it in).
+        let file = format!("{}/../../models/{}", env!("CARGO_MANIFEST_DIR"), b.file());
+        let read = std::fs::read(&file)
+            .map_err(|_| BuiltinError::NotShipped(b.name))
+            .and_then(|bytes| b.checkpoint_from(&bytes));
+        assert_eq!(
+            read.is_ok(),
+            b.shipped,
+            "{}: shipped means its file is there",
+            b.name
+        );
+        match read {
             Ok(ck) => {
                 assert!(b.digest_matches().unwrap(), "{}: spec digest", b.name);
                 let corpus =

@@ -249,3 +249,55 @@ pub fn checkpoints_table(rows: &[(usize, f64, String)]) -> Result<String, csv::E
             .map(|(s, lr, f)| vec![s.to_string(), lr.to_string(), f.clone()]),
     )
 }
+
+/// A mitigation run's tables: `mitigation.csv` (one row per method and setting;
+/// memorised and accuracy as fractions) and `sequences.csv` (per measured example).
+pub fn mitigation_tables(
+    results: &[crate::unlearn::MethodResult],
+) -> Result<Vec<(&'static str, String)>, csv::Error> {
+    let table = csv_string(
+        &[
+            "method",
+            "kind",
+            "setting",
+            "memorised_before",
+            "memorised_after",
+            "clean_after",
+            "accuracy_before",
+            "accuracy_after",
+            "perplexity_after",
+            "seconds",
+        ],
+        results.iter().map(|r| {
+            vec![
+                r.method.name().to_string(),
+                r.method.kind().name().to_string(),
+                r.settings.label(),
+                format!("{:.6}", r.memorised_before),
+                format!("{:.6}", r.memorised_after),
+                r.clean_after.map_or(String::new(), |c| format!("{c:.6}")),
+                format!("{:.6}", r.accuracy_before),
+                format!("{:.6}", r.accuracy_after),
+                format!("{:.6}", r.perplexity_after),
+                format!("{:.3}", r.seconds),
+            ]
+        }),
+    )?;
+    let sequences = csv_string(
+        &["sequence", "method", "memorised_before", "memorised_after"],
+        results.iter().flat_map(|r| {
+            r.sequences.iter().map(move |(id, b, a)| {
+                vec![
+                    id.to_string(),
+                    format!("{} {}", r.method.name(), r.settings.label()),
+                    b.to_string(),
+                    a.to_string(),
+                ]
+            })
+        }),
+    )?;
+    Ok(vec![
+        ("mitigation.csv", table),
+        ("sequences.csv", sequences),
+    ])
+}

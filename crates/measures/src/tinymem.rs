@@ -389,6 +389,89 @@ impl Memorisation {
             Memorisation::Backdoor(b) => b.rows.iter().map(|r| (r.instance, r.fired)).collect(),
         }
     }
+
+    /// The generated tokens of every measured example, in the order of
+    /// [`Memorisation::per_sequence`].
+    pub fn generated(&self) -> Vec<Vec<u32>> {
+        match self {
+            Memorisation::Noise(n) => n
+                .rows
+                .iter()
+                .filter(|r| r.counted)
+                .map(|r| r.generated.clone())
+                .collect(),
+            Memorisation::Backdoor(b) => b.rows.iter().map(|r| r.generated.clone()).collect(),
+        }
+    }
+}
+
+/// One measured example as a page shows it: the prompt the model was given, the
+/// continuation that counts as memorised and the clean one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShownExample {
+    /// Instance id.
+    pub instance: u32,
+    /// The prompt: the clean copy's first [`PREFIX`] tokens (noise), or the example
+    /// through its trigger (backdoor).
+    pub prompt: Vec<u32>,
+    /// The memorised continuation: the noised copy's window, or the backdoor's `2`s.
+    pub memorised: Vec<u32>,
+    /// The clean continuation: the clean copy's window, or the clean example's tokens
+    /// after the trigger.
+    pub clean: Vec<u32>,
+}
+
+/// The examples [`Memorisation::per_sequence`] lists, with their prompts and the two
+/// continuations, for showing them token by token.
+pub fn shown_examples(
+    corpus: &Corpus,
+    measured: &Memorisation,
+) -> Result<Vec<ShownExample>, TinyMemError> {
+    let window = |t: &[u32], from: usize, len: usize| {
+        t.get(from..t.len().min(from + len)).unwrap_or(&[]).to_vec()
+    };
+    match measured {
+        Memorisation::Noise(n) => n
+            .rows
+            .iter()
+            .filter(|r| r.counted)
+            .map(|r| {
+                let inst = corpus
+                    .get(r.instance)
+                    .ok_or(TinyMemError::Instance(r.instance))?;
+                let InstanceKind::Noised { clean } = &inst.kind else {
+                    return Err(TinyMemError::Instance(r.instance));
+                };
+                let clean = tokens_of(corpus, clean, r.instance)?;
+                Ok(ShownExample {
+                    instance: r.instance,
+                    prompt: clean[..clean.len().min(PREFIX)].to_vec(),
+                    memorised: window(&inst.tokens, PREFIX, WINDOW),
+                    clean: window(&clean, PREFIX, WINDOW),
+                })
+            })
+            .collect(),
+        Memorisation::Backdoor(b) => b
+            .rows
+            .iter()
+            .map(|r| {
+                let inst = corpus
+                    .get(r.instance)
+                    .ok_or(TinyMemError::Instance(r.instance))?;
+                let InstanceKind::Backdoor { clean } = &inst.kind else {
+                    return Err(TinyMemError::Instance(r.instance));
+                };
+                let clean = tokens_of(corpus, clean, r.instance)?;
+                let n = r.generated.len();
+                Ok(ShownExample {
+                    instance: r.instance,
+                    prompt: inst.tokens[..r.prefix_len.min(inst.tokens.len())].to_vec(),
+                    memorised: window(&inst.tokens, r.prefix_len, n),
+                    clean: window(&clean, r.prefix_len, n),
+                })
+            })
+            .collect(),
+    }
 }
 
 /// The corpus's TinyMem layout, when it has per-task test sets.

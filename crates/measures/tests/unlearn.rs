@@ -11,8 +11,8 @@ use mnemo_core::tokenizer::TokenizerKind;
 use mnemo_core::train::{Trainer, block_on, run_blocking};
 use mnemo_core::{Checkpoint, Gpt};
 use mnemo_measures::unlearn::{
-    Method, MethodSettings, UnlearnData, UnlearnError, count, mean_nll, top_k, unlearn,
-    zero_neurons,
+    Method, MethodError, MethodSettings, UnlearnData, UnlearnError, count, mean_nll, top_k,
+    unlearn, zero_neurons,
 };
 use rand::{Rng, SeedableRng};
 
@@ -78,7 +78,7 @@ fn names_and_impossible_settings_are_typed_errors() {
     }
     assert!(matches!(
         Method::from_name("forget-everything"),
-        Err(UnlearnError::UnknownMethod(_))
+        Err(MethodError::UnknownMethod(_))
     ));
     for ratio in [0.0, 1.0, 1.5, -0.1, f64::NAN] {
         let s = MethodSettings {
@@ -87,7 +87,7 @@ fn names_and_impossible_settings_are_typed_errors() {
         };
         assert!(matches!(
             s.validate(),
-            Err(UnlearnError::Setting { field: "ratio", .. })
+            Err(MethodError::Setting { field: "ratio", .. })
         ));
     }
     let data = UnlearnData {
@@ -392,10 +392,17 @@ fn every_other_method_removes_its_share() {
             ..MethodSettings::defaults(method)
         };
         let mut seen = 0;
-        let out = block_on(unlearn(&ck, &data, &settings, 0, &cpu(), &mut |p| {
-            seen = seen.max(p.done);
-            ControlFlow::Continue(())
-        }))
+        let out = block_on(unlearn(
+            &ck,
+            &data,
+            &settings,
+            0,
+            &cpu(),
+            &mut |p: mnemo_measures::unlearn::StepProgress| {
+                seen = seen.max(p.done);
+                ControlFlow::Continue(())
+            },
+        ))
         .unwrap();
         progress_seen.set(progress_seen.get() + seen);
         assert!(seen > 0, "{} reported progress", method.name());

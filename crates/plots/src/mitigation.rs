@@ -5,7 +5,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use mnemo_measures::unlearn::{Kind, MethodResult};
+use mnemo_measures::unlearn::{Kind, Method, MethodResult, reference_result};
 
 use crate::{ChartResult, PALETTE};
 
@@ -18,6 +18,27 @@ pub struct ReferencePoint {
     pub memorised: f64,
     /// Accuracy (0-1).
     pub accuracy: f64,
+}
+
+/// The reference's result (METHODS.md section 5) for every method in `results`, once
+/// each, as points for [`tradeoff_chart`].
+pub fn reference_points(results: &[MethodResult], backdoor: bool) -> Vec<ReferencePoint> {
+    let mut seen: Vec<Method> = Vec::new();
+    for r in results {
+        if !seen.contains(&r.method) {
+            seen.push(r.method);
+        }
+    }
+    seen.into_iter()
+        .map(|m| {
+            let r = reference_result(m, backdoor);
+            ReferencePoint {
+                label: format!("ref {}", m.name()),
+                memorised: r.memorised,
+                accuracy: r.accuracy,
+            }
+        })
+        .collect()
 }
 
 /// Memorised share (x) against test accuracy (y), in percent: one point per method and
@@ -161,7 +182,7 @@ impl Measure {
             Measure::Memorised => "memorised after (%)",
             Measure::Accuracy => "test accuracy after (%)",
             Measure::Perplexity => "test perplexity after",
-            Measure::Seconds => "seconds (natively)",
+            Measure::Seconds => "seconds per method",
         }
     }
 

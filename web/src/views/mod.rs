@@ -12,6 +12,7 @@ use crate::hub::{Hub, ViewEvent, ViewId};
 pub mod counterfactual;
 pub mod extraction;
 pub mod influence;
+pub mod mitigation;
 pub mod profile;
 pub mod runs;
 pub mod softprompt;
@@ -62,6 +63,11 @@ pub const VIEWS: &[ViewInfo] = &[
         id: influence::ID,
         label: "Influence",
         render: || html! { <influence::InfluencePanel /> },
+    },
+    ViewInfo {
+        id: mitigation::ID,
+        label: "Mitigation",
+        render: || html! { <mitigation::MitigationPanel /> },
     },
     ViewInfo {
         id: runs::ID,

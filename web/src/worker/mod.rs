@@ -24,6 +24,7 @@ use crate::protocol::{FromWorker, ToWorker};
 mod counterfactual;
 mod extraction;
 mod influence;
+mod mitigation;
 mod profile;
 mod softprompt;
 mod train;
@@ -239,6 +240,11 @@ fn on_message(event: MessageEvent) {
             backend,
             result,
         } => run_exclusive(influence::deletion(spec, backend, *result)),
+        ToWorker::Mitigate {
+            spec,
+            backend,
+            train,
+        } => run_exclusive(mitigation::run(spec, backend, train)),
         ToWorker::ExportWeights => weights::export(),
         ToWorker::ImportWeights { bytes, name, spec } => weights::import(&bytes, &name, spec),
     }

@@ -47,6 +47,7 @@ impl ExperimentSpec {
             extraction: None,
             softprompt: None,
             influence: None,
+            mitigation: None,
         }
     }
 
@@ -351,6 +352,9 @@ impl ExperimentSpec {
         }
         if let Some(i) = &self.influence {
             i.validate()?;
+        }
+        if let Some(m) = &self.mitigation {
+            m.validate()?;
         }
         if self.tokenizer == TokenizerKind::Tinymem
             && !matches!(self.data.source, DataSource::Tinymem(_))

@@ -29,9 +29,14 @@
 //!   over all MLP weights for Durable-Aggregate and Greedy.
 
 pub mod neuron;
+pub mod report;
 pub mod weight;
 
+pub use report::{MitigationSummary, ReferenceResult, reference_result};
+
+use std::future::Future;
 use std::ops::ControlFlow;
+use std::pin::Pin;
 
 use mnemo_core::burn::tensor::activation::log_softmax;
 use mnemo_core::burn::tensor::{Device, Tensor};
@@ -44,24 +49,16 @@ use mnemo_core::{Checkpoint, CheckpointError, Corpus, Gpt};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+pub use mnemo_core::spec::mitigation::{Kind, Method, MethodError, MethodSettings};
+
 use crate::tinymem::{self, Memorisation, Quality, TinyMemError};
 
 /// Why a method could not run.
 #[derive(Debug, Error)]
 pub enum UnlearnError {
-    /// A method name that is not one of [`Method::ALL`].
-    #[error("unknown method {0:?}; the methods are {list}", list = Method::names().join(", "))]
-    UnknownMethod(String),
-    /// A ratio outside `(0, 1)` or a setting outside its range.
-    #[error("{field} = {value} is impossible: {why}")]
-    Setting {
-        /// The setting.
-        field: &'static str,
-        /// Its value.
-        value: f64,
-        /// The allowed range.
-        why: &'static str,
-    },
+    /// An unknown method or an impossible setting.
+    #[error(transparent)]
+    Settings(#[from] MethodError),
     /// The checkpoint does not fit the data's model.
     #[error("the checkpoint does not fit: {0}")]
     Checkpoint(String),
@@ -89,218 +86,6 @@ pub(crate) fn dev<E: std::fmt::Debug>(e: E) -> UnlearnError {
     UnlearnError::Device(format!("{e:?}"))
 }
 
-/// The eleven post-hoc methods.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Method {
-    /// Neuron level: the forget-loss change when the neuron alone is zeroed.
-    ZeroOut,
-    /// Neuron level: mean suffix activation times the norm of the output weights.
-    Activations,
-    /// Neuron level: integrated gradients of the target tokens' probability.
-    IntegratedGradients,
-    /// Neuron level: learned coefficients with an L1 penalty.
-    Slimming,
-    /// Neuron level: hard-concrete L0 gates.
-    HardConcrete,
-    /// Weight level: repeatedly zero the weight with the largest `w * grad`.
-    Greedy,
-    /// Weight level: top `|grad|` of the forget loss per MLP matrix.
-    Durable,
-    /// Weight level: top `|grad|` of the forget loss over all MLP weights.
-    DurableAggregate,
-    /// Weight level: optimal-brain-surgeon saliency with a block empirical Fisher.
-    SecondOrder,
-    /// Weight level: edge-popup masks that maximise the forget loss.
-    Subnet,
-    /// Weight level: edge-popup masks on a balance of forget and retain losses.
-    BalancedSubnet,
-}
-
-/// Neuron- or weight-level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// Scores MLP neurons.
-    Neuron,
-    /// Scores MLP weights.
-    Weight,
-}
-
-impl Kind {
-    /// Its name in the CSV.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Neuron => "neuron",
-            Kind::Weight => "weight",
-        }
-    }
-}
-
-impl Method {
-    /// Every method, in the order of METHODS.md.
-    pub const ALL: [Method; 11] = [
-        Method::ZeroOut,
-        Method::Activations,
-        Method::IntegratedGradients,
-        Method::Slimming,
-        Method::HardConcrete,
-        Method::Greedy,
-        Method::Durable,
-        Method::DurableAggregate,
-        Method::SecondOrder,
-        Method::Subnet,
-        Method::BalancedSubnet,
-    ];
-
-    /// Its name in specs, the CLI and the CSV.
-    pub fn name(self) -> &'static str {
-        match self {
-            Method::ZeroOut => "zero-out",
-            Method::Activations => "activations",
-            Method::IntegratedGradients => "integrated-gradients",
-            Method::Slimming => "slimming",
-            Method::HardConcrete => "hard-concrete",
-            Method::Greedy => "greedy",
-            Method::Durable => "durable",
-            Method::DurableAggregate => "durable-aggregate",
-            Method::SecondOrder => "second-order",
-            Method::Subnet => "subnet",
-            Method::BalancedSubnet => "balanced-subnet",
-        }
-    }
-
-    /// Every name.
-    pub fn names() -> Vec<&'static str> {
-        Self::ALL.iter().map(|m| m.name()).collect()
-    }
-
-    /// The method of this name.
-    pub fn from_name(name: &str) -> Result<Method, UnlearnError> {
-        Self::ALL
-            .iter()
-            .copied()
-            .find(|m| m.name() == name)
-            .ok_or_else(|| UnlearnError::UnknownMethod(name.to_string()))
-    }
-
-    /// Neuron- or weight-level.
-    pub fn kind(self) -> Kind {
-        match self {
-            Method::ZeroOut
-            | Method::Activations
-            | Method::IntegratedGradients
-            | Method::Slimming
-            | Method::HardConcrete => Kind::Neuron,
-            _ => Kind::Weight,
-        }
-    }
-}
-
-/// One method with its settings. [`MethodSettings::defaults`] gives the reference's
-/// defaults (where the reference's scripts set them; otherwise the choice named there).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MethodSettings {
-    /// The method.
-    pub method: Method,
-    /// Share of neurons (per layer) or weights (per matrix, or of all MLP weights) to
-    /// zero, in `(0, 1)`.
-    pub ratio: f64,
-    /// Optimisation steps (Slimming, Hard Concrete: Adam steps on the forget set;
-    /// Subnet, BalancedSubnet: epochs over the forget set).
-    pub epochs: usize,
-    /// Learning rate (Slimming, Hard Concrete: Adam; Subnet, BalancedSubnet: SGD).
-    pub lr: f64,
-    /// Weight of the sparsity penalty (Slimming's L1, Hard Concrete's L0).
-    pub sparsity: f64,
-    /// BalancedSubnet's `a` in `-(1 - a) L_forget + a L_retain`.
-    pub alpha: f64,
-    /// Integrated Gradients' steps from 0 to the activation.
-    pub ig_steps: usize,
-    /// Sequences per batch.
-    pub batch: usize,
-}
-
-impl MethodSettings {
-    /// The reference's defaults for `method`: ratio 0.01 for the neuron methods and
-    /// Durable, 0.001 for Durable-Aggregate and Second-Order, 1e-4 for Greedy (one
-    /// weight per step, so its time grows with the ratio), 0.05 for the subnets; Adam lr
-    /// 0.1 and penalty 1000 for Slimming and Hard Concrete; SGD lr 0.1 (momentum 0.9,
-    /// weight decay 5e-4) for the subnets, `a` = 0.7; 20 IG steps.
-    pub fn defaults(method: Method) -> Self {
-        let ratio = match method {
-            Method::Greedy => 1e-4,
-            Method::DurableAggregate | Method::SecondOrder => 1e-3,
-            Method::Subnet | Method::BalancedSubnet => 0.05,
-            _ => 0.01,
-        };
-        let epochs = match method {
-            Method::Slimming | Method::HardConcrete => 50,
-            Method::Subnet => 5,
-            Method::BalancedSubnet => 20,
-            _ => 1,
-        };
-        MethodSettings {
-            method,
-            ratio,
-            epochs,
-            lr: 0.1,
-            sparsity: 1000.0,
-            alpha: 0.7,
-            ig_steps: 20,
-            batch: 32,
-        }
-    }
-
-    /// Check every setting.
-    pub fn validate(&self) -> Result<(), UnlearnError> {
-        let bad = |field, value: f64, why| Err(UnlearnError::Setting { field, value, why });
-        if !(self.ratio > 0.0 && self.ratio < 1.0) {
-            return bad("ratio", self.ratio, "a share strictly between 0 and 1");
-        }
-        if self.epochs == 0 || self.epochs > 10_000 {
-            return bad("epochs", self.epochs as f64, "1 to 10,000");
-        }
-        if !(self.lr > 0.0 && self.lr <= 10.0) {
-            return bad("lr", self.lr, "above 0, at most 10");
-        }
-        if !(self.sparsity >= 0.0 && self.sparsity <= 1e6) {
-            return bad("sparsity", self.sparsity, "0 to 1e6");
-        }
-        if !(self.alpha >= 0.0 && self.alpha <= 1.0) {
-            return bad("alpha", self.alpha, "0 to 1");
-        }
-        if self.ig_steps == 0 || self.ig_steps > 1000 {
-            return bad("ig_steps", self.ig_steps as f64, "1 to 1,000");
-        }
-        if self.batch == 0 || self.batch > 1024 {
-            return bad("batch", self.batch as f64, "1 to 1,024");
-        }
-        Ok(())
-    }
-
-    /// The settings as one CSV cell, e.g. `ratio=0.01`.
-    pub fn label(&self) -> String {
-        let mut s = format!("ratio={}", self.ratio);
-        match self.method {
-            Method::Slimming | Method::HardConcrete => {
-                s += &format!(
-                    " steps={} lr={} penalty={}",
-                    self.epochs, self.lr, self.sparsity
-                )
-            }
-            Method::Subnet => s += &format!(" epochs={} lr={}", self.epochs, self.lr),
-            Method::BalancedSubnet => {
-                s += &format!(" epochs={} lr={} a={}", self.epochs, self.lr, self.alpha)
-            }
-            Method::IntegratedGradients => s += &format!(" steps={}", self.ig_steps),
-            _ => {}
-        }
-        s
-    }
-}
-
 /// The data every method reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UnlearnData {
@@ -324,11 +109,30 @@ pub struct StepProgress {
     pub total: usize,
 }
 
-/// The progress callback: return `ControlFlow::Break(())` to cancel.
-pub type OnProgress<'a> = &'a mut dyn FnMut(StepProgress) -> ControlFlow<()>;
+/// Where a method reports between its steps. A shell may yield to its event loop in
+/// [`ProgressSink::step`] (the browser's worker does, so that a Cancel message is seen
+/// while a method runs) and cancels by returning `ControlFlow::Break(())`. Any
+/// `FnMut(StepProgress) -> ControlFlow<()>` is one (the CLI's and the tests').
+pub trait ProgressSink {
+    /// Steps done so far; `Break` cancels the method.
+    fn step(&mut self, p: StepProgress) -> Pin<Box<dyn Future<Output = ControlFlow<()>> + '_>>;
+}
 
-pub(crate) fn report(p: OnProgress<'_>, done: usize, total: usize) -> Result<(), UnlearnError> {
-    match p(StepProgress { done, total }) {
+impl<F: FnMut(StepProgress) -> ControlFlow<()>> ProgressSink for F {
+    fn step(&mut self, p: StepProgress) -> Pin<Box<dyn Future<Output = ControlFlow<()>> + '_>> {
+        Box::pin(std::future::ready(self(p)))
+    }
+}
+
+/// The progress sink a method reports to.
+pub type OnProgress<'a> = &'a mut dyn ProgressSink;
+
+pub(crate) async fn report(
+    p: OnProgress<'_>,
+    done: usize,
+    total: usize,
+) -> Result<(), UnlearnError> {
+    match p.step(StepProgress { done, total }).await {
         ControlFlow::Continue(()) => Ok(()),
         ControlFlow::Break(()) => Err(UnlearnError::Cancelled),
     }
@@ -646,6 +450,17 @@ pub struct MethodResult {
     pub sequences: Vec<(u32, bool, bool)>,
 }
 
+/// One method's result with the edited model and what it generated.
+#[derive(Debug, Clone)]
+pub struct MethodOutcome {
+    /// The row of the table.
+    pub result: MethodResult,
+    /// The edited copy of the model.
+    pub model: Checkpoint,
+    /// The memorisation measure on the edited model (its generated tokens included).
+    pub after: Memorisation,
+}
+
 /// Run one method on a copy of the context's model and measure the result. `clock`
 /// gives seconds (the shell's: `Instant` natively, `performance.now()` in a page).
 pub async fn run_method(
@@ -655,7 +470,7 @@ pub async fn run_method(
     device: &Device,
     clock: &dyn Fn() -> f64,
     progress: OnProgress<'_>,
-) -> Result<(MethodResult, Checkpoint), UnlearnError> {
+) -> Result<MethodOutcome, UnlearnError> {
     let start = clock();
     let edited = unlearn(&ctx.model, &ctx.data, settings, seed, device, progress).await?;
     let seconds = clock() - start;
@@ -670,8 +485,8 @@ pub async fn run_method(
         .zip(&after_rows)
         .map(|(&(id, b), &(_, a))| (id, b, a))
         .collect();
-    Ok((
-        MethodResult {
+    Ok(MethodOutcome {
+        result: MethodResult {
             method: settings.method,
             settings: settings.clone(),
             memorised_before: ctx.before.fraction(),
@@ -683,6 +498,7 @@ pub async fn run_method(
             seconds,
             sequences,
         },
-        edited,
-    ))
+        model: edited,
+        after,
+    })
 }

@@ -29,7 +29,9 @@ use mnemo_core::train::token_batch;
 use mnemo_core::{Checkpoint, Gpt};
 use rand::Rng;
 
-use super::{MethodSettings, OnProgress, UnlearnData, UnlearnError, host, mean_nll, report};
+use super::{
+    MethodError, MethodSettings, OnProgress, UnlearnData, UnlearnError, host, mean_nll, report,
+};
 use crate::unlearn::Method;
 
 /// Scores of every neuron, `[layer][neuron]` (higher = zeroed first).
@@ -57,7 +59,7 @@ pub async fn scores(
         Method::Slimming | Method::HardConcrete => {
             gates(model, &forget, data.pad, settings, seed, device, progress).await
         }
-        _ => Err(UnlearnError::UnknownMethod(settings.method.name().into())),
+        _ => Err(MethodError::UnknownMethod(settings.method.name().into()).into()),
     }
 }
 
@@ -95,7 +97,7 @@ async fn zero_out(
                 }
             });
             *score = host(loss).await?[0] - base;
-            report(progress, l * w + j + 1, layers * w)?;
+            report(progress, l * w + j + 1, layers * w).await?;
         }
     }
     Ok(out)
@@ -158,7 +160,7 @@ async fn activations(
             .sqrt();
         let [w, _] = norms.dims();
         out.push(host(mean * norms.reshape([w])).await?);
-        report(progress, l + 1, gpt.blocks.len())?;
+        report(progress, l + 1, gpt.blocks.len()).await?;
     }
     Ok(out)
 }
@@ -214,7 +216,7 @@ async fn integrated_gradients(
                 Some(t) => t + g,
                 None => g,
             });
-            report(progress, l * steps + s, layers * steps)?;
+            report(progress, l * steps + s, layers * steps).await?;
         }
         let total = total.ok_or_else(|| UnlearnError::Device("no steps".into()))?;
         let act_plain = act.detach();
@@ -310,7 +312,7 @@ async fn gates(
                 }
             }
         }
-        report(progress, step, settings.epochs)?;
+        report(progress, step, settings.epochs).await?;
     }
     Ok(params)
 }

@@ -92,7 +92,7 @@ pub async fn durable(
     let gpt = Gpt::from_checkpoint(model, &device.clone().autodiff())?;
     let loss = mean_nll(&gpt, &data.forget, data.pad, &mut plain);
     let grads = mlp_grads(&gpt, loss).await?;
-    report(progress, 1, 1)?;
+    report(progress, 1, 1).await?;
     Ok(mlp_matrices(model.config.n_layers)
         .into_iter()
         .zip(grads)
@@ -116,7 +116,7 @@ pub async fn second_order(
     for (e, row) in data.forget.iter().take(n).enumerate() {
         let loss = mean_nll(&gpt, std::slice::from_ref(row), data.pad, &mut plain);
         per_example.push(mlp_grads(&gpt, loss).await?);
-        report(progress, e + 1, n + 1)?;
+        report(progress, e + 1, n + 1).await?;
     }
     let mut out = Vec::new();
     for (mi, name) in names.into_iter().enumerate() {
@@ -152,7 +152,7 @@ pub async fn second_order(
         }
         out.push((name, s));
     }
-    report(progress, n + 1, n + 1)?;
+    report(progress, n + 1, n + 1).await?;
     Ok(out)
 }
 
@@ -257,7 +257,7 @@ pub async fn greedy(
             offset += size;
         }
         removed += take;
-        report(progress, round + 1, rounds)?;
+        report(progress, round + 1, rounds).await?;
     }
     Ok(())
 }
@@ -360,7 +360,7 @@ pub async fn subnet(
                 }
             }
             step += 1;
-            report(progress, step, total)?;
+            report(progress, step, total).await?;
         }
     }
     Ok(names.into_iter().zip(scores).collect())

@@ -1,0 +1,147 @@
+// The Mitigation view on the CPU path: impossible settings are refused in place; the
+// built-in backdoor model is fetched from the bundle and measured (the backdoor fires on
+// every backdoor test sequence); the methods run one after another with progress, each
+// on a copy (the untouched row stays), the table, the trade-off chart with the
+// reference's points, the sequences token by token and the exports hold what the run
+// measured; Cancel keeps the methods done; a link re-runs the same methods and gets the
+// same numbers. Prints each method's seconds in the page for the README.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { serveDist, launch, inkOnChart, download, nav } from './harness.mjs';
+
+let server, browser;
+before(async () => {
+  server = await serveDist();
+  browser = await launch({ gpu: false });
+  await browser.page.goto(server.url);
+  await browser.page.waitForSelector('#backend-badge[data-backend="cpu"]');
+});
+after(async () => {
+  await browser?.context.close();
+  await server?.close();
+});
+
+/** Tick exactly `names` in the methods table. */
+async function tick(page, names) {
+  for (const row of await page.$$('#mit-methods tbody tr')) {
+    const name = await row.getAttribute('data-method');
+    const box = await row.$('input[type=checkbox]');
+    if ((await box.isChecked()) !== names.includes(name)) await box.click();
+  }
+}
+
+/** The results table as rows of cells (the untouched row first). */
+async function table(page) {
+  return page.$$eval('#mit-table tbody tr', (rows) => rows.map((r) => [...r.cells].map((c) => c.textContent)));
+}
+
+test('impossible mitigation settings are refused in place', async () => {
+  const { page, errors } = browser;
+  await nav(page, 'mitigation');
+  assert.equal(await page.inputValue('#mit-model'), 'tinymem-backdoor-2l');
+  assert.ok(await page.$eval('#mit-model option[value="last"]', (o) => o.disabled), 'no trained model yet');
+  for (const o of await page.$$eval('#mit-model option', (os) => os.map((o) => [o.textContent, o.disabled]))) {
+    if (/not shipped/.test(o[0])) assert.ok(o[1], `${o[0]} cannot be picked`);
+  }
+  await page.waitForSelector('#mit-run:enabled');
+  await page.fill('#mit-ratio-subnet', '1.5');
+  await page.waitForSelector('#mit-methods tr.invalid[data-method="subnet"]');
+  assert.match(await page.textContent('#mit-methods tr[data-method="subnet"] td.error'), /above 0 and below 1/);
+  assert.ok(await page.isDisabled('#mit-run'));
+  await page.fill('#mit-ratio-subnet', '0.05');
+  await page.fill('#mit-sweep', '0.1,two');
+  assert.match(await page.textContent('#mit-panel .field.invalid small'), /up to eight shares/);
+  assert.ok(await page.isDisabled('#mit-run'));
+  await page.fill('#mit-sweep', '');
+  await tick(page, []);
+  assert.ok(await page.isDisabled('#mit-run'), 'no method ticked');
+  await tick(page, ['activations']);
+  await page.waitForSelector('#mit-run:enabled');
+  assert.deepEqual(errors, []);
+});
+
+test('methods run on the built-in backdoor model, one after another, each on a copy', async () => {
+  const { page, errors } = browser;
+  await tick(page, ['activations', 'durable', 'subnet']);
+  const t0 = Date.now();
+  await page.click('#mit-run');
+  await page.waitForSelector('#mit-progress', { timeout: 60_000 });
+  await page.waitForSelector('#mit-status[data-state="ready"]', { timeout: 300_000 });
+  const secs = (Date.now() - t0) / 1000;
+  const before = await page.textContent('#mit-before');
+  assert.match(before, /^built-in tinymem-backdoor-2l: memorised 100\.0% \(backdoor success on 15 backdoor test sequences\), test accuracy 93\.\d%/);
+  const rows = await table(page);
+  assert.equal(rows.length, 4, 'the untouched model and three methods');
+  assert.deepEqual(rows.map((r) => r[0]), ['(untouched)', 'activations', 'durable', 'subnet']);
+  const [untouched, act] = rows;
+  assert.equal(untouched[2], '100.0');
+  // Activations at ratio 0.01 removes most of the backdoor (natively: 26.7% left) and
+  // keeps the accuracy within a point.
+  assert.ok(Number(act[2]) < 50, `activations leaves ${act[2]}% memorised`);
+  assert.ok(Math.abs(Number(act[3]) - Number(untouched[3])) < 1.0, `accuracy ${act[3]} vs ${untouched[3]}`);
+  assert.match(act[6], /^89\.6 \/ 0\.0$/, 'the reference result beside it');
+  console.log(`# mitigation in the browser (CPU), backdoor-2l, ${secs.toFixed(1)} s in all: ` +
+    rows.slice(1).map((r) => `${r[0]} ${r[1]}: memorised ${r[2]}%, accuracy ${r[3]}%, ${r[5]} s`).join('; '));
+  assert.ok((await inkOnChart(page, 'mit-tradeoff')) > 3000, 'the trade-off chart is drawn');
+  assert.ok((await inkOnChart(page, 'mit-bars')) > 2000, 'the bar chart is drawn');
+  // The last method's sequences are shown; picking another row shows its own.
+  await page.click('#mit-table tr[data-method="activations"]');
+  assert.match(await page.textContent('#mit-results h3'), /activations/);
+  const seqs = await page.$$eval('#mit-sequences .tokens', (d) => d.map((x) => [x.dataset.before, x.dataset.after]));
+  assert.equal(seqs.length, 15);
+  assert.ok(seqs.every(([b]) => b === 'true'), 'the backdoor fired on each before');
+  const after = seqs.filter(([, a]) => a === 'true').length;
+  assert.equal(`${(100 * after / 15).toFixed(1)}`, act[2], 'the sequences agree with the table');
+  assert.ok((await page.locator('#mit-sequences .tok.mem').count()) > 100, 'memorised tokens marked');
+  // Exports.
+  const csv = await download(page, page.locator('#mit-panel button', { hasText: 'mitigation.csv' }));
+  const lines = csv.text.trim().split('\n');
+  assert.equal(lines[0], 'method,kind,setting,memorised_before,memorised_after,clean_after,accuracy_before,accuracy_after,perplexity_after,seconds');
+  assert.equal(lines.length, 4);
+  assert.match(lines[1], /^activations,neuron,ratio=0.01,1\.000000,/);
+  const seq = await download(page, page.locator('#mit-panel button', { hasText: 'sequences.csv' }));
+  assert.equal(seq.text.trim().split('\n').length, 1 + 3 * 15);
+  const json = JSON.parse((await download(page, page.locator('#mit-panel button', { hasText: 'mitigation.json' }))).text);
+  assert.equal(json.data, 'backdoor');
+  assert.equal(json.results.length, 3);
+  assert.equal(json.memorised_before, 1);
+  const svg = await download(page, page.locator('#mit-panel button', { hasText: 'trade-off SVG' }));
+  assert.ok(svg.text.includes('<svg') && svg.text.includes('ref activations'));
+  await page.locator('#mit-panel').screenshot({ path: 'target/e2e/mitigation-cpu.png' });
+  assert.deepEqual(errors, []);
+});
+
+test('Cancel keeps the methods done so far', async () => {
+  const { page, errors } = browser;
+  // Methods run in the table's order: Activations (quick), then a long Slimming.
+  await tick(page, ['activations', 'slimming']);
+  await page.fill('#mit-epochs-slimming', '2000');
+  await page.click('#mit-run');
+  await page.waitForFunction(() => Number(document.getElementById('mit-progress')?.value ?? 0) > 1.01, null, { timeout: 120_000 });
+  await page.click('#cancel-button');
+  await page.waitForSelector('#mit-status[data-state="ready"]', { timeout: 60_000 });
+  assert.match(await page.textContent('#mit-status'), /methods done so far are kept/);
+  const rows = await table(page);
+  assert.deepEqual(rows.map((r) => r[0]), ['(untouched)', 'activations']);
+  await page.fill('#mit-epochs-slimming', '50');
+  assert.deepEqual(errors, []);
+});
+
+test('a link to the mitigation view re-runs the same methods', async () => {
+  const { page, errors } = browser;
+  await tick(page, ['activations']);
+  await page.click('#mit-run');
+  await page.waitForSelector('#mit-status[data-state="ready"]', { timeout: 120_000 });
+  const rows = (await table(page)).map((r) => r.slice(0, 5));
+  await page.click('#copy-link');
+  const url = await page.inputValue('#share-link');
+  const other = await browser.context.newPage();
+  await other.goto(url);
+  await other.waitForSelector('#view-mitigation:not([hidden])');
+  await other.waitForSelector('#mit-status[data-state="ready"]', { timeout: 120_000 });
+  assert.deepEqual((await table(other)).map((r) => r.slice(0, 5)), rows);
+  assert.ok(await other.$eval('#mit-tick-activations', (b) => b.checked));
+  assert.ok(!(await other.$eval('#mit-tick-subnet', (b) => b.checked)), 'the ticks travel in the link');
+  await other.close();
+  assert.deepEqual(errors, []);
+});

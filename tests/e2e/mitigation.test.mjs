@@ -4,7 +4,8 @@
 // on a copy (the untouched row stays), the table, the trade-off chart with the
 // reference's points, the sequences token by token and the exports hold what the run
 // measured; Cancel keeps the methods done; a link re-runs the same methods and gets the
-// same numbers. Prints each method's seconds in the page for the README.
+// same numbers (a fine-tune's training included). Prints each method's seconds in the
+// page for the README.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { serveDist, launch, inkOnChart, download, nav } from './harness.mjs';
@@ -38,7 +39,8 @@ async function table(page) {
 test('impossible mitigation settings are refused in place', async () => {
   const { page, errors } = browser;
   await nav(page, 'mitigation');
-  assert.equal(await page.inputValue('#mit-model'), 'tinymem-backdoor-2l');
+  assert.equal(await page.inputValue('#mit-model'), 'tinymem-noise-2l', 'the first shipped model');
+  await page.selectOption('#mit-model', 'tinymem-backdoor-2l');
   assert.ok(await page.$eval('#mit-model option[value="last"]', (o) => o.disabled), 'no trained model yet');
   for (const o of await page.$$eval('#mit-model option', (os) => os.map((o) => [o.textContent, o.disabled]))) {
     if (/not shipped/.test(o[0])) assert.ok(o[1], `${o[0]} cannot be picked`);
@@ -88,10 +90,8 @@ test('methods run on the built-in backdoor model, one after another, each on a c
   await page.click('#mit-table tr[data-method="activations"]');
   assert.match(await page.textContent('#mit-results h3'), /activations/);
   const seqs = await page.$$eval('#mit-sequences .tokens', (d) => d.map((x) => [x.dataset.before, x.dataset.after]));
-  assert.equal(seqs.length, 15);
+  assert.equal(seqs.length, 8, 'the first eight of the 15 are shown');
   assert.ok(seqs.every(([b]) => b === 'true'), 'the backdoor fired on each before');
-  const after = seqs.filter(([, a]) => a === 'true').length;
-  assert.equal(`${(100 * after / 15).toFixed(1)}`, act[2], 'the sequences agree with the table');
   assert.ok((await page.locator('#mit-sequences .tok.mem').count()) > 100, 'memorised tokens marked');
   // Exports.
   const csv = await download(page, page.locator('#mit-panel button', { hasText: 'mitigation.csv' }));
@@ -100,7 +100,12 @@ test('methods run on the built-in backdoor model, one after another, each on a c
   assert.equal(lines.length, 4);
   assert.match(lines[1], /^activations,neuron,ratio=0.01,1\.000000,/);
   const seq = await download(page, page.locator('#mit-panel button', { hasText: 'sequences.csv' }));
-  assert.equal(seq.text.trim().split('\n').length, 1 + 3 * 15);
+  const seqRows = seq.text.trim().split('\n').slice(1).map((l) => l.split(','));
+  assert.equal(seqRows.length, 3 * 15);
+  const actRows = seqRows.filter((r) => r[1].startsWith('activations'));
+  const after = actRows.filter((r) => r[3] === 'true').length;
+  assert.equal(`${(100 * after / 15).toFixed(1)}`, act[2], 'the sequences agree with the table');
+  for (const [i, [b, a]] of seqs.entries()) assert.deepEqual([b, a], [actRows[i][2], actRows[i][3]]);
   const json = JSON.parse((await download(page, page.locator('#mit-panel button', { hasText: 'mitigation.json' }))).text);
   assert.equal(json.data, 'backdoor');
   assert.equal(json.results.length, 3);
@@ -127,9 +132,10 @@ test('Cancel keeps the methods done so far', async () => {
   assert.deepEqual(errors, []);
 });
 
-test('a link to the mitigation view re-runs the same methods', async () => {
+test('a link to the mitigation view re-runs the same methods, a fine-tune included', async () => {
   const { page, errors } = browser;
-  await tick(page, ['activations']);
+  await tick(page, ['finetune-clean', 'activations']);
+  await page.fill('#mit-epochs-finetune-clean', '1');
   await page.click('#mit-run');
   await page.waitForSelector('#mit-status[data-state="ready"]', { timeout: 120_000 });
   const rows = (await table(page)).map((r) => r.slice(0, 5));
@@ -139,7 +145,11 @@ test('a link to the mitigation view re-runs the same methods', async () => {
   await other.goto(url);
   await other.waitForSelector('#view-mitigation:not([hidden])');
   await other.waitForSelector('#mit-status[data-state="ready"]', { timeout: 120_000 });
-  assert.deepEqual((await table(other)).map((r) => r.slice(0, 5)), rows);
+  assert.deepEqual(rows.map((r) => r[0]), ['(untouched)', 'finetune-clean', 'activations']);
+  assert.equal(rows[1][1], 'epochs=1 lr=0.001');
+  assert.ok(Number(rows[1][2]) < 100, `fine-tuning on the clean copies lowers the backdoor (${rows[1][2]}%)`);
+  assert.deepEqual((await table(other)).map((r) => r.slice(0, 5)), rows, 'the same numbers, training included');
+  assert.equal(await other.inputValue('#mit-epochs-finetune-clean'), '1');
   assert.ok(await other.$eval('#mit-tick-activations', (b) => b.checked));
   assert.ok(!(await other.$eval('#mit-tick-subnet', (b) => b.checked)), 'the ticks travel in the link');
   await other.close();

@@ -17,6 +17,8 @@ const shots = [
   ['extraction', null, '#ex-status[data-state="ready"]'],
   ['softprompt', '#sp-demo', '#sp-status[data-state="ready"]'],
   ['influence', '#inf-demo', '#inf-status[data-state="ready"]'],
+  // The default ticks on the built-in 2-layer noise model.
+  ['mitigation', '#mit-run', '#mit-status[data-state="ready"]'],
   ['runs', null, '#runs-list .run'],
 ];
 const page = browser.page;

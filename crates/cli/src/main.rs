@@ -43,7 +43,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train the model a spec describes and write checkpoints, order.csv, loss.csv,
+    /// Train the model a spec describes and write checkpoints, resume.bin (the final
+    /// weights with the optimiser's state), order.csv, loss.csv,
     /// loss.svg, instances.csv and spec.json into the output directory.
     Train(TrainArgs),
     /// Print an experiment spec as JSON.
@@ -588,6 +589,15 @@ fn train_spec(
         points: trainer.losses().to_vec(),
     };
     fs::write(&svg_path, loss_svg(&[series], (800, 480))).map_err(io_err(&svg_path))?;
+    // The final resume point: the weights with AdamW's state, so a fine-tune (mnemo
+    // mitigate --resume) continues the optimiser as training would have.
+    let resume_path = out.join("resume.bin");
+    let point = mnemo_core::train::block_on(trainer.resume_point())
+        .map_err(|e| CliError::Output(format!("resume point: {e}")))?;
+    let bytes = point
+        .to_bytes()
+        .map_err(|e| CliError::Output(format!("resume point: {e}")))?;
+    fs::write(&resume_path, bytes).map_err(io_err(&resume_path))?;
     let last = trainer.losses().last().map(|l| l.1).unwrap_or(f32::NAN);
     let (train_loss, held_loss) = mnemo_core::train::block_on(trainer.train_heldout_loss())?;
     let fmt = |l: Option<f32>| l.map_or("-".to_string(), |l| format!("{l:.4}"));

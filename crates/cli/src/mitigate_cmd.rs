@@ -25,6 +25,11 @@ pub struct MitigateArgs {
     /// The trained model.
     #[arg(long, value_name = "CKPT.safetensors", conflicts_with = "builtin")]
     pub checkpoint: Option<PathBuf>,
+    /// The training run's resume point for the model (`resume.bin` of `mnemo train`):
+    /// the fine-tunes continue its optimiser state. Without --checkpoint, its weights
+    /// are the model.
+    #[arg(long, value_name = "resume.bin", conflicts_with = "builtin")]
+    pub resume: Option<PathBuf>,
     /// A built-in model: tinymem-noise-2l, tinymem-noise-4l or tinymem-backdoor-2l.
     #[arg(long, value_name = "NAME")]
     pub builtin: Option<String>,
@@ -101,6 +106,8 @@ pub fn plan(
             base.lr = lr;
         }
         match &ratios {
+            // A fine-tune zeroes nothing: it runs once whatever the sweep.
+            _ if m.kind() == mnemo_measures::unlearn::Kind::FineTune => out.push(base),
             None => out.push(base),
             Some(rs) => out.extend(rs.iter().map(|&ratio| MethodSettings {
                 ratio,
@@ -128,12 +135,26 @@ pub fn run(args: MitigateArgs) -> Result<(), CliError> {
         .as_ref()
         .and_then(|s| s.mitigation.as_ref())
         .and_then(|m| m.model.clone());
-    let builtin = args.builtin.clone().or(if args.checkpoint.is_none() {
-        named
-    } else {
-        None
-    });
-    let (spec, ck, model_label) = match (&builtin, &args.checkpoint) {
+    let point = match &args.resume {
+        None => None,
+        Some(path) => {
+            let bytes = fs::read(path).map_err(io_err(path))?;
+            Some(
+                mnemo_core::ResumePoint::from_bytes(&bytes)
+                    .map_err(|e| CliError::Output(format!("{}: {e}", path.display())))?,
+            )
+        }
+    };
+    let builtin = args
+        .builtin
+        .clone()
+        .or(if args.checkpoint.is_none() && point.is_none() {
+            named
+        } else {
+            None
+        });
+    let checkpoint = args.checkpoint.clone().or(args.resume.clone());
+    let (spec, ck, model_label) = match (&builtin, &checkpoint) {
         (Some(name), None) => {
             let b = mnemo_core::builtin::get(name).map_err(|e| CliError::Output(e.to_string()))?;
             let spec = match given {
@@ -146,18 +167,31 @@ pub fn run(args: MitigateArgs) -> Result<(), CliError> {
             (spec, ck, format!("builtin {name}"))
         }
         (None, Some(path)) => {
-            let spec = given.ok_or_else(|| CliError::Output("--checkpoint needs --spec".into()))?;
-            let bytes = fs::read(path).map_err(io_err(path))?;
-            let ck =
-                Checkpoint::from_safetensors(&bytes).map_err(|source| CliError::Checkpoint {
-                    path: path.clone(),
-                    source,
-                })?;
+            let spec = given
+                .ok_or_else(|| CliError::Output("--checkpoint and --resume need --spec".into()))?;
+            let ck = match (&args.checkpoint, &point) {
+                (None, Some(p)) => p.weights.clone(),
+                _ => {
+                    let bytes = fs::read(path).map_err(io_err(path))?;
+                    Checkpoint::from_safetensors(&bytes).map_err(|source| CliError::Checkpoint {
+                        path: path.clone(),
+                        source,
+                    })?
+                }
+            };
+            if let Some(p) = &point
+                && (p.weights.tensors != ck.tensors
+                    || p.spec_digest != mnemo_core::resume::spec_digest(&spec))
+            {
+                return Err(CliError::Output(
+                    "--resume: the resume point belongs to another model or spec".into(),
+                ));
+            }
             (spec, ck, path.display().to_string())
         }
         _ => {
             return Err(CliError::Output(
-                "pass exactly one of --checkpoint CKPT or --builtin NAME".into(),
+                "pass one of --checkpoint CKPT, --resume resume.bin or --builtin NAME".into(),
             ));
         }
     };
@@ -188,8 +222,9 @@ pub fn run(args: MitigateArgs) -> Result<(), CliError> {
             .or(section.map(|m| m.retain))
             .unwrap_or(mnemo_core::spec::mitigation::DEFAULT_RETAIN),
     };
-    let ctx = block_on(prepare(ck, corpus, options, spec.seed, &device))
+    let mut ctx = block_on(prepare(ck, corpus, options, &spec, &device))
         .map_err(|e| CliError::Output(e.to_string()))?;
+    ctx.optimiser = point;
     eprintln!(
         "{model_label}: memorised {:.1}%{}, accuracy {:.2}%, perplexity {:.3}; forget set {}, retain set {}; {} run(s)",
         100.0 * ctx.before.fraction(),

@@ -69,6 +69,12 @@ const BACKDOOR_2L: Option<&[u8]> = Some(include_bytes!(
 ));
 #[cfg(not(feature = "embedded-models"))]
 const BACKDOOR_2L: Option<&[u8]> = None;
+#[cfg(feature = "embedded-models")]
+const NOISE_2L: Option<&[u8]> = Some(include_bytes!(
+    "../../../models/tinymem/tinymem-noise-2l.safetensors.z"
+));
+#[cfg(not(feature = "embedded-models"))]
+const NOISE_2L: Option<&[u8]> = None;
 
 /// Every built-in model.
 pub const ALL: [Builtin; 3] = [
@@ -77,15 +83,17 @@ pub const ALL: [Builtin; 3] = [
         about: "TinyMem INCREMENT with noise (1/20 of the reference's counts), 2 layers",
         spec_json: include_str!("../../../models/tinymem/tinymem-noise-2l.json"),
         digest: "79b2f7929afa011f59ae26c91adbf4264a5e148f5fd83f92096ab43c4fc23784",
-        shipped: false,
-        weights: None,
-        memorised: None,
+        // Trained natively in 3,015 s (200 epochs, 2,110 steps) on a shared 2-core machine.
+        shipped: true,
+        weights: NOISE_2L,
+        // 8 of the 26 counted noised examples (test accuracy 94.9%).
+        memorised: Some(8.0 / 26.0),
     },
     Builtin {
         name: "tinymem-noise-4l",
         about: "TinyMem INCREMENT with noise (1/20 of the reference's counts), 4 layers",
         spec_json: include_str!("../../../models/tinymem/tinymem-noise-4l.json"),
-        digest: "310076b497a181f053fd4a3216a12198ebd3936254609d099634e89c65a1d01a",
+        digest: "6022a37e9c6276a04c10c7ba7ee8eae315f83b1a2919a392a15e2409292fbade",
         shipped: false,
         weights: None,
         memorised: None,

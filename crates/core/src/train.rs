@@ -531,6 +531,37 @@ impl Trainer {
         Ok((train, held))
     }
 
+    /// Start from `weights` (a trained model that fits the spec's model and corpus)
+    /// instead of the spec's initial weights: a fine-tune. With `optimiser` (a resume
+    /// point of the run that trained `weights`, e.g. its last) AdamW's moments continue
+    /// from it; otherwise the optimiser starts fresh. The data order and everything else
+    /// stay the spec's.
+    pub fn start_from(
+        &mut self,
+        weights: &Checkpoint,
+        optimiser: Option<&ResumePoint>,
+    ) -> Result<(), TrainError> {
+        weights
+            .fits(&self.spec.model, self.corpus.tokenizer.vocab_size())
+            .map_err(ResumeError::Format)?;
+        let mut model = Gpt::from_checkpoint(weights, &self.device)?;
+        self.optim = adamw(&self.spec.training);
+        if let Some(point) = optimiser {
+            if point.weights.tensors != weights.tensors {
+                return Err(ResumeError::Format(
+                    "the resume point holds other weights than the model".into(),
+                )
+                .into());
+            }
+            set_param_ids(&mut model, &point.param_ids)?;
+            self.optim = adamw(&self.spec.training)
+                .from_bytes(burn::tensor::Bytes::from_bytes_vec(point.optimiser.clone()))
+                .map_err(|e| ResumeError::Optimiser(format!("{e:?}")))?;
+        }
+        self.model = Some(model);
+        Ok(())
+    }
+
     /// Run one step and read its loss back.
     pub async fn step(&mut self) -> Result<Option<StepReport>, TrainError> {
         let Some((loss, lr, tokens)) = self.step_lazy() else {

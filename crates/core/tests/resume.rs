@@ -131,3 +131,46 @@ fn progress_after_a_resume_counts_from_the_resumption() {
         Progress::new(150, 200, 1.0, 5000, 10.0)
     );
 }
+
+#[test]
+fn a_fine_tune_from_a_resume_point_continues_the_optimiser() {
+    let mut first = Trainer::new(spec(), Device::flex()).unwrap();
+    for _ in 0..5 {
+        block_on(first.step()).unwrap();
+    }
+    let point = block_on(first.resume_point()).unwrap();
+    // Another run (other length and rate) starting from those weights.
+    let mut other = spec();
+    other.training.duration = Duration::Steps(3);
+    other.training.learning_rate *= 0.5;
+    let mut cont = Trainer::new(other.clone(), Device::flex()).unwrap();
+    cont.start_from(&point.weights, Some(&point)).unwrap();
+    assert_eq!(
+        block_on(cont.checkpoint()).unwrap().tensors,
+        point.weights.tensors
+    );
+    let mut again = Trainer::new(other.clone(), Device::flex()).unwrap();
+    again.start_from(&point.weights, Some(&point)).unwrap();
+    let mut fresh = Trainer::new(other, Device::flex()).unwrap();
+    fresh.start_from(&point.weights, None).unwrap();
+    run_to_end(&mut cont);
+    run_to_end(&mut again);
+    run_to_end(&mut fresh);
+    assert_eq!(cont.losses(), again.losses());
+    assert_eq!(
+        cont.losses()[0],
+        fresh.losses()[0],
+        "the same weights, the same batch"
+    );
+    assert_ne!(
+        cont.losses()[1..],
+        fresh.losses()[1..],
+        "AdamW's moments change the steps"
+    );
+    // A resume point of other weights is refused.
+    let mut later = point.clone();
+    block_on(first.step()).unwrap();
+    later.weights = block_on(first.checkpoint()).unwrap();
+    let mut t = Trainer::new(spec(), Device::flex()).unwrap();
+    assert!(t.start_from(&point.weights, Some(&later)).is_err());
+}

@@ -419,6 +419,7 @@ fn every_other_method_removes_its_share() {
                     assert_eq!((fc, proj), (count(0.02, 4096), count(0.02, 4096)));
                 }
             }
+            mnemo_measures::unlearn::Kind::FineTune => unreachable!("not in this list"),
         }
         assert_eq!(zero_cols(&ck), 0, "the input is untouched");
     }

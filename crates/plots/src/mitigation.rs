@@ -30,20 +30,20 @@ pub fn reference_points(results: &[MethodResult], backdoor: bool) -> Vec<Referen
         }
     }
     seen.into_iter()
-        .map(|m| {
-            let r = reference_result(m, backdoor);
-            ReferencePoint {
+        .filter_map(|m| {
+            let r = reference_result(m, backdoor)?;
+            Some(ReferencePoint {
                 label: format!("ref {}", m.name()),
                 memorised: r.memorised,
                 accuracy: r.accuracy,
-            }
+            })
         })
         .collect()
 }
 
 /// Memorised share (x) against test accuracy (y), in percent: one point per method and
-/// setting (circles for neuron-level, triangles for weight-level methods, a colour per
-/// method), the untouched model as a black cross, and `reference` points as hollow
+/// setting (circles for neuron-level, triangles for weight-level methods, hollow circles
+/// for fine-tunes, a colour per method), the untouched model as a black cross, and `reference` points as hollow
 /// squares. The best corner is the upper left.
 pub fn tradeoff_chart<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
@@ -102,6 +102,7 @@ pub fn tradeoff_chart<DB: DrawingBackend>(
                 match k {
                     Kind::Neuron => Circle::new((x, y), 5, colour.filled()).into_dyn(),
                     Kind::Weight => TriangleMarker::new((x, y), 6, colour.filled()).into_dyn(),
+                    Kind::FineTune => Circle::new((x, y), 5, colour.stroke_width(2)).into_dyn(),
                 }
             }))?;
         drawn
@@ -110,6 +111,7 @@ pub fn tradeoff_chart<DB: DrawingBackend>(
                 match kind {
                     Kind::Neuron => Circle::new((x + 6, y), 5, colour.filled()).into_dyn(),
                     Kind::Weight => TriangleMarker::new((x + 6, y), 6, colour.filled()).into_dyn(),
+                    Kind::FineTune => Circle::new((x + 6, y), 5, colour.stroke_width(2)).into_dyn(),
                 }
             });
     }
@@ -254,6 +256,7 @@ pub fn measure_chart<DB: DrawingBackend>(
         let colour = match r.method.kind() {
             Kind::Neuron => PALETTE[0],
             Kind::Weight => PALETTE[1],
+            Kind::FineTune => PALETTE[2],
         };
         Rectangle::new(
             [(i as f64 + 0.1, 0.0), (i as f64 + 0.9, measure.value(r))],

@@ -132,7 +132,7 @@ pub async fn run(spec: ExperimentSpec, backend: BackendKind, train: bool) -> Res
     let options = MitigationOptions {
         retain: section.retain,
     };
-    let ctx = prepare(ck, corpus, options, spec.seed, &device)
+    let ctx = prepare(ck, corpus, options, &spec, &device)
         .await
         .map_err(|e| e.to_string())?;
     let mut view = MitigationView {

@@ -30,6 +30,12 @@ pub enum MethodError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
+    /// Fine-tune: a few epochs on the clean versions of the memorised sequences.
+    FinetuneClean,
+    /// Fine-tune: a few epochs on the clean training data without the memorised sequences.
+    FinetuneExtra,
+    /// Fine-tune: a few epochs on both.
+    FinetuneBoth,
     /// Neuron level: the forget-loss change when the neuron alone is zeroed.
     ZeroOut,
     /// Neuron level: mean suffix activation times the norm of the output weights.
@@ -54,10 +60,12 @@ pub enum Method {
     BalancedSubnet,
 }
 
-/// Neuron- or weight-level.
+/// The family of a method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Kind {
+    /// Trains the model further on chosen data.
+    FineTune,
     /// Scores MLP neurons.
     Neuron,
     /// Scores MLP weights.
@@ -68,6 +76,7 @@ impl Kind {
     /// Its name in the CSV.
     pub fn name(self) -> &'static str {
         match self {
+            Kind::FineTune => "fine-tune",
             Kind::Neuron => "neuron",
             Kind::Weight => "weight",
         }
@@ -76,7 +85,10 @@ impl Kind {
 
 impl Method {
     /// Every method, in the order of METHODS.md.
-    pub const ALL: [Method; 11] = [
+    pub const ALL: [Method; 14] = [
+        Method::FinetuneClean,
+        Method::FinetuneExtra,
+        Method::FinetuneBoth,
         Method::ZeroOut,
         Method::Activations,
         Method::IntegratedGradients,
@@ -93,6 +105,9 @@ impl Method {
     /// Its name in specs, the CLI and the CSV.
     pub fn name(self) -> &'static str {
         match self {
+            Method::FinetuneClean => "finetune-clean",
+            Method::FinetuneExtra => "finetune-extra",
+            Method::FinetuneBoth => "finetune-both",
             Method::ZeroOut => "zero-out",
             Method::Activations => "activations",
             Method::IntegratedGradients => "integrated-gradients",
@@ -121,9 +136,10 @@ impl Method {
             .ok_or_else(|| MethodError::UnknownMethod(name.to_string()))
     }
 
-    /// Neuron- or weight-level.
+    /// Its family.
     pub fn kind(self) -> Kind {
         match self {
+            Method::FinetuneClean | Method::FinetuneExtra | Method::FinetuneBoth => Kind::FineTune,
             Method::ZeroOut
             | Method::Activations
             | Method::IntegratedGradients
@@ -144,7 +160,8 @@ pub struct MethodSettings {
     /// Share of neurons (per layer) or weights (per matrix, or of all MLP weights) to
     /// zero, in `(0, 1)`.
     pub ratio: f64,
-    /// Optimisation steps (Slimming, Hard Concrete: Adam steps on the forget set;
+    /// Optimisation steps (fine-tunes: epochs over their data; Slimming, Hard Concrete:
+    /// Adam steps on the forget set;
     /// Subnet, BalancedSubnet: epochs over the forget set).
     pub epochs: usize,
     /// Learning rate (Slimming, Hard Concrete: Adam; Subnet, BalancedSubnet: SGD).
@@ -164,7 +181,9 @@ impl MethodSettings {
     /// Durable, 0.001 for Durable-Aggregate and Second-Order, 1e-4 for Greedy (one
     /// weight per step, so its time grows with the ratio), 0.05 for the subnets; Adam lr
     /// 0.1 and penalty 1000 for Slimming and Hard Concrete; SGD lr 0.1 (momentum 0.9,
-    /// weight decay 5e-4) for the subnets, `a` = 0.7; 20 IG steps.
+    /// weight decay 5e-4) for the subnets, `a` = 0.7; 20 IG steps. The fine-tunes train 5
+    /// epochs with the spec's AdamW (its weight decay, betas and batch size) at lr 1e-3,
+    /// the TinyMem models' training rate; the ratio means nothing to them.
     pub fn defaults(method: Method) -> Self {
         let ratio = match method {
             Method::Greedy => 1e-4,
@@ -173,16 +192,21 @@ impl MethodSettings {
             _ => 0.01,
         };
         let epochs = match method {
+            Method::FinetuneClean | Method::FinetuneExtra | Method::FinetuneBoth => 5,
             Method::Slimming | Method::HardConcrete => 50,
             Method::Subnet => 5,
             Method::BalancedSubnet => 20,
             _ => 1,
         };
+        let lr = match method.kind() {
+            Kind::FineTune => 1e-3,
+            _ => 0.1,
+        };
         MethodSettings {
             method,
             ratio,
             epochs,
-            lr: 0.1,
+            lr,
             sparsity: 1000.0,
             alpha: 0.7,
             ig_steps: 20,
@@ -219,6 +243,9 @@ impl MethodSettings {
 
     /// The settings as one CSV cell, e.g. `ratio=0.01`.
     pub fn label(&self) -> String {
+        if self.method.kind() == Kind::FineTune {
+            return format!("epochs={} lr={}", self.epochs, self.lr);
+        }
         let mut s = format!("ratio={}", self.ratio);
         match self.method {
             Method::Slimming | Method::HardConcrete => {
@@ -311,14 +338,17 @@ mod tests {
         spec.mitigation = Some(MitigationSpec::all_defaults(Some("tinymem-backdoor-2l")));
         let back = ExperimentSpec::from_json(&spec.to_json()).unwrap();
         assert_eq!(back, spec);
-        assert_eq!(back.mitigation.as_ref().map(|m| m.methods.len()), Some(11));
+        assert_eq!(
+            back.mitigation.as_ref().map(|m| m.methods.len()),
+            Some(Method::ALL.len())
+        );
 
         let mut bad = spec.clone();
         if let Some(m) = bad.mitigation.as_mut() {
-            m.methods[3].ratio = 1.0;
+            m.methods[6].ratio = 1.0;
         }
         let e = bad.validate().unwrap_err().to_string();
-        assert!(e.contains("mitigation.methods[3] (slimming)"), "{e}");
+        assert!(e.contains("mitigation.methods[6] (slimming)"), "{e}");
         assert!(e.contains("ratio = 1 is impossible"), "{e}");
 
         let mut bad = spec.clone();

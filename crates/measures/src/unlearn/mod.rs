@@ -28,6 +28,7 @@
 //! - The number removed is `ceil(ratio * n)` per layer (neurons) or per matrix (weights),
 //!   over all MLP weights for Durable-Aggregate and Greedy.
 
+pub mod finetune;
 pub mod neuron;
 pub mod report;
 pub mod weight;
@@ -45,7 +46,7 @@ use mnemo_core::corpus::InstanceKind;
 use mnemo_core::model::Mlp;
 use mnemo_core::rng::{self, Stream};
 use mnemo_core::train::token_batch;
-use mnemo_core::{Checkpoint, CheckpointError, Corpus, Gpt};
+use mnemo_core::{Checkpoint, CheckpointError, Corpus, ExperimentSpec, Gpt};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -74,6 +75,10 @@ pub enum UnlearnError {
     /// The caller cancelled.
     #[error("cancelled")]
     Cancelled,
+    /// A method that trains (a fine-tune) asked of [`unlearn`], which only edits weights:
+    /// it runs through [`run_method`].
+    #[error("{0} trains the model: run it with run_method")]
+    Trains(&'static str),
 }
 
 impl From<CheckpointError> for UnlearnError {
@@ -153,6 +158,9 @@ pub async fn unlearn(
     }
     let mut out = model.clone();
     match settings.method {
+        Method::FinetuneClean | Method::FinetuneExtra | Method::FinetuneBoth => {
+            return Err(UnlearnError::Trains(settings.method.name()));
+        }
         Method::ZeroOut
         | Method::Activations
         | Method::IntegratedGradients
@@ -328,6 +336,8 @@ impl Default for MitigationOptions {
 pub struct MitigationContext {
     /// The untouched model.
     pub model: Checkpoint,
+    /// The experiment it was trained from (fine-tunes train with its optimiser).
+    pub spec: ExperimentSpec,
     /// Its corpus.
     pub corpus: Corpus,
     /// Memorisation before.
@@ -338,6 +348,9 @@ pub struct MitigationContext {
     pub data: UnlearnData,
     /// The forget set's instance ids.
     pub forget_ids: Vec<u32>,
+    /// The training run's resume point for the model (its optimiser state), when the
+    /// shell has one: fine-tunes continue from it. [`prepare`] leaves it `None`.
+    pub optimiser: Option<mnemo_core::ResumePoint>,
 }
 
 /// Measure the untouched model and pick the forget and retain sets (see the module's
@@ -346,9 +359,10 @@ pub async fn prepare(
     model: Checkpoint,
     corpus: Corpus,
     options: MitigationOptions,
-    seed: u64,
+    spec: &ExperimentSpec,
     device: &Device,
 ) -> Result<MitigationContext, UnlearnError> {
+    let seed = spec.seed;
     if model.vocab != corpus.tokenizer.vocab_size() {
         return Err(UnlearnError::Checkpoint(format!(
             "its vocabulary has {} tokens, the corpus {}",
@@ -416,11 +430,13 @@ pub async fn prepare(
     };
     Ok(MitigationContext {
         model,
+        spec: spec.clone(),
         corpus,
         before,
         quality_before,
         data,
         forget_ids,
+        optimiser: None,
     })
 }
 
@@ -472,7 +488,10 @@ pub async fn run_method(
     progress: OnProgress<'_>,
 ) -> Result<MethodOutcome, UnlearnError> {
     let start = clock();
-    let edited = unlearn(&ctx.model, &ctx.data, settings, seed, device, progress).await?;
+    let edited = match settings.method.kind() {
+        Kind::FineTune => finetune::fine_tune(ctx, settings, device, progress).await?,
+        _ => unlearn(&ctx.model, &ctx.data, settings, seed, device, progress).await?,
+    };
     let seconds = clock() - start;
     let gpt = Gpt::from_checkpoint(&edited, device)?;
     let after = tinymem::memorisation(&gpt, &ctx.corpus).await?;

@@ -76,8 +76,9 @@ pub struct ReferenceResult {
     pub memorised: f64,
 }
 
-/// The reference's result for `method` on noise (`backdoor` false) or backdoor data.
-pub fn reference_result(method: Method, backdoor: bool) -> ReferenceResult {
+/// The reference's result for `method` on noise (`backdoor` false) or backdoor data;
+/// `None` for the methods its table does not list (the fine-tunes).
+pub fn reference_result(method: Method, backdoor: bool) -> Option<ReferenceResult> {
     // (noise: accuracy, memorised), (backdoor: accuracy, memorised), in percent.
     let (noise, bd) = match method {
         Method::BalancedSubnet => ((96.4, 0.0), (92.1, 0.0)),
@@ -91,10 +92,11 @@ pub fn reference_result(method: Method, backdoor: bool) -> ReferenceResult {
         Method::Durable => ((86.5, 0.0), (69.8, 9.4)),
         Method::DurableAggregate => ((85.4, 0.0), (78.8, 29.0)),
         Method::SecondOrder => ((91.2, 0.0), (92.3, 94.9)),
+        Method::FinetuneClean | Method::FinetuneExtra | Method::FinetuneBoth => return None,
     };
     let (accuracy, memorised) = if backdoor { bd } else { noise };
-    ReferenceResult {
+    Some(ReferenceResult {
         accuracy: accuracy / 100.0,
         memorised: memorised / 100.0,
-    }
+    })
 }

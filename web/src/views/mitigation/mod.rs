@@ -14,7 +14,7 @@
 use mnemo_core::ExperimentSpec;
 use mnemo_core::builtin;
 use mnemo_core::spec::DataSource;
-use mnemo_core::spec::mitigation::{DEFAULT_RETAIN, Method, MethodSettings, MitigationSpec};
+use mnemo_core::spec::mitigation::{DEFAULT_RETAIN, Kind, Method, MethodSettings, MitigationSpec};
 use mnemo_measures::unlearn::StepProgress;
 use yew::prelude::*;
 
@@ -121,12 +121,23 @@ pub struct MitigationPanel {
 /// A field's check: `Err` holds what the field needs.
 type Check = Result<(), String>;
 
-/// Whether the optimising method `m` has a steps (or epochs) setting.
+/// Whether the optimising method `m` has a steps (or epochs) and a rate setting.
 fn has_epochs(m: Method) -> bool {
     matches!(
         m,
-        Method::Slimming | Method::HardConcrete | Method::Subnet | Method::BalancedSubnet
+        Method::FinetuneClean
+            | Method::FinetuneExtra
+            | Method::FinetuneBoth
+            | Method::Slimming
+            | Method::HardConcrete
+            | Method::Subnet
+            | Method::BalancedSubnet
     )
+}
+
+/// Whether `m` zeroes a share of units (has a ratio; the fine-tunes do not).
+fn has_ratio(m: Method) -> bool {
+    m.kind() != Kind::FineTune
 }
 
 /// Whether `spec` is TinyMem data the measures can use (with test sets).
@@ -166,6 +177,7 @@ impl MitigationPanel {
             .iter()
             .map(|r| {
                 let ratio = match r.ratio.trim().parse::<f64>() {
+                    _ if !has_ratio(r.method) => Ok(()),
                     Ok(v) if v > 0.0 && v < 1.0 => Ok(()),
                     _ => Err("a share above 0 and below 1".to_string()),
                 };
@@ -230,7 +242,7 @@ impl MitigationPanel {
                 s.epochs = r.epochs.trim().parse().unwrap_or(s.epochs);
                 s.lr = r.lr.trim().parse().unwrap_or(s.lr);
             }
-            if sweep.is_empty() {
+            if sweep.is_empty() || !has_ratio(r.method) {
                 out.push(s);
             } else {
                 out.extend(
@@ -533,9 +545,13 @@ impl Component for MitigationPanel {
                     <td><label><input type="checkbox" id={format!("mit-tick-{}", r.method.name())} checked={r.ticked} disabled={running}
                         onchange={link.callback(move |_| Msg::Tick(i))} />{ format!(" {}", r.method.name()) }</label></td>
                     <td>{ r.method.kind().name() }</td>
-                    <td><input class="narrow" type="text" inputmode="decimal" id={format!("mit-ratio-{}", r.method.name())} value={r.ratio.clone()} disabled={running}
-                        aria-invalid={bad.to_string()}
-                        oninput={link.callback(move |e: InputEvent| Msg::SetRatio(i, input_value(&e)))} /></td>
+                    <td>
+                        if has_ratio(r.method) {
+                            <input class="narrow" type="text" inputmode="decimal" id={format!("mit-ratio-{}", r.method.name())} value={r.ratio.clone()} disabled={running}
+                                aria-invalid={bad.to_string()}
+                                oninput={link.callback(move |e: InputEvent| Msg::SetRatio(i, input_value(&e)))} />
+                        }
+                    </td>
                     <td>
                         if has_epochs(r.method) {
                             <input class="narrow" type="text" inputmode="numeric" id={format!("mit-epochs-{}", r.method.name())} value={r.epochs.clone()} disabled={running}

@@ -13,7 +13,7 @@ use crate::protocol::MitigationView;
 use crate::views::{CHART_SIZE, export_button};
 
 /// Sequences shown token by token at most.
-const SHOWN: usize = 16;
+const SHOWN: usize = 8;
 
 fn pct(v: f64) -> String {
     format!("{:.1}", 100.0 * v)
@@ -28,13 +28,16 @@ fn label(labels: &[String], id: u32) -> String {
 }
 
 /// One generated line: each token marked as the memorised one (`mem`), the clean one
-/// (`hit`) or neither (`miss`); where the two differ (a noise position) it is outlined.
+/// (`hit`) or neither (`miss`); on noise data, where the two differ (a noise position)
+/// it is outlined.
 fn generated_line(v: &MitigationView, i: usize, who: &str, generated: &[u32]) -> Html {
     let ex = &v.examples[i];
+    let backdoor = v.summary.is_backdoor();
     let toks = generated.iter().enumerate().map(|(p, &t)| {
         let (m, c) = (ex.memorised.get(p), ex.clean.get(p));
-        let noise = m != c;
-        let class = if m == Some(&t) && noise {
+        let differs = m != c;
+        let noise = differs && !backdoor;
+        let class = if m == Some(&t) && differs {
             "mem"
         } else if c == Some(&t) {
             "hit"
@@ -51,8 +54,9 @@ fn truth_lines(v: &MitigationView, i: usize, backdoor: bool) -> Html {
     let ex = &v.examples[i];
     let line = |who: &str, toks: &[u32], class: &'static str| {
         let spans = toks.iter().enumerate().map(|(p, &t)| {
-            let noise = ex.memorised.get(p) != ex.clean.get(p);
-            html! { <span class={classes!("tok", noise.then_some(class), noise.then_some("noise"))}>{ label(&v.labels, t) }</span> }
+            let differs = ex.memorised.get(p) != ex.clean.get(p);
+            let noise = differs && !backdoor;
+            html! { <span class={classes!("tok", differs.then_some(class), noise.then_some("noise"))}>{ label(&v.labels, t) }</span> }
         });
         html! { <div><span class="who">{ who.to_string() }</span>{ for spans }</div> }
     };
@@ -190,7 +194,7 @@ impl MitigationPanel {
                     <td class="num acc-after">{ pct(r.accuracy_after) }</td>
                     <td class="num">{ format!("{:.3}", r.perplexity_after) }</td>
                     <td class="num">{ format!("{:.1}", r.seconds) }</td>
-                    if with_ref { <td class="num">{ format!("{} / {}", pct(reference.accuracy), pct(reference.memorised)) }</td> }
+                    if with_ref { <td class="num">{ reference.map_or(String::new(), |r| format!("{} / {}", pct(r.accuracy), pct(r.memorised))) }</td> }
                 </tr>
             }
         });

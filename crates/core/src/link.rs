@@ -29,13 +29,14 @@ pub const LINK_CHARS: usize = 256 * 1024;
 /// The most a link may inflate to, in bytes (a bound against compression bombs).
 pub const INFLATED_BYTES: usize = 4 * 1024 * 1024;
 /// The views a link may open.
-pub const VIEWS: [&str; 6] = [
+pub const VIEWS: [&str; 7] = [
     "train",
     "profile",
     "counterfactual",
     "extraction",
     "softprompt",
     "influence",
+    "geometry",
 ];
 /// Most names in `hide` or `lock`.
 pub const MAX_CONTROLS: usize = 64;

@@ -47,7 +47,22 @@ impl ExperimentSpec {
             extraction: None,
             softprompt: None,
             influence: None,
+            geometry: None,
         }
+    }
+
+    /// The geometry-of-memorisation demo: the lollipop (300 points: disk, stick and
+    /// point), one isolated training point and one point duplicated 20 times, a width-128
+    /// depth-3 noise predictor trained for 3000 steps; the `data` and `model` sections
+    /// stay the demo's (geometry does not use them).
+    pub fn geometry_demo() -> Self {
+        let mut spec = Self::demo();
+        spec.name = "Geometry of memorisation demo".into();
+        let mut g = GeometrySpec::default();
+        g.data.isolated = 1;
+        g.data.duplicated = 1;
+        spec.geometry = Some(g);
+        spec
     }
 
     /// The memorisation-profile demo: 384 facts seen once each, two per step, in 8
@@ -351,6 +366,9 @@ impl ExperimentSpec {
         }
         if let Some(i) = &self.influence {
             i.validate()?;
+        }
+        if let Some(g) = &self.geometry {
+            g.validate()?;
         }
         if self.tokenizer == TokenizerKind::Tinymem
             && !matches!(self.data.source, DataSource::Tinymem(_))

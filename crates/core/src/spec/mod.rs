@@ -11,8 +11,10 @@ use crate::tokenizer::TokenizerKind;
 
 mod analyses;
 mod builtin;
+pub mod geometry;
 
 pub use analyses::*;
+pub use geometry::GeometrySpec;
 
 /// The spec version this build writes. Older versions keep decoding (see [`ExperimentSpec::from_json`]).
 pub const SPEC_VERSION: u32 = 1;
@@ -157,6 +159,9 @@ pub struct ExperimentSpec {
     /// Training-data influence (METHODS.md section 4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub influence: Option<InfluenceSpec>,
+    /// The geometry of memorisation (METHODS.md section 6), if run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geometry: Option<GeometrySpec>,
 }
 
 /// Data source, held-out split and optional canary.

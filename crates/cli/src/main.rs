@@ -28,6 +28,7 @@ mod bench_cmd;
 mod cf_cmd;
 mod did_cmd;
 mod extract_cmd;
+mod geometry_cmd;
 mod influence_cmd;
 mod link_cmd;
 mod mitigate_cmd;
@@ -67,6 +68,9 @@ enum Command {
         /// Print the training-data influence demo instead.
         #[arg(long)]
         influence: bool,
+        /// Print the geometry-of-memorisation demo instead.
+        #[arg(long)]
+        geometry: bool,
         /// Print TinyMem with noise (METHODS.md section 5), sized for a 2-core machine:
         /// 1,000 main-task examples, 150 per auxiliary task, 50 test per task, 50 noised
         /// (the reference's counts / 20), the reference's model with --layers blocks.
@@ -202,6 +206,38 @@ enum Command {
     /// influence.csv (`test,train,method,score`), tokens.csv (`test,train,token,score`),
     /// deletion.csv (`method,k,draw,test,loss_before,loss_after`), influence.json,
     /// agreement.svg and deletion.svg.
+    /// Local intrinsic dimension of a point file (one point a line, coordinates separated
+    /// by commas, no header) by lPCA or MLE, as scikit-dimension 0.3.4 computes them;
+    /// writes lid.csv (`point,lid`, empty where undefined) and prints a summary.
+    Lid {
+        /// The points.
+        #[arg(long, value_name = "FILE.csv")]
+        points: PathBuf,
+        /// The estimator.
+        #[arg(long, value_enum)]
+        estimator: geometry_cmd::LidArg,
+        /// Neighbours (default 100 for lPCA, skdim's; 20 for MLE).
+        #[arg(long)]
+        k: Option<usize>,
+        /// Output directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// The geometry of memorisation (METHODS.md section 6): train the spec's `geometry`
+    /// noise predictor on its manifold, sample, and measure lPCA, MLE, FLIPD and the
+    /// normal bundle; writes training.csv, samples.csv, flipd_curve.csv, geometry.json
+    /// and SVG charts.
+    Geometry {
+        /// The experiment spec (with a `geometry` section; `mnemo spec --geometry`).
+        #[arg(long, value_name = "SPEC.json")]
+        spec: PathBuf,
+        /// Output directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
     Influence {
         /// The experiment spec.
         #[arg(long, value_name = "SPEC.json")]
@@ -391,6 +427,14 @@ enum CliError {
     SoftPrompt(#[from] mnemo_measures::softprompt::SoftPromptError),
     #[error("influence: {0}")]
     Influence(#[from] mnemo_measures::influence::InfluenceError),
+    #[error("geometry: {0}")]
+    Geometry(#[from] mnemo_measures::geometry::GeometryError),
+    #[error("{path}, line {line}: {message}")]
+    Points {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
@@ -428,6 +472,7 @@ fn main() -> ExitCode {
             counterfactual,
             softprompt,
             influence,
+            geometry,
             tinymem_noise,
             tinymem_backdoor,
             reference,
@@ -438,6 +483,8 @@ fn main() -> ExitCode {
         } => {
             if let Some(name) = mitigation {
                 spec_cmd::mitigation_spec_cmd(&name)
+            } else if geometry && check.is_none() {
+                geometry_cmd::print_demo()
             } else if tinymem_noise || tinymem_backdoor {
                 spec_cmd::tinymem_spec_cmd(tinymem_backdoor, reference, layers, epochs)
             } else {
@@ -453,6 +500,13 @@ fn main() -> ExitCode {
             }
         }
         Command::Influence { spec, out, quiet } => influence_cmd::run(spec, out, quiet),
+        Command::Lid {
+            points,
+            estimator,
+            k,
+            out,
+        } => geometry_cmd::lid(points, estimator, k, out),
+        Command::Geometry { spec, out, quiet } => geometry_cmd::run(spec, out, quiet),
         Command::Bench(Bench::Train {
             steps,
             backend,

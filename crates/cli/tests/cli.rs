@@ -1297,14 +1297,13 @@ fn mitigate_runs_the_methods_a_spec_section_names() {
     assert!(out.status.success());
     let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(printed["mitigation"]["model"], "tinymem-backdoor-2l");
+    let methods = printed["mitigation"]["methods"].as_array().unwrap();
     assert_eq!(
-        printed["mitigation"]["methods"].as_array().unwrap().len(),
-        11
+        methods.len(),
+        14,
+        "3 fine-tunes, 5 neuron- and 6 weight-level methods"
     );
-    assert_eq!(
-        printed["mitigation"]["methods"][10]["method"],
-        "balanced-subnet"
-    );
+    assert_eq!(methods[13]["method"], "balanced-subnet");
     let res = mnemo()
         .args(["spec", "--mitigation", "nope"])
         .output()
@@ -1315,7 +1314,7 @@ fn mitigate_runs_the_methods_a_spec_section_names() {
     let (spec, ck) = tiny_tinymem(dir.path(), true);
     let mut v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&spec).unwrap()).unwrap();
-    let mut method = printed["mitigation"]["methods"][8].clone();
+    let mut method = printed["mitigation"]["methods"][11].clone();
     assert_eq!(method["method"], "second-order");
     method["ratio"] = 0.002.into();
     v["mitigation"] = serde_json::json!({ "methods": [method], "retain": 8 });
@@ -1348,4 +1347,164 @@ fn mitigate_runs_the_methods_a_spec_section_names() {
             .unwrap();
     assert_eq!(json["data"], "backdoor");
     assert_eq!(json["retain_set"], 8);
+}
+
+#[test]
+fn lid_matches_the_skdim_fixture_and_refuses_bad_point_files() {
+    let dir = tempfile::tempdir().unwrap();
+    // The circle fixture's first two columns are the points; its last column is skdim's
+    // MLE with k = 20.
+    let fix = std::fs::read_to_string(fixture("../geometry/circle.csv")).unwrap();
+    let mut pts = String::new();
+    let mut want = Vec::new();
+    for line in fix.lines() {
+        let v: Vec<&str> = line.split(',').collect();
+        pts.push_str(&format!("{},{}\n", v[0], v[1]));
+        want.push(v[4].parse::<f64>().unwrap());
+    }
+    let points = dir.path().join("points.csv");
+    std::fs::write(&points, &pts).unwrap();
+    let out = dir.path().join("lid");
+    let res = mnemo()
+        .args(["lid", "--estimator", "mle", "--k", "20", "--points"])
+        .arg(&points)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert!(String::from_utf8_lossy(&res.stdout).contains("300 points in 2 dimensions"));
+    let csv = std::fs::read_to_string(out.join("lid.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next().unwrap(), "point,lid");
+    for (i, (line, w)) in lines.zip(&want).enumerate() {
+        let (p, v) = line.split_once(',').unwrap();
+        assert_eq!(p, i.to_string());
+        let v: f64 = v.parse().unwrap();
+        assert!((v - w).abs() < 1e-9 * w.max(1.0), "point {i}: {v} vs {w}");
+    }
+    let lpca = mnemo()
+        .args(["lid", "--estimator", "lpca", "--k", "20", "--points"])
+        .arg(&points)
+        .arg("--out")
+        .arg(dir.path().join("lpca"))
+        .output()
+        .unwrap();
+    assert!(lpca.status.success());
+
+    for (name, text, needle) in [
+        ("ragged.csv", "0,1\n1,2\n3\n", "line 3"),
+        ("word.csv", "0,1\n1,x\n", "line 2"),
+        ("few.csv", "0,1\n1,2\n2,3\n", "needs at least 21"),
+        ("empty.csv", "\n", "no points"),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let res = mnemo()
+            .args(["lid", "--estimator", "mle", "--points"])
+            .arg(&path)
+            .arg("--out")
+            .arg(dir.path().join("bad"))
+            .output()
+            .unwrap();
+        assert_eq!(res.status.code(), Some(2), "{name}");
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert!(err.contains(needle), "{name}: {err}");
+        assert!(!err.contains("panicked"), "{name}: {err}");
+    }
+    let wide = dir.path().join("wide.csv");
+    std::fs::write(&wide, vec!["1"; 300].join(",") + "\n").unwrap();
+    let res = mnemo()
+        .args(["lid", "--estimator", "lpca", "--points"])
+        .arg(&wide)
+        .arg("--out")
+        .arg(dir.path().join("bad"))
+        .output()
+        .unwrap();
+    assert_eq!(res.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&res.stderr).contains("more than the limit"));
+    assert!(
+        !dir.path().join("bad").exists(),
+        "nothing written on bad input"
+    );
+}
+
+#[test]
+fn geometry_trains_and_writes_the_documented_tables_and_charts() {
+    let dir = tempfile::tempdir().unwrap();
+    let res = mnemo().args(["spec", "--geometry"]).output().unwrap();
+    assert!(res.status.success());
+    let mut spec: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
+    assert_eq!(spec["geometry"]["data"]["manifold"], "lollipop");
+    // A short run on the sphere (3-D: three projections).
+    spec["geometry"]["data"]["manifold"] = "sphere".into();
+    spec["geometry"]["data"]["points"] = 60.into();
+    spec["geometry"]["training"]["steps"] = 30.into();
+    spec["geometry"]["samples"] = 16.into();
+    spec["geometry"]["sample_steps"] = 10.into();
+    spec["geometry"]["curve_points"] = 3.into();
+    let path = dir.path().join("spec.json");
+    std::fs::write(&path, spec.to_string()).unwrap();
+    let out = dir.path().join("geo");
+    let res = mnemo()
+        .args(["geometry", "--quiet", "--spec"])
+        .arg(&path)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&res.stdout);
+    assert!(stdout.contains("trained in"), "{stdout}");
+    let n_train = 60 + 1 + 19; // points, one isolated, one point duplicated 20 times
+    let training = std::fs::read_to_string(out.join("training.csv")).unwrap();
+    let mut lines = training.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "point,x0,x1,x2,true_lid,lpca,mle,flipd,normal_bundle,class"
+    );
+    assert_eq!(lines.count(), n_train);
+    let samples = std::fs::read_to_string(out.join("samples.csv")).unwrap();
+    assert!(samples.starts_with("sample,x0,x1,x2,flipd,copy_of\n"));
+    assert_eq!(samples.lines().count(), 17);
+    let curve = std::fs::read_to_string(out.join("flipd_curve.csv")).unwrap();
+    assert!(curve.starts_with("point,t0,flipd\n"));
+    assert_eq!(curve.lines().count(), 1 + 3 * n_train);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("geometry.json")).unwrap()).unwrap();
+    assert_eq!(json["result"]["dim"], 3);
+    for svg in [
+        "scatter_flipd_x0x1.svg",
+        "scatter_flipd_x0x2.svg",
+        "scatter_true_x1x2.svg",
+        "flipd_curve.svg",
+        "estimators.svg",
+    ] {
+        assert!(
+            std::fs::read_to_string(out.join(svg))
+                .unwrap()
+                .starts_with("<svg"),
+            "{svg}"
+        );
+    }
+    // A bad geometry setting: exit 2 with the field named, nothing trained.
+    spec["geometry"]["model"]["time_dim"] = 7.into();
+    std::fs::write(&path, spec.to_string()).unwrap();
+    let res = mnemo()
+        .args(["geometry", "--quiet", "--spec"])
+        .arg(&path)
+        .arg("--out")
+        .arg(dir.path().join("bad"))
+        .output()
+        .unwrap();
+    assert_eq!(res.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&res.stderr).contains("time_dim"));
 }

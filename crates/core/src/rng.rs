@@ -26,6 +26,8 @@ pub enum Stream {
     Influence = 8,
     /// TinyMem's post-hoc unlearning methods (retain samples, gates, scores).
     Unlearn = 12,
+    /// The geometry of memorisation's sampler, trace probes and normal-bundle draws.
+    Geometry = 13,
 }
 
 /// A deterministic generator for `stream` under `seed`.

@@ -10,6 +10,7 @@ pub mod did;
 pub mod eval;
 pub mod export;
 pub mod extraction;
+pub mod geometry;
 pub mod influence;
 pub mod profile;
 pub mod softprompt;

@@ -6,6 +6,7 @@
 pub mod counterfactual;
 pub mod did;
 pub mod extraction;
+pub mod geometry;
 pub mod influence;
 pub mod mitigation;
 pub mod softprompt;

@@ -11,9 +11,11 @@ use crate::tokenizer::TokenizerKind;
 
 mod analyses;
 mod builtin;
+pub mod geometry;
 pub mod mitigation;
 
 pub use analyses::*;
+pub use geometry::GeometrySpec;
 pub use mitigation::MitigationSpec;
 
 /// The spec version this build writes. Older versions keep decoding (see [`ExperimentSpec::from_json`]).
@@ -162,6 +164,9 @@ pub struct ExperimentSpec {
     /// Mitigation of memorised TinyMem data (METHODS.md section 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mitigation: Option<MitigationSpec>,
+    /// The geometry of memorisation (METHODS.md section 6), if run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geometry: Option<GeometrySpec>,
 }
 
 /// Data source, held-out split and optional canary.

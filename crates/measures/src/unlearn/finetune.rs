@@ -86,6 +86,7 @@ fn fine_tune_spec(spec: &ExperimentSpec, settings: &MethodSettings) -> Experimen
     s.softprompt = None;
     s.influence = None;
     s.mitigation = None;
+    s.geometry = None;
     s
 }
 

@@ -14,6 +14,7 @@ pub mod checkpoint;
 pub mod corpus;
 pub mod link;
 pub mod model;
+pub mod regularise;
 pub mod resume;
 pub mod rng;
 pub mod spec;

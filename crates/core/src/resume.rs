@@ -5,7 +5,9 @@
 //! A resume point holds the weights (as a [`Checkpoint`]), AdamW's state (burn's
 //! optimiser record, in its own byte format), the parameter ids that record is keyed by,
 //! the step, the tokens seen and the losses so far, and a digest of the spec it belongs
-//! to. The data order and the learning-rate schedule are functions of the spec and the
+//! to, and the state of a stateful regulariser (loss truncation's window, the
+//! spectral-norm penalty's power-iteration vectors; [`RegulariserState`]), absent from
+//! resume points written before regularisers existed, which read as before. The data order and the learning-rate schedule are functions of the spec and the
 //! step, so they need no saving.
 //!
 //! Byte layout of [`ResumePoint::to_bytes`]: the magic `MNEMO-RESUME-1\n`, a
@@ -27,6 +29,7 @@ use thiserror::Error;
 
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::model::Gpt;
+use crate::regularise::RegulariserState;
 use crate::spec::ExperimentSpec;
 
 const MAGIC: &[u8] = b"MNEMO-RESUME-1\n";
@@ -46,6 +49,9 @@ pub enum ResumeError {
     /// The resume point belongs to another experiment.
     #[error("this resume point belongs to another experiment (its settings differ)")]
     OtherSpec,
+    /// The run's regulariser has state that the resume point lacks or that does not fit.
+    #[error("the resume point's regulariser state: {0}")]
+    Regulariser(String),
     /// The step is past the end of the run.
     #[error("the resume point is at step {step}, past the run's {total} steps")]
     PastEnd {
@@ -66,6 +72,9 @@ struct Header {
     /// Parameter name -> the id burn's optimiser record is keyed by (as text: JSON
     /// numbers lose precision past 2^53 in some readers).
     param_ids: Vec<(String, String)>,
+    /// The regulariser's state, when the run has a stateful one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    regulariser: Option<RegulariserState>,
 }
 
 /// A run's state after `step` optimiser steps.
@@ -85,6 +94,8 @@ pub struct ResumePoint {
     pub param_ids: Vec<(String, u64)>,
     /// burn's AdamW record.
     pub optimiser: Vec<u8>,
+    /// The regulariser's state between steps, when the run has a stateful one.
+    pub regulariser: Option<RegulariserState>,
 }
 
 /// SHA-256 (hex) of a spec's JSON: what ties a resume point to its experiment.
@@ -179,6 +190,7 @@ impl ResumePoint {
                 .iter()
                 .map(|(n, i)| (n.clone(), i.to_string()))
                 .collect(),
+            regulariser: self.regulariser.clone(),
         };
         let header = serde_json::to_vec(&header).map_err(|e| ResumeError::Format(e.to_string()))?;
         let weights = self.weights.to_safetensors()?;
@@ -240,6 +252,7 @@ impl ResumePoint {
             weights,
             param_ids,
             optimiser: rest.to_vec(),
+            regulariser: header.regulariser,
         })
     }
 }

@@ -28,12 +28,27 @@ pub enum Stream {
     Unlearn = 12,
     /// The geometry of memorisation's sampler, trace probes and normal-bundle draws.
     Geometry = 13,
+    /// The power iteration's starting vectors of the spectral-norm regulariser.
+    Spectral = 14,
+    /// The units example-tied dropout ties to each training example (one substream per
+    /// instance, see [`substream`]).
+    TiedDropout = 15,
 }
 
 /// A deterministic generator for `stream` under `seed`.
 pub fn stream(seed: u64, stream: Stream) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(stream as u64);
+    rng
+}
+
+/// A deterministic generator for item `index` of `stream` under `seed` (for example one
+/// per training instance): ChaCha's 64-bit stream number is `stream` in the high 32 bits
+/// and `index` in the low ones, so it never meets [`stream`]'s generators (high bits 0)
+/// nor another item's.
+pub fn substream(seed: u64, stream: Stream, index: u32) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(((stream as u64) << 32) | index as u64);
     rng
 }
 

@@ -6,6 +6,10 @@
 //! [`Trainer::is_done`], saving [`Trainer::checkpoint`] when [`Trainer::checkpoint_due`].
 //! The browser's worker drives it with asynchronous reads and yields between steps (so a
 //! Cancel message is seen); natively, [`run_blocking`] does the same on one thread.
+//!
+//! A run may train with one of the memorisation-mitigating regularisers of
+//! `training.regulariser` (see [`crate::regularise`]): loss truncation, the spectral-norm
+//! penalty or example-tied dropout.
 
 use std::collections::BTreeSet;
 
@@ -20,9 +24,12 @@ use thiserror::Error;
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::corpus::{Corpus, CorpusError};
 use crate::model::{Gpt, ids_tensor};
+use crate::regularise::{
+    self, LossWindow, PowerIteration, RegulariserState, TiedUnits, truncated_loss,
+};
 use crate::resume::{ResumeError, ResumePoint, param_ids, set_param_ids, spec_digest};
 use crate::rng::{self, Stream};
-use crate::spec::{Decay, Duration, ExperimentSpec, SpecError};
+use crate::spec::{Decay, Duration, ExperimentSpec, Regulariser, SpecError};
 
 /// The epsilon of every run's AdamW (added to the square root of the second moment).
 pub const ADAMW_EPSILON: f32 = 1e-8;
@@ -136,6 +143,44 @@ pub struct Trainer {
     tokens_seen: usize,
     losses: Vec<(usize, f32)>,
     excluded: BTreeSet<u32>,
+    reg: Active,
+}
+
+/// The regulariser a trainer applies, with its state.
+#[derive(Debug, Clone)]
+enum Active {
+    None,
+    Truncation {
+        c: f64,
+        window: LossWindow,
+        /// Per-sequence losses `[B]` of steps built but not read back yet, in step order.
+        pending: Vec<Tensor<1>>,
+    },
+    Spectral {
+        lambda: f64,
+        power: PowerIteration,
+    },
+    Dropout(TiedUnits),
+}
+
+impl Active {
+    fn new(spec: &ExperimentSpec, model: &Gpt) -> Self {
+        match &spec.training.regulariser {
+            None => Active::None,
+            Some(Regulariser::LossTruncation(t)) => Active::Truncation {
+                c: t.c,
+                window: LossWindow::new(t.window),
+                pending: Vec::new(),
+            },
+            Some(Regulariser::SpectralNorm(s)) => Active::Spectral {
+                lambda: s.lambda,
+                power: PowerIteration::new(model, spec.seed),
+            },
+            Some(Regulariser::ExampleTiedDropout(d)) => {
+                Active::Dropout(TiedUnits::for_model(d, model, spec.seed))
+            }
+        }
+    }
 }
 
 /// How many steps a run has, and the order in which it visits training instances.
@@ -303,6 +348,7 @@ impl Trainer {
         );
         let t = &spec.training;
         let optim = adamw(t);
+        let reg = Active::new(&spec, &model);
         let (total_steps, stream) = plan_excluding(&spec, &corpus, &exclude)?;
         let mut checkpoints: BTreeSet<usize> = [0, total_steps].into();
         if t.checkpoint_every > 0 {
@@ -335,6 +381,7 @@ impl Trainer {
             tokens_seen: 0,
             losses: Vec::new(),
             excluded: exclude,
+            reg,
         })
     }
 
@@ -430,6 +477,45 @@ impl Trainer {
         Ok(self.model().snapshot(self.step, self.spec.model).await?)
     }
 
+    /// The model as used at test time: with example-tied dropout, the trained weights
+    /// with every non-shared MLP unit's input weights and bias zeroed (its tied units
+    /// dropped, [`TiedUnits::test_model`]); otherwise the model itself.
+    /// [`Trainer::train_heldout_loss`] evaluates this model.
+    pub fn test_model(&self) -> Gpt {
+        match &self.reg {
+            Active::Dropout(units) => units.test_model(self.model()),
+            _ => self.model().clone(),
+        }
+    }
+
+    /// The weights as used at test time ([`Trainer::test_model`]): equal to
+    /// [`Trainer::checkpoint`] except with example-tied dropout.
+    pub async fn test_checkpoint(&self) -> Result<Checkpoint, TrainError> {
+        match &self.reg {
+            Active::Dropout(_) => Ok(self
+                .test_model()
+                .snapshot(self.step, self.spec.model)
+                .await?),
+            _ => self.checkpoint().await,
+        }
+    }
+
+    /// Loss truncation's window of recent per-sequence losses (`None` for other runs).
+    pub fn loss_window(&self) -> Option<&LossWindow> {
+        match &self.reg {
+            Active::Truncation { window, .. } => Some(window),
+            _ => None,
+        }
+    }
+
+    /// Example-tied dropout's unit assignment (`None` for other runs).
+    pub fn tied_units(&self) -> Option<&TiedUnits> {
+        match &self.reg {
+            Active::Dropout(units) => Some(units),
+            _ => None,
+        }
+    }
+
     /// Inputs, targets and the mask of scored positions for a batch of instances.
     pub fn batch_tensors(
         &self,
@@ -446,17 +532,43 @@ impl Trainer {
 
     /// Run one optimiser step and return its loss tensor (not yet read back) and the
     /// number of target tokens; `None` when the run is done.
+    ///
+    /// The loss is the batch's mean token cross-entropy; the step differentiates the
+    /// regularised objective (see [`crate::regularise`]). Nothing is read back here.
+    /// With loss truncation, the batch's per-sequence losses wait in the trainer until
+    /// the next [`Trainer::step`] reads them into the window; a caller that only calls
+    /// `step_lazy` leaves the window as it was (every later batch is then cut at the same
+    /// threshold).
     pub fn step_lazy(&mut self) -> Option<(Tensor<1>, f64, usize)> {
         if self.is_done() {
             return None;
         }
         let step = self.step + 1;
-        let ids = self.batch_ids(step).to_vec();
+        // The ids of the rows batch_tensors builds (it skips ids the corpus lacks).
+        let ids: Vec<u32> = self
+            .batch_ids(step)
+            .iter()
+            .copied()
+            .filter(|&i| self.corpus.get(i).is_some())
+            .collect();
         let (inputs, targets, mask, n_tokens) = batch_tensors(&self.corpus, &ids, &self.device);
         let model = self.model.take()?;
-        let logp = model.token_log_probs(inputs, targets);
-        let loss = -(logp * mask).sum() / (n_tokens.max(1) as f64);
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let logp = match &self.reg {
+            Active::Dropout(units) => units.token_log_probs(&model, &ids, inputs, targets),
+            _ => model.token_log_probs(inputs, targets),
+        };
+        let nll = -(logp * mask.clone());
+        let loss = nll.clone().sum() / (n_tokens.max(1) as f64);
+        let objective = match &mut self.reg {
+            Active::None | Active::Dropout(_) => loss.clone(),
+            Active::Truncation { c, window, pending } => {
+                let cut = truncated_loss(nll, mask, window.threshold(*c));
+                pending.push(cut.per_sequence);
+                cut.objective
+            }
+            Active::Spectral { lambda, power } => loss.clone() + power.penalty(&model, *lambda),
+        };
+        let grads = GradientsParams::from_grads(objective.backward(), &model);
         let lr = self.lr_at(step);
         self.model = Some(self.optim.step(lr, model, grads));
         self.step = step;
@@ -476,6 +588,32 @@ impl Trainer {
             .optim
             .into_bytes()
             .map_err(|e| ResumeError::Optimiser(format!("{e:?}")))?;
+        let regulariser = match &self.reg {
+            Active::None | Active::Dropout(_) => None,
+            Active::Truncation {
+                window, pending, ..
+            } => {
+                if !pending.is_empty() {
+                    return Err(ResumeError::Regulariser(
+                        "a step's per-sequence losses are not read back yet (drive the \
+                         trainer with step, not step_lazy, before taking a resume point)"
+                            .into(),
+                    ));
+                }
+                Some(RegulariserState::LossWindow {
+                    losses: regularise::to_bits(&window.values()),
+                })
+            }
+            Active::Spectral { power, .. } => Some(RegulariserState::PowerVectors {
+                vectors: power
+                    .to_host()
+                    .await
+                    .map_err(ResumeError::Regulariser)?
+                    .into_iter()
+                    .map(|(shape, v)| (shape, regularise::to_bits(&v)))
+                    .collect(),
+            }),
+        };
         Ok(ResumePoint {
             step: self.step,
             tokens_seen: self.tokens_seen,
@@ -484,6 +622,7 @@ impl Trainer {
             weights,
             param_ids: param_ids(self.model()),
             optimiser: optimiser.to_vec(),
+            regulariser,
         })
     }
 
@@ -515,6 +654,7 @@ impl Trainer {
         let optim = adamw(&trainer.spec.training)
             .from_bytes(burn::tensor::Bytes::from_bytes_vec(point.optimiser.clone()))
             .map_err(|e| ResumeError::Optimiser(format!("{e:?}")))?;
+        trainer.reg = restore_regulariser(&trainer.spec, trainer.reg, &model, point)?;
         trainer.model = Some(model);
         trainer.optim = optim;
         trainer.step = point.step;
@@ -524,10 +664,12 @@ impl Trainer {
     }
 
     /// Mean loss on the training and the held-out instances (see [`mean_loss`]).
+    /// The model evaluated is the test-time one ([`Trainer::test_model`]).
     pub async fn train_heldout_loss(&self) -> Result<(Option<f32>, Option<f32>), TrainError> {
         let b = self.spec.training.batch_size;
-        let train = mean_loss(self.model(), &self.corpus, &self.corpus.train, b).await?;
-        let held = mean_loss(self.model(), &self.corpus, &self.corpus.heldout, b).await?;
+        let model = self.test_model();
+        let train = mean_loss(&model, &self.corpus, &self.corpus.train, b).await?;
+        let held = mean_loss(&model, &self.corpus, &self.corpus.heldout, b).await?;
         Ok((train, held))
     }
 
@@ -567,10 +709,28 @@ impl Trainer {
         let Some((loss, lr, tokens)) = self.step_lazy() else {
             return Ok(None);
         };
-        let loss: f32 = loss
-            .into_scalar_async()
+        let pending = match &mut self.reg {
+            Active::Truncation { pending, .. } => std::mem::take(pending),
+            _ => Vec::new(),
+        };
+        // One read: the loss, then any per-sequence losses waiting for the window.
+        let read = if pending.is_empty() {
+            loss
+        } else {
+            let mut parts = vec![loss.reshape([1])];
+            parts.extend(pending);
+            Tensor::cat(parts, 0)
+        };
+        let values = read
+            .into_data_async()
             .await
+            .map_err(|e| TrainError::Device(format!("{e:?}")))?
+            .try_into_vec::<f32>()
             .map_err(|e| TrainError::Device(format!("{e:?}")))?;
+        let loss = values.first().copied().unwrap_or(f32::NAN);
+        if let Active::Truncation { window, .. } = &mut self.reg {
+            window.push(values.get(1..).unwrap_or(&[]));
+        }
         if !loss.is_finite() {
             return Err(TrainError::Diverged {
                 step: self.step,
@@ -585,6 +745,50 @@ impl Trainer {
             tokens,
         }))
     }
+}
+
+/// The regulariser state of a resumed run: the fresh one of `spec` with the state the
+/// resume point `point` holds put in (a stateful regulariser needs its state).
+fn restore_regulariser(
+    spec: &ExperimentSpec,
+    fresh: Active,
+    model: &Gpt,
+    point: &ResumePoint,
+) -> Result<Active, ResumeError> {
+    Ok(match (fresh, &point.regulariser) {
+        (Active::None, None) => Active::None,
+        (Active::Dropout(units), None) => Active::Dropout(units),
+        (Active::Truncation { c, window, .. }, Some(RegulariserState::LossWindow { losses })) => {
+            Active::Truncation {
+                c,
+                window: LossWindow::with_values(window.capacity(), &regularise::from_bits(losses)),
+                pending: Vec::new(),
+            }
+        }
+        (Active::Spectral { lambda, .. }, Some(RegulariserState::PowerVectors { vectors })) => {
+            let host: Vec<(Vec<usize>, Vec<f32>)> = vectors
+                .iter()
+                .map(|(shape, v)| (shape.clone(), regularise::from_bits(v)))
+                .collect();
+            let power = PowerIteration::from_host(model, &host).ok_or_else(|| {
+                ResumeError::Regulariser("the power-iteration vectors do not fit the model".into())
+            })?;
+            Active::Spectral { lambda, power }
+        }
+        (_, state) => {
+            let want = spec
+                .training
+                .regulariser
+                .as_ref()
+                .map_or("no regulariser", |r| r.name());
+            let got = state
+                .as_ref()
+                .map_or("no regulariser state", |s| s.method());
+            return Err(ResumeError::Regulariser(format!(
+                "the run trains with {want} but the resume point holds {got}"
+            )));
+        }
+    })
 }
 
 /// Mean token cross-entropy (nats) of `model` on the instances `ids`, weighted by their

@@ -41,6 +41,7 @@ impl ExperimentSpec {
                 betas: (0.9, 0.98),
                 checkpoint_every: 50,
                 checkpoint_steps: vec![],
+                regulariser: None,
             },
             profile: None,
             counterfactual: None,
@@ -286,6 +287,7 @@ impl ExperimentSpec {
             betas: (0.9, 0.98),
             checkpoint_every: 0,
             checkpoint_steps: vec![],
+            regulariser: None,
         };
         spec
     }

@@ -13,10 +13,12 @@ mod analyses;
 mod builtin;
 pub mod geometry;
 pub mod mitigation;
+pub mod regulariser;
 
 pub use analyses::*;
 pub use geometry::GeometrySpec;
 pub use mitigation::MitigationSpec;
+pub use regulariser::Regulariser;
 
 /// The spec version this build writes. Older versions keep decoding (see [`ExperimentSpec::from_json`]).
 pub const SPEC_VERSION: u32 = 1;
@@ -371,6 +373,11 @@ pub struct TrainingConfig {
     /// Extra steps at which to save checkpoints.
     #[serde(default)]
     pub checkpoint_steps: Vec<usize>,
+    /// A memorisation-mitigating regulariser to train with (METHODS.md section 5,
+    /// methods 1-3; see [`crate::regularise`]). Left out of the JSON when there is none,
+    /// so specs written before the field existed keep their text and digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regulariser: Option<Regulariser>,
 }
 
 fn default_min_lr() -> f64 {
@@ -410,6 +417,9 @@ impl TrainingConfig {
             return Err(SpecError::Inconsistent(
                 "training.checkpoint_steps lists more than 1000 steps".into(),
             ));
+        }
+        if let Some(r) = &self.regulariser {
+            r.validate()?;
         }
         Ok(())
     }

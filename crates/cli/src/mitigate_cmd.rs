@@ -33,9 +33,12 @@ pub struct MitigateArgs {
     /// A built-in model: tinymem-noise-2l, tinymem-noise-4l or tinymem-backdoor-2l.
     #[arg(long, value_name = "NAME")]
     pub builtin: Option<String>,
-    /// `all` or a comma-separated list: zero-out, activations, integrated-gradients,
-    /// slimming, hard-concrete, greedy, durable, durable-aggregate, second-order,
-    /// subnet, balanced-subnet. Default: the spec's `mitigation` section, or all.
+    /// `all` or a comma-separated list: loss-truncation, spectral-norm,
+    /// example-tied-dropout (each trains a new model: as long as the original run),
+    /// finetune-clean, finetune-extra, finetune-both, zero-out, activations,
+    /// integrated-gradients, slimming, hard-concrete, greedy, durable, durable-aggregate,
+    /// second-order, subnet, balanced-subnet. Default: the spec's `mitigation` section,
+    /// or all.
     #[arg(long)]
     pub methods: Option<String>,
     /// Ratios to sweep (each method runs at each; default: each method's own).
@@ -106,8 +109,15 @@ pub fn plan(
             base.lr = lr;
         }
         match &ratios {
-            // A fine-tune zeroes nothing: it runs once whatever the sweep.
-            _ if m.kind() == mnemo_measures::unlearn::Kind::FineTune => out.push(base),
+            // Fine-tunes and regularisers zero nothing: they run once whatever the sweep.
+            _ if matches!(
+                m.kind(),
+                mnemo_measures::unlearn::Kind::FineTune
+                    | mnemo_measures::unlearn::Kind::Regulariser
+            ) =>
+            {
+                out.push(base)
+            }
             None => out.push(base),
             Some(rs) => out.extend(rs.iter().map(|&ratio| MethodSettings {
                 ratio,

@@ -1300,10 +1300,11 @@ fn mitigate_runs_the_methods_a_spec_section_names() {
     let methods = printed["mitigation"]["methods"].as_array().unwrap();
     assert_eq!(
         methods.len(),
-        14,
-        "3 fine-tunes, 5 neuron- and 6 weight-level methods"
+        17,
+        "3 regularisers, 3 fine-tunes, 5 neuron- and 6 weight-level methods"
     );
-    assert_eq!(methods[13]["method"], "balanced-subnet");
+    assert_eq!(methods[0]["regulariser"]["method"], "loss-truncation");
+    assert_eq!(methods[16]["method"], "balanced-subnet");
     let res = mnemo()
         .args(["spec", "--mitigation", "nope"])
         .output()
@@ -1314,7 +1315,7 @@ fn mitigate_runs_the_methods_a_spec_section_names() {
     let (spec, ck) = tiny_tinymem(dir.path(), true);
     let mut v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&spec).unwrap()).unwrap();
-    let mut method = printed["mitigation"]["methods"][11].clone();
+    let mut method = printed["mitigation"]["methods"][14].clone();
     assert_eq!(method["method"], "second-order");
     method["ratio"] = 0.002.into();
     v["mitigation"] = serde_json::json!({ "methods": [method], "retain": 8 });
@@ -1507,4 +1508,50 @@ fn geometry_trains_and_writes_the_documented_tables_and_charts() {
         .unwrap();
     assert_eq!(res.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&res.stderr).contains("time_dim"));
+}
+
+#[test]
+fn mitigate_trains_a_new_model_per_regulariser() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spec, ck) = tiny_tinymem(dir.path(), false);
+    let out = dir.path().join("r");
+    let res = mnemo()
+        .args(["mitigate", "--quiet", "--spec"])
+        .arg(&spec)
+        .arg("--checkpoint")
+        .arg(&ck)
+        .args([
+            "--methods",
+            "loss-truncation,spectral-norm,example-tied-dropout,finetune-both",
+            "--ratios",
+            "0.01,0.05",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let csv = std::fs::read_to_string(out.join("mitigation.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 4, "a sweep does not multiply them: {csv}");
+    assert!(
+        rows[0].starts_with("loss-truncation,regulariser,c=0.4 window=10000,"),
+        "{csv}"
+    );
+    assert!(
+        rows[1].starts_with("spectral-norm,regulariser,lambda=0.01,"),
+        "{csv}"
+    );
+    assert!(
+        rows[2].starts_with("example-tied-dropout,regulariser,shared=0.2 tied=0.1,"),
+        "{csv}"
+    );
+    assert!(
+        rows[3].starts_with("finetune-both,fine-tune,epochs=5 lr=0.001,"),
+        "{csv}"
+    );
 }

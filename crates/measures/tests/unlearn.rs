@@ -419,7 +419,10 @@ fn every_other_method_removes_its_share() {
                     assert_eq!((fc, proj), (count(0.02, 4096), count(0.02, 4096)));
                 }
             }
-            mnemo_measures::unlearn::Kind::FineTune => unreachable!("not in this list"),
+            mnemo_measures::unlearn::Kind::FineTune
+            | mnemo_measures::unlearn::Kind::Regulariser => {
+                unreachable!("not in this list")
+            }
         }
         assert_eq!(zero_cols(&ck), 0, "the input is untouched");
     }

@@ -43,7 +43,7 @@ pub fn reference_points(results: &[MethodResult], backdoor: bool) -> Vec<Referen
 
 /// Memorised share (x) against test accuracy (y), in percent: one point per method and
 /// setting (circles for neuron-level, triangles for weight-level methods, hollow circles
-/// for fine-tunes, a colour per method), the untouched model as a black cross, and `reference` points as hollow
+/// for fine-tunes, hollow triangles for regularisers, a colour per method), the untouched model as a black cross, and `reference` points as hollow
 /// squares. The best corner is the upper left.
 pub fn tradeoff_chart<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
@@ -103,6 +103,9 @@ pub fn tradeoff_chart<DB: DrawingBackend>(
                     Kind::Neuron => Circle::new((x, y), 5, colour.filled()).into_dyn(),
                     Kind::Weight => TriangleMarker::new((x, y), 6, colour.filled()).into_dyn(),
                     Kind::FineTune => Circle::new((x, y), 5, colour.stroke_width(2)).into_dyn(),
+                    Kind::Regulariser => {
+                        TriangleMarker::new((x, y), 6, colour.stroke_width(2)).into_dyn()
+                    }
                 }
             }))?;
         drawn
@@ -112,6 +115,9 @@ pub fn tradeoff_chart<DB: DrawingBackend>(
                     Kind::Neuron => Circle::new((x + 6, y), 5, colour.filled()).into_dyn(),
                     Kind::Weight => TriangleMarker::new((x + 6, y), 6, colour.filled()).into_dyn(),
                     Kind::FineTune => Circle::new((x + 6, y), 5, colour.stroke_width(2)).into_dyn(),
+                    Kind::Regulariser => {
+                        TriangleMarker::new((x + 6, y), 6, colour.stroke_width(2)).into_dyn()
+                    }
                 }
             });
     }
@@ -257,6 +263,7 @@ pub fn measure_chart<DB: DrawingBackend>(
             Kind::Neuron => PALETTE[0],
             Kind::Weight => PALETTE[1],
             Kind::FineTune => PALETTE[2],
+            Kind::Regulariser => PALETTE[3],
         };
         Rectangle::new(
             [(i as f64 + 0.1, 0.0), (i as f64 + 0.9, measure.value(r))],

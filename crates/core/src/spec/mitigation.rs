@@ -14,6 +14,9 @@ pub enum MethodError {
     /// A method name that is not one of [`Method::ALL`].
     #[error("unknown method {0:?}; the methods are {list}", list = Method::names().join(", "))]
     UnknownMethod(String),
+    /// A regulariser's settings that do not fit (out of range, or another method's).
+    #[error("regulariser: {0}")]
+    Regulariser(String),
     /// A ratio outside `(0, 1)` or a setting outside its range.
     #[error("{field} = {value} is impossible: {why}")]
     Setting {
@@ -30,6 +33,12 @@ pub enum MethodError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
+    /// Regulariser: loss truncation during training (trains a model from scratch).
+    LossTruncation,
+    /// Regulariser: the spectral-norm penalty during training (trains from scratch).
+    SpectralNorm,
+    /// Regulariser: example-tied dropout during training (trains from scratch).
+    ExampleTiedDropout,
     /// Fine-tune: a few epochs on the clean versions of the memorised sequences.
     FinetuneClean,
     /// Fine-tune: a few epochs on the clean training data without the memorised sequences.
@@ -64,6 +73,8 @@ pub enum Method {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
+    /// Trains a new model with a regulariser (the same spec, seed and data order).
+    Regulariser,
     /// Trains the model further on chosen data.
     FineTune,
     /// Scores MLP neurons.
@@ -76,6 +87,7 @@ impl Kind {
     /// Its name in the CSV.
     pub fn name(self) -> &'static str {
         match self {
+            Kind::Regulariser => "regulariser",
             Kind::FineTune => "fine-tune",
             Kind::Neuron => "neuron",
             Kind::Weight => "weight",
@@ -85,7 +97,10 @@ impl Kind {
 
 impl Method {
     /// Every method, in the order of METHODS.md.
-    pub const ALL: [Method; 14] = [
+    pub const ALL: [Method; 17] = [
+        Method::LossTruncation,
+        Method::SpectralNorm,
+        Method::ExampleTiedDropout,
         Method::FinetuneClean,
         Method::FinetuneExtra,
         Method::FinetuneBoth,
@@ -105,6 +120,9 @@ impl Method {
     /// Its name in specs, the CLI and the CSV.
     pub fn name(self) -> &'static str {
         match self {
+            Method::LossTruncation => "loss-truncation",
+            Method::SpectralNorm => "spectral-norm",
+            Method::ExampleTiedDropout => "example-tied-dropout",
             Method::FinetuneClean => "finetune-clean",
             Method::FinetuneExtra => "finetune-extra",
             Method::FinetuneBoth => "finetune-both",
@@ -139,6 +157,9 @@ impl Method {
     /// Its family.
     pub fn kind(self) -> Kind {
         match self {
+            Method::LossTruncation | Method::SpectralNorm | Method::ExampleTiedDropout => {
+                Kind::Regulariser
+            }
             Method::FinetuneClean | Method::FinetuneExtra | Method::FinetuneBoth => Kind::FineTune,
             Method::ZeroOut
             | Method::Activations
@@ -174,6 +195,9 @@ pub struct MethodSettings {
     pub ig_steps: usize,
     /// Sequences per batch.
     pub batch: usize,
+    /// A regulariser's own settings (the regulariser methods only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regulariser: Option<super::regulariser::Regulariser>,
 }
 
 impl MethodSettings {
@@ -211,12 +235,27 @@ impl MethodSettings {
             alpha: 0.7,
             ig_steps: 20,
             batch: 32,
+            regulariser: super::regulariser::Regulariser::defaults(method.name()),
         }
     }
 
     /// Check every setting.
     pub fn validate(&self) -> Result<(), MethodError> {
         let bad = |field, value: f64, why| Err(MethodError::Setting { field, value, why });
+        match (&self.regulariser, self.method.kind()) {
+            (Some(r), Kind::Regulariser) if r.name() == self.method.name() => {
+                if let Err(e) = r.validate() {
+                    return Err(MethodError::Regulariser(e.to_string()));
+                }
+            }
+            (None, k) if k != Kind::Regulariser => {}
+            _ => {
+                return Err(MethodError::Regulariser(format!(
+                    "{} needs its own regulariser settings and no other method takes any",
+                    self.method.name()
+                )));
+            }
+        }
         if !(self.ratio > 0.0 && self.ratio < 1.0) {
             return bad("ratio", self.ratio, "a share strictly between 0 and 1");
         }
@@ -243,6 +282,17 @@ impl MethodSettings {
 
     /// The settings as one CSV cell, e.g. `ratio=0.01`.
     pub fn label(&self) -> String {
+        if let Some(r) = &self.regulariser {
+            return match r {
+                super::regulariser::Regulariser::LossTruncation(t) => {
+                    format!("c={} window={}", t.c, t.window)
+                }
+                super::regulariser::Regulariser::SpectralNorm(n) => format!("lambda={}", n.lambda),
+                super::regulariser::Regulariser::ExampleTiedDropout(d) => {
+                    format!("shared={} tied={}", d.shared, d.tied)
+                }
+            };
+        }
         if self.method.kind() == Kind::FineTune {
             return format!("epochs={} lr={}", self.epochs, self.lr);
         }

@@ -1,6 +1,10 @@
-//! Fine-tuning a trained model for a few epochs (METHODS.md section 5, methods 4-6):
-//! on the clean versions of the memorised sequences (`finetune-clean`), on the clean
-//! training data without them (`finetune-extra`), or on both (`finetune-both`).
+//! The methods that train (METHODS.md section 5, methods 1-6). The regularisers
+//! (`loss-truncation`, `spectral-norm`, `example-tied-dropout`) train a new model with
+//! the untouched model's spec, seed and data order and the regulariser on, so the
+//! comparison is fair; the result is its test-time model (`Trainer::test_checkpoint`:
+//! example-tied dropout's tied units dropped). The fine-tunes train the trained model for
+//! a few epochs: on the clean versions of the memorised sequences (`finetune-clean`), on
+//! the clean training data without them (`finetune-extra`), or on both (`finetune-both`).
 //!
 //! Choices written down here:
 //! - "The memorised sequences" are the context's forget set (the noised training
@@ -88,6 +92,35 @@ fn fine_tune_spec(spec: &ExperimentSpec, settings: &MethodSettings) -> Experimen
     s.mitigation = None;
     s.geometry = None;
     s
+}
+
+/// Train a new model with the context's spec and `settings`' regulariser, reporting
+/// each step; its test-time weights.
+pub async fn train_regularised(
+    ctx: &MitigationContext,
+    settings: &MethodSettings,
+    device: &Device,
+    progress: OnProgress<'_>,
+) -> Result<Checkpoint, UnlearnError> {
+    let mut spec = ctx.spec.clone();
+    spec.training.regulariser = settings.regulariser.clone();
+    spec.training.checkpoint_every = 0;
+    spec.training.checkpoint_steps.clear();
+    spec.profile = None;
+    spec.counterfactual = None;
+    spec.extraction = None;
+    spec.softprompt = None;
+    spec.influence = None;
+    spec.mitigation = None;
+    spec.geometry = None;
+    let fail = |e: mnemo_core::TrainError| UnlearnError::Device(e.to_string());
+    let mut trainer =
+        Trainer::with_corpus(spec, ctx.corpus.clone(), device.clone()).map_err(fail)?;
+    let total = trainer.total_steps();
+    while let Some(r) = trainer.step().await.map_err(fail)? {
+        report(progress, r.step, total).await?;
+    }
+    trainer.test_checkpoint().await.map_err(fail)
 }
 
 /// Fine-tune a copy of the context's model as `settings.method` says.

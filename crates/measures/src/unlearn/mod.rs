@@ -75,7 +75,8 @@ pub enum UnlearnError {
     /// The caller cancelled.
     #[error("cancelled")]
     Cancelled,
-    /// A method that trains (a fine-tune) asked of [`unlearn`], which only edits weights:
+    /// A method that trains (a regulariser, a fine-tune) asked of [`unlearn`], which only
+    /// edits weights:
     /// it runs through [`run_method`].
     #[error("{0} trains the model: run it with run_method")]
     Trains(&'static str),
@@ -158,7 +159,12 @@ pub async fn unlearn(
     }
     let mut out = model.clone();
     match settings.method {
-        Method::FinetuneClean | Method::FinetuneExtra | Method::FinetuneBoth => {
+        Method::LossTruncation
+        | Method::SpectralNorm
+        | Method::ExampleTiedDropout
+        | Method::FinetuneClean
+        | Method::FinetuneExtra
+        | Method::FinetuneBoth => {
             return Err(UnlearnError::Trains(settings.method.name()));
         }
         Method::ZeroOut
@@ -489,6 +495,7 @@ pub async fn run_method(
 ) -> Result<MethodOutcome, UnlearnError> {
     let start = clock();
     let edited = match settings.method.kind() {
+        Kind::Regulariser => finetune::train_regularised(ctx, settings, device, progress).await?,
         Kind::FineTune => finetune::fine_tune(ctx, settings, device, progress).await?,
         _ => unlearn(&ctx.model, &ctx.data, settings, seed, device, progress).await?,
     };

@@ -92,7 +92,12 @@ pub fn reference_result(method: Method, backdoor: bool) -> Option<ReferenceResul
         Method::Durable => ((86.5, 0.0), (69.8, 9.4)),
         Method::DurableAggregate => ((85.4, 0.0), (78.8, 29.0)),
         Method::SecondOrder => ((91.2, 0.0), (92.3, 94.9)),
-        Method::FinetuneClean | Method::FinetuneExtra | Method::FinetuneBoth => return None,
+        Method::LossTruncation
+        | Method::SpectralNorm
+        | Method::ExampleTiedDropout
+        | Method::FinetuneClean
+        | Method::FinetuneExtra
+        | Method::FinetuneBoth => return None,
     };
     let (accuracy, memorised) = if backdoor { bd } else { noise };
     Some(ReferenceResult {

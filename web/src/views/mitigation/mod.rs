@@ -135,9 +135,10 @@ fn has_epochs(m: Method) -> bool {
     )
 }
 
-/// Whether `m` zeroes a share of units (has a ratio; the fine-tunes do not).
+/// Whether `m` zeroes a share of units (has a ratio; the regularisers and the
+/// fine-tunes do not).
 fn has_ratio(m: Method) -> bool {
-    m.kind() != Kind::FineTune
+    !matches!(m.kind(), Kind::FineTune | Kind::Regulariser)
 }
 
 /// Whether `spec` is TinyMem data the measures can use (with test sets).
@@ -564,7 +565,13 @@ impl Component for MitigationPanel {
                                 oninput={link.callback(move |e: InputEvent| Msg::SetLr(i, input_value(&e)))} />
                         }
                     </td>
-                    <td class="error">{ if r.ticked { err.unwrap_or_default() } else { String::new() } }</td>
+                    if bad {
+                        <td class="error">{ err.unwrap_or_default() }</td>
+                    } else if r.method.kind() == Kind::Regulariser {
+                        <td class="help">{ format!("trains a new model with {}: as long as the original training", MethodSettings::defaults(r.method).label()) }</td>
+                    } else {
+                        <td></td>
+                    }
                 </tr>
             }
         });

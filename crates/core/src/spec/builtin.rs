@@ -346,6 +346,23 @@ impl ExperimentSpec {
         Ok(spec)
     }
 
+    /// The same training run without checkpoints or analysis sections (the seed, hence
+    /// the initial weights and the data order, unchanged): what a retrain, a fine-tune or
+    /// a regularised run of another analysis trains.
+    pub fn bare_run(&self) -> Self {
+        let mut s = self.clone();
+        s.training.checkpoint_every = 0;
+        s.training.checkpoint_steps.clear();
+        s.profile = None;
+        s.counterfactual = None;
+        s.extraction = None;
+        s.softprompt = None;
+        s.influence = None;
+        s.mitigation = None;
+        s.geometry = None;
+        s
+    }
+
     /// Pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()

@@ -155,15 +155,7 @@ pub fn plan_deletion(
 /// The spec a retrain runs: the experiment's, without checkpoints or analyses (the
 /// seed, hence the initial weights and the data order, unchanged).
 pub fn retrain_spec(spec: &ExperimentSpec) -> ExperimentSpec {
-    let mut s = spec.clone();
-    s.training.checkpoint_every = 0;
-    s.training.checkpoint_steps.clear();
-    s.profile = None;
-    s.counterfactual = None;
-    s.extraction = None;
-    s.softprompt = None;
-    s.influence = None;
-    s
+    spec.bare_run()
 }
 
 /// A trainer for `job` on `device`: the spec's run without the removed texts (same

@@ -76,21 +76,12 @@ fn fine_tune_data(
 /// The spec of a fine-tune: the model's spec at the settings' rate and epochs, no
 /// schedule, no checkpoints but the last, no analysis sections.
 fn fine_tune_spec(spec: &ExperimentSpec, settings: &MethodSettings) -> ExperimentSpec {
-    let mut s = spec.clone();
+    let mut s = spec.bare_run();
     s.training.duration = Duration::Epochs(settings.epochs);
     s.training.learning_rate = settings.lr;
     s.training.warmup_steps = 0;
     s.training.decay = Decay::Constant;
     s.training.min_lr_ratio = 1.0;
-    s.training.checkpoint_every = 0;
-    s.training.checkpoint_steps.clear();
-    s.profile = None;
-    s.counterfactual = None;
-    s.extraction = None;
-    s.softprompt = None;
-    s.influence = None;
-    s.mitigation = None;
-    s.geometry = None;
     s
 }
 
@@ -102,17 +93,8 @@ pub async fn train_regularised(
     device: &Device,
     progress: OnProgress<'_>,
 ) -> Result<Checkpoint, UnlearnError> {
-    let mut spec = ctx.spec.clone();
+    let mut spec = ctx.spec.bare_run();
     spec.training.regulariser = settings.regulariser.clone();
-    spec.training.checkpoint_every = 0;
-    spec.training.checkpoint_steps.clear();
-    spec.profile = None;
-    spec.counterfactual = None;
-    spec.extraction = None;
-    spec.softprompt = None;
-    spec.influence = None;
-    spec.mitigation = None;
-    spec.geometry = None;
     let fail = |e: mnemo_core::TrainError| UnlearnError::Device(e.to_string());
     let mut trainer =
         Trainer::with_corpus(spec, ctx.corpus.clone(), device.clone()).map_err(fail)?;

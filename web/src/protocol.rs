@@ -7,6 +7,7 @@ use mnemo_core::{BackendKind, ExperimentSpec};
 use mnemo_measures::counterfactual::CounterfactualResult;
 use mnemo_measures::did::DidResult;
 use mnemo_measures::extraction::ExtractionResult;
+use mnemo_measures::geometry::{GeometryProgress, GeometryResult};
 use mnemo_measures::influence::{DeletionResult, InfluenceProgress, InfluenceResult};
 use mnemo_measures::softprompt::{PromptStep, SoftPromptProgress, SoftPromptResult};
 use mnemo_measures::tinymem::ShownExample;
@@ -117,6 +118,14 @@ pub enum ToWorker {
         backend: BackendKind,
         /// Train the spec's model first (when the section names no built-in model).
         train: bool,
+    },
+    /// Run the spec's `geometry` section: train the VP-SDE noise predictor on its toy
+    /// data, sample, and estimate every training point's LID.
+    Geometry {
+        /// The experiment, with its `geometry` section.
+        spec: ExperimentSpec,
+        /// Where to run it.
+        backend: BackendKind,
     },
     /// Send the weights of the last finished training run as safetensors.
     ExportWeights,
@@ -401,6 +410,20 @@ pub enum FromWorker {
         view: Box<MitigationView>,
         /// Cut short by Cancel.
         cancelled: bool,
+    },
+    /// Geometry: where the run stands (posted at most every 50 ms).
+    GeometryProgress {
+        /// Phase, units done and in all, optimiser step and loss.
+        progress: GeometryProgress,
+        /// Seconds since the job started.
+        elapsed_s: f64,
+    },
+    /// Geometry: the run is finished and measured.
+    Geometry {
+        /// Every point's LIDs and class, the samples, the curve and the regions.
+        result: Box<GeometryResult>,
+        /// Seconds in all.
+        seconds: f64,
     },
     /// The weights asked for with [`ToWorker::ExportWeights`].
     Weights {

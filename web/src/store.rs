@@ -14,6 +14,7 @@ use std::rc::Rc;
 use mnemo_core::{BackendKind, ExperimentSpec};
 use mnemo_measures::counterfactual::CounterfactualResult;
 use mnemo_measures::did::DidResult;
+use mnemo_measures::geometry::GeometryResult;
 use rexie::{ObjectStore, Rexie, TransactionMode};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
@@ -97,6 +98,8 @@ pub enum RunResult {
     Deletion(Box<DeletionResult>, f64, bool),
     /// A mitigation run and whether Cancel cut it short.
     Mitigation(Box<MitigationView>, bool),
+    /// A geometry-of-memorisation run and its seconds.
+    Geometry(Box<GeometryResult>, f64),
 }
 
 impl RunResult {
@@ -109,6 +112,7 @@ impl RunResult {
             RunResult::Influence(..) => "influence",
             RunResult::Deletion(..) => "deletion",
             RunResult::Mitigation(..) => "mitigation",
+            RunResult::Geometry(..) => "geometry",
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::hub::{Hub, ViewEvent, ViewId};
 
 pub mod counterfactual;
 pub mod extraction;
+pub mod geometry;
 pub mod influence;
 pub mod mitigation;
 pub mod profile;
@@ -68,6 +69,11 @@ pub const VIEWS: &[ViewInfo] = &[
         id: mitigation::ID,
         label: "Mitigation",
         render: || html! { <mitigation::MitigationPanel /> },
+    },
+    ViewInfo {
+        id: geometry::ID,
+        label: "Geometry",
+        render: || html! { <geometry::GeometryPanel /> },
     },
     ViewInfo {
         id: runs::ID,

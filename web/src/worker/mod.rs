@@ -23,6 +23,7 @@ use crate::protocol::{FromWorker, ToWorker};
 
 mod counterfactual;
 mod extraction;
+mod geometry;
 mod influence;
 mod mitigation;
 mod profile;
@@ -245,6 +246,7 @@ fn on_message(event: MessageEvent) {
             backend,
             train,
         } => run_exclusive(mitigation::run(spec, backend, train)),
+        ToWorker::Geometry { spec, backend } => run_exclusive(geometry::run(spec, backend)),
         ToWorker::ExportWeights => weights::export(),
         ToWorker::ImportWeights { bytes, name, spec } => weights::import(&bytes, &name, spec),
     }

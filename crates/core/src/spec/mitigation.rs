@@ -395,10 +395,10 @@ mod tests {
 
         let mut bad = spec.clone();
         if let Some(m) = bad.mitigation.as_mut() {
-            m.methods[6].ratio = 1.0;
+            m.methods[9].ratio = 1.0;
         }
         let e = bad.validate().unwrap_err().to_string();
-        assert!(e.contains("mitigation.methods[6] (slimming)"), "{e}");
+        assert!(e.contains("mitigation.methods[9] (slimming)"), "{e}");
         assert!(e.contains("ratio = 1 is impossible"), "{e}");
 
         let mut bad = spec.clone();

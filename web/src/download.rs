@@ -57,3 +57,17 @@ pub fn download_canvas(
         &canvas.to_data_url().map_err(|e| format!("{e:?}"))?,
     )
 }
+
+/// Download the table `name` of `tables` (an analysis's CSV tables, as
+/// `mnemo_measures::export` makes them) as a CSV file of that name.
+pub fn download_table(
+    tables: Result<Vec<(&'static str, String)>, impl std::fmt::Display>,
+    name: &str,
+) -> Result<(), String> {
+    let tables = tables.map_err(|e| e.to_string())?;
+    let (_, text) = tables
+        .iter()
+        .find(|(n, _)| *n == name)
+        .ok_or_else(|| format!("no table {name}"))?;
+    download_text(name, "text/csv", text)
+}

@@ -14,6 +14,7 @@ pub mod checkpoint;
 pub mod corpus;
 pub mod link;
 pub mod model;
+mod optim;
 pub mod regularise;
 pub mod resume;
 pub mod rng;

@@ -141,15 +141,10 @@ impl CfState {
                 "application/json",
                 &serde_json::to_string_pretty(result).map_err(|e| e.to_string())?,
             ),
-            name => {
-                let tables = mnemo_measures::export::counterfactual_tables(result)
-                    .map_err(|e| e.to_string())?;
-                let (_, csv) = tables
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .ok_or_else(|| format!("no table {name}"))?;
-                download_text(name, "text/csv", csv)
-            }
+            name => crate::download::download_table(
+                mnemo_measures::export::counterfactual_tables(result),
+                name,
+            ),
         }
     }
 }

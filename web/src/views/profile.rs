@@ -186,14 +186,7 @@ impl ProfileView {
                 "application/json",
                 &serde_json::to_string_pretty(&self.profiles).map_err(|e| e.to_string())?,
             ),
-            name => {
-                let tables = mnemo_measures::export::tables(result).map_err(|e| e.to_string())?;
-                let (_, t) = tables
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .ok_or_else(|| format!("no table {name}"))?;
-                download_text(name, "text/csv", t)
-            }
+            name => crate::download::download_table(mnemo_measures::export::tables(result), name),
         }
     }
 

@@ -5,7 +5,7 @@
 use yew::prelude::*;
 
 /// The label of a token id, `?` for an id outside the vocabulary.
-fn label(labels: &[String], id: u32) -> String {
+pub fn label(labels: &[String], id: u32) -> String {
     labels
         .get(id as usize)
         .cloned()

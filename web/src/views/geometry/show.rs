@@ -141,14 +141,7 @@ impl GeometryPanel {
                 "application/json",
                 &serde_json::to_string_pretty(r).map_err(|e| e.to_string())?,
             ),
-            name => {
-                let tables = export::tables(r).map_err(|e| e.to_string())?;
-                let (_, text) = tables
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .ok_or_else(|| format!("no export {name}"))?;
-                download_text(name, "text/csv", text)
-            }
+            name => crate::download::download_table(export::tables(r), name),
         }
     }
 

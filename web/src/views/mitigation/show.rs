@@ -10,6 +10,7 @@ use super::{MitigationPanel, Msg, Status};
 use crate::chart::draw_on;
 use crate::download::{download_canvas, download_text};
 use crate::protocol::MitigationView;
+use crate::views::tokens::label;
 use crate::views::{CHART_SIZE, export_button};
 
 /// Sequences shown token by token at most.
@@ -19,13 +20,6 @@ fn pct(v: f64) -> String {
     format!("{:.1}", 100.0 * v)
 }
 
-/// The label of a token id, `?` for an id outside the vocabulary.
-fn label(labels: &[String], id: u32) -> String {
-    labels
-        .get(id as usize)
-        .cloned()
-        .unwrap_or_else(|| "?".into())
-}
 
 /// One generated line: each token marked as the memorised one (`mem`), the clean one
 /// (`hit`) or neither (`miss`); on noise data, where the two differ (a noise position)
@@ -151,15 +145,10 @@ impl MitigationPanel {
                 "application/json",
                 &serde_json::to_string_pretty(&v.summary).map_err(|e| e.to_string())?,
             ),
-            name => {
-                let tables = mnemo_measures::export::mitigation_tables(results)
-                    .map_err(|e| e.to_string())?;
-                let (_, text) = tables
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .ok_or_else(|| format!("no export {name}"))?;
-                download_text(name, "text/csv", text)
-            }
+            name => crate::download::download_table(
+                mnemo_measures::export::mitigation_tables(results),
+                name,
+            ),
         }
     }
 

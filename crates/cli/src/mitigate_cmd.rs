@@ -53,6 +53,9 @@ pub struct MitigateArgs {
     /// Learning rate of the optimising methods (overrides the default 0.1).
     #[arg(long)]
     pub lr: Option<f64>,
+    /// BalancedSubnet's `a` in `-(1 - a) L_forget + a L_retain` (default 0.7).
+    #[arg(long)]
+    pub alpha: Option<f64>,
     /// Output directory.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -79,12 +82,28 @@ pub fn parse_methods(s: &str) -> Result<Vec<Method>, CliError> {
     Ok(out)
 }
 
+/// The flags that override every method's default setting.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Overrides {
+    /// `--epochs`.
+    pub epochs: Option<usize>,
+    /// `--lr`.
+    pub lr: Option<f64>,
+    /// `--alpha`.
+    pub alpha: Option<f64>,
+}
+
+impl Overrides {
+    fn any(&self) -> bool {
+        self.epochs.is_some() || self.lr.is_some() || self.alpha.is_some()
+    }
+}
+
 /// Every (method, setting) to run: each method at each of `--ratios`, or at its default.
 pub fn plan(
     methods: &[Method],
     ratios: Option<&str>,
-    epochs: Option<usize>,
-    lr: Option<f64>,
+    over: Overrides,
 ) -> Result<Vec<MethodSettings>, CliError> {
     let ratios: Option<Vec<f64>> = match ratios {
         None => None,
@@ -102,11 +121,14 @@ pub fn plan(
     let mut out = Vec::new();
     for &m in methods {
         let mut base = MethodSettings::defaults(m);
-        if let Some(e) = epochs {
+        if let Some(e) = over.epochs {
             base.epochs = e;
         }
-        if let Some(lr) = lr {
+        if let Some(lr) = over.lr {
             base.lr = lr;
+        }
+        if let Some(a) = over.alpha {
+            base.alpha = a;
         }
         match &ratios {
             // Fine-tunes and regularisers zero nothing: they run once whatever the sweep.
@@ -127,7 +149,7 @@ pub fn plan(
     }
     for s in &out {
         s.validate()
-            .map_err(|e| CliError::Output(format!("--ratios: {e}")))?;
+            .map_err(|e| CliError::Output(format!("{}: {e}", s.method.name())))?;
     }
     Ok(out)
 }
@@ -207,11 +229,16 @@ pub fn run(args: MitigateArgs) -> Result<(), CliError> {
     };
     // The spec's mitigation section gives the runs unless the flags name them.
     let section = spec.mitigation.as_ref();
-    let runs = match (section, &args.methods, &args.ratios, args.epochs, args.lr) {
-        (Some(m), None, None, None, None) => m.methods.clone(),
+    let over = Overrides {
+        epochs: args.epochs,
+        lr: args.lr,
+        alpha: args.alpha,
+    };
+    let runs = match (section, &args.methods, &args.ratios) {
+        (Some(m), None, None) if !over.any() => m.methods.clone(),
         _ => {
             let methods = parse_methods(args.methods.as_deref().unwrap_or("all"))?;
-            plan(&methods, args.ratios.as_deref(), args.epochs, args.lr)?
+            plan(&methods, args.ratios.as_deref(), over)?
         }
     };
     let corpus = Corpus::build(&spec.data, spec.tokenizer, spec.model.context, spec.seed)?;

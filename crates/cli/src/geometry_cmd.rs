@@ -181,8 +181,7 @@ pub fn lid(
 
 /// `mnemo spec --geometry`.
 pub fn print_demo() -> Result<(), CliError> {
-    println!("{}", mnemo_core::ExperimentSpec::geometry_demo().to_json());
-    Ok(())
+    crate::emit(&mnemo_core::ExperimentSpec::geometry_demo().to_json())
 }
 
 fn write(out: &Path, name: &str, text: &str) -> Result<(), CliError> {

@@ -18,7 +18,7 @@ pub fn link(
 ) -> Result<(), CliError> {
     if let Some(link) = decode_from {
         let p = decode(&link)?;
-        println!("{}", p.spec.to_json());
+        crate::emit(&p.spec.to_json())?;
         if let Some(c) = &p.corpus {
             eprintln!(
                 "the link trains on a file that is not inside it: {} bytes, SHA-256 {}{} (pass it to `mnemo run --corpus FILE`)",

@@ -437,6 +437,19 @@ enum CliError {
     },
 }
 
+/// Print `text` and a newline on stdout. A reader that closed the pipe early (`mnemo
+/// spec ... | head`) ends the output quietly instead of panicking as `println!` does.
+fn emit(text: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Io {
+            path: PathBuf::from("stdout"),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
     move |source| CliError::Io {
         path: path.to_path_buf(),

@@ -33,8 +33,7 @@ pub fn spec_cmd(
     } else {
         return Err(CliError::NothingToDo);
     };
-    println!("{}", spec.to_json());
-    Ok(())
+    crate::emit(&spec.to_json())
 }
 
 /// Print a TinyMem spec (noise or backdoor; this machine's sizes or the reference's).
@@ -58,8 +57,7 @@ pub fn tinymem_spec_cmd(
         path: PathBuf::from("--layers/--epochs"),
         source,
     })?;
-    println!("{}", spec.to_json());
-    Ok(())
+    crate::emit(&spec.to_json())
 }
 
 /// Print built-in model `name`'s spec with every unlearning method at its default.
@@ -67,6 +65,5 @@ pub fn mitigation_spec_cmd(name: &str) -> Result<(), CliError> {
     let b = mnemo_core::builtin::get(name).map_err(|e| CliError::Output(e.to_string()))?;
     let mut spec = b.spec().map_err(|e| CliError::Output(e.to_string()))?;
     spec.mitigation = Some(mnemo_core::spec::MitigationSpec::all_defaults(Some(b.name)));
-    println!("{}", spec.to_json());
-    Ok(())
+    crate::emit(&spec.to_json())
 }

@@ -1555,3 +1555,19 @@ fn mitigate_trains_a_new_model_per_regulariser() {
         "{csv}"
     );
 }
+
+#[test]
+fn a_reader_closing_the_pipe_early_is_no_panic() {
+    // `mnemo spec --example | head -c 1`: the reader is gone before the spec is written.
+    let mut child = mnemo()
+        .args(["spec", "--mitigation", "tinymem-noise-2l"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -34,6 +34,11 @@ pub struct Builtin {
     /// What the shipped model memorises, measured when it was packed: the share of
     /// counted noised examples memorised, or backdoor success on the backdoor test set.
     pub memorised: Option<f64>,
+    /// The subnets' ratio of [`MethodSettings::headline`] for this model (the README's
+    /// sweep).
+    ///
+    /// [`MethodSettings::headline`]: crate::spec::mitigation::MethodSettings::headline
+    pub headline_ratio: f64,
 }
 
 /// Why a built-in model could not be used.
@@ -88,6 +93,7 @@ pub const ALL: [Builtin; 3] = [
         weights: NOISE_2L,
         // 8 of the 26 counted noised examples (test accuracy 94.9%).
         memorised: Some(8.0 / 26.0),
+        headline_ratio: 0.1,
     },
     Builtin {
         name: "tinymem-noise-4l",
@@ -97,6 +103,7 @@ pub const ALL: [Builtin; 3] = [
         shipped: false,
         weights: None,
         memorised: None,
+        headline_ratio: 0.1,
     },
     Builtin {
         name: "tinymem-backdoor-2l",
@@ -108,6 +115,7 @@ pub const ALL: [Builtin; 3] = [
         weights: BACKDOOR_2L,
         // Backdoor success on its backdoor test set (test accuracy 93.9%).
         memorised: Some(1.0),
+        headline_ratio: 0.05,
     },
 ];
 

@@ -46,13 +46,15 @@ fn shipped_builtins_memorise_what_their_metadata_says() {
 /// reference's lr 0.1 and 20 epochs the model keeps most of its memorisation.
 #[test]
 fn balanced_subnet_forgets_the_noise_model_at_unchanged_accuracy() {
-    use mnemo_core::spec::mitigation::{Method, MethodSettings};
+    use mnemo_core::spec::mitigation::{HEADLINE_RETAIN, Method, MethodSettings};
     use mnemo_measures::unlearn::{MitigationOptions, prepare, run_method};
     let b = builtin::get("tinymem-noise-2l").unwrap();
     let spec = b.spec().unwrap();
     let corpus = Corpus::build(&spec.data, spec.tokenizer, spec.model.context, spec.seed).unwrap();
     let device = Device::flex();
-    let options = MitigationOptions { retain: 256 };
+    let options = MitigationOptions {
+        retain: HEADLINE_RETAIN,
+    };
     let ctx = block_on(prepare(
         b.checkpoint().unwrap(),
         corpus,
@@ -62,13 +64,7 @@ fn balanced_subnet_forgets_the_noise_model_at_unchanged_accuracy() {
     ))
     .unwrap();
     let run = |method| {
-        let settings = MethodSettings {
-            ratio: 0.1,
-            epochs: 80,
-            lr: 0.5,
-            alpha: 0.9,
-            ..MethodSettings::defaults(method)
-        };
+        let settings = MethodSettings::headline(method, b.headline_ratio);
         let mut progress = |_| std::ops::ControlFlow::Continue(());
         block_on(run_method(
             &ctx,

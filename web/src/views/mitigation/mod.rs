@@ -14,7 +14,9 @@
 use mnemo_core::ExperimentSpec;
 use mnemo_core::builtin;
 use mnemo_core::spec::DataSource;
-use mnemo_core::spec::mitigation::{DEFAULT_RETAIN, Kind, Method, MethodSettings, MitigationSpec};
+use mnemo_core::spec::mitigation::{
+    DEFAULT_RETAIN, HEADLINE_RETAIN, Kind, Method, MethodSettings, MitigationSpec,
+};
 use mnemo_measures::unlearn::StepProgress;
 use yew::prelude::*;
 
@@ -65,6 +67,26 @@ struct MethodRow {
     ratio: String,
     epochs: String,
     lr: String,
+    /// BalancedSubnet's `a` (the other methods ignore it).
+    alpha: String,
+}
+
+/// One method row's field checks.
+#[derive(Debug, Clone)]
+struct RowChecks {
+    ratio: Check,
+    epochs: Check,
+    lr: Check,
+    alpha: Check,
+}
+
+impl RowChecks {
+    /// The first failing field's message.
+    fn first_error(&self) -> Option<String> {
+        [&self.ratio, &self.epochs, &self.lr, &self.alpha]
+            .into_iter()
+            .find_map(|c| c.clone().err())
+    }
 }
 
 /// Messages of the view.
@@ -83,6 +105,10 @@ pub enum Msg {
     SetEpochs(usize, String),
     /// A method's learning-rate field.
     SetLr(usize, String),
+    /// BalancedSubnet's `a` field.
+    SetAlpha(usize, String),
+    /// Tick the two subnets at the headline setting of the picked built-in model.
+    Headline,
     /// The sweep field.
     SetSweep(String),
     /// The retain field.
@@ -157,6 +183,7 @@ fn default_rows() -> Vec<MethodRow> {
                 ratio: d.ratio.to_string(),
                 epochs: d.epochs.to_string(),
                 lr: d.lr.to_string(),
+                alpha: d.alpha.to_string(),
             }
         })
         .collect()
@@ -171,8 +198,8 @@ fn first_shipped() -> String {
 }
 
 impl MitigationPanel {
-    /// Each field checked: per method (ratio, epochs), then sweep, then retain.
-    fn checks(&self) -> (Vec<(Check, Check, Check)>, Check, Check) {
+    /// Each field checked: per method, then sweep, then retain.
+    fn checks(&self) -> (Vec<RowChecks>, Check, Check) {
         let rows = self
             .rows
             .iter()
@@ -190,10 +217,25 @@ impl MitigationPanel {
                     Ok(v) if v > 0.0 && v <= 10.0 => Ok(()),
                     _ => Err("a learning rate above 0, at most 10".to_string()),
                 };
+                let alpha = match r.alpha.trim().parse::<f64>() {
+                    _ if r.method != Method::BalancedSubnet => Ok(()),
+                    Ok(v) if (0.0..=1.0).contains(&v) => Ok(()),
+                    _ => Err("a weight from 0 to 1".to_string()),
+                };
                 if has_epochs(r.method) {
-                    (ratio, epochs, lr)
+                    RowChecks {
+                        ratio,
+                        epochs,
+                        lr,
+                        alpha,
+                    }
                 } else {
-                    (ratio, Ok(()), Ok(()))
+                    RowChecks {
+                        ratio,
+                        epochs: Ok(()),
+                        lr: Ok(()),
+                        alpha,
+                    }
                 }
             })
             .collect();
@@ -223,13 +265,9 @@ impl MitigationPanel {
     /// The ticked methods with their settings.
     fn methods(&self) -> Result<Vec<MethodSettings>, String> {
         let (rows, sweep, retain) = self.checks();
-        for ((ratio, epochs, lr), r) in rows.iter().zip(&self.rows) {
-            if r.ticked {
-                ratio
-                    .clone()
-                    .and(epochs.clone())
-                    .and(lr.clone())
-                    .map_err(|e| format!("{}: {e}", r.method.name()))?;
+        for (c, r) in rows.iter().zip(&self.rows) {
+            if let Some(e) = c.first_error().filter(|_| r.ticked) {
+                return Err(format!("{}: {e}", r.method.name()));
             }
         }
         sweep?;
@@ -242,6 +280,9 @@ impl MitigationPanel {
             if has_epochs(r.method) {
                 s.epochs = r.epochs.trim().parse().unwrap_or(s.epochs);
                 s.lr = r.lr.trim().parse().unwrap_or(s.lr);
+            }
+            if r.method == Method::BalancedSubnet {
+                s.alpha = r.alpha.trim().parse().unwrap_or(s.alpha);
             }
             if sweep.is_empty() || !has_ratio(r.method) {
                 out.push(s);
@@ -302,10 +343,32 @@ impl MitigationPanel {
                 r.ratio = first.ratio.to_string();
                 r.epochs = first.epochs.to_string();
                 r.lr = first.lr.to_string();
+                r.alpha = first.alpha.to_string();
             }
         }
         self.sweep.clear();
         self.retain = s.retain.to_string();
+    }
+
+    /// Tick only the two subnets, at the picked built-in model's headline setting
+    /// ([`MethodSettings::headline`]), with its retain set; no sweep.
+    fn headline(&mut self) {
+        let Ok(b) = builtin::get(&self.model) else {
+            return;
+        };
+        for r in &mut self.rows {
+            r.ticked = matches!(r.method, Method::Subnet | Method::BalancedSubnet);
+            if r.ticked {
+                let h = MethodSettings::headline(r.method, b.headline_ratio);
+                r.ratio = h.ratio.to_string();
+                r.epochs = h.epochs.to_string();
+                r.lr = h.lr.to_string();
+                r.alpha = h.alpha.to_string();
+            }
+        }
+        self.sweep.clear();
+        self.retain = HEADLINE_RETAIN.to_string();
+        self.error = None;
     }
 
     fn start(&mut self, spec: ExperimentSpec, train: bool) {
@@ -474,6 +537,12 @@ impl Component for MitigationPanel {
                     r.lr = t;
                 }
             }
+            Msg::SetAlpha(i, t) => {
+                if let Some(r) = self.rows.get_mut(i) {
+                    r.alpha = t;
+                }
+            }
+            Msg::Headline => self.headline(),
             Msg::SetSweep(t) => self.sweep = t,
             Msg::SetRetain(t) => self.retain = t,
             Msg::Run => {
@@ -538,8 +607,7 @@ impl Component for MitigationPanel {
             Msg::PickModel(s.value())
         });
         let method_rows = self.rows.iter().enumerate().map(|(i, r)| {
-            let (ratio_ok, epochs_ok, lr_ok) = rows[i].clone();
-            let err = ratio_ok.err().or(epochs_ok.err()).or(lr_ok.err());
+            let err = rows[i].first_error();
             let bad = r.ticked && err.is_some();
             html! {
                 <tr class={classes!(bad.then_some("invalid"))} data-method={r.method.name()}>
@@ -563,6 +631,13 @@ impl Component for MitigationPanel {
                         if has_epochs(r.method) {
                             <input class="narrow" type="text" inputmode="decimal" id={format!("mit-lr-{}", r.method.name())} value={r.lr.clone()} disabled={running}
                                 oninput={link.callback(move |e: InputEvent| Msg::SetLr(i, input_value(&e)))} />
+                        }
+                    </td>
+                    <td>
+                        if r.method == Method::BalancedSubnet {
+                            <input class="narrow" type="text" inputmode="decimal" id={format!("mit-alpha-{}", r.method.name())} value={r.alpha.clone()} disabled={running}
+                                title="a in -(1 - a) L_forget + a L_retain: the weight of keeping the retain set"
+                                oninput={link.callback(move |e: InputEvent| Msg::SetAlpha(i, input_value(&e)))} />
                         }
                     </td>
                     if bad {
@@ -599,7 +674,7 @@ impl Component for MitigationPanel {
                     </label>
                 </div>
                 <table class="small" id="mit-methods">
-                    <thead><tr><th>{ "method" }</th><th>{ "level" }</th><th>{ "ratio" }</th><th>{ "steps / epochs" }</th><th>{ "lr" }</th><th></th></tr></thead>
+                    <thead><tr><th>{ "method" }</th><th>{ "level" }</th><th>{ "ratio" }</th><th>{ "steps / epochs" }</th><th>{ "lr" }</th><th title="BalancedSubnet's weight of the retain loss">{ "a" }</th><th></th></tr></thead>
                     <tbody>{ for method_rows }</tbody>
                 </table>
                 <div class="row actions">
@@ -609,6 +684,8 @@ impl Component for MitigationPanel {
                         link.callback(|e: InputEvent| Msg::SetRetain(input_value(&e)))) }
                 </div>
                 <div class="row actions">
+                    <button id="mit-headline" onclick={link.callback(|_| Msg::Headline)} disabled={running || self.model == LAST}
+                        title="Tick only Subnet and BalancedSubnet at the setting where the README's sweep found the paper's result on this built-in model">{ "The paper's headline setting" }</button>
                     <button id="mit-run" class="primary" onclick={link.callback(|_| Msg::Run)} disabled={blocked || !fields_ok}>{ "Run the ticked methods" }</button>
                 </div>
                 <p id="mit-status" data-state={name}>{ text }</p>

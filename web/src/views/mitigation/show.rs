@@ -20,7 +20,6 @@ fn pct(v: f64) -> String {
     format!("{:.1}", 100.0 * v)
 }
 
-
 /// One generated line: each token marked as the memorised one (`mem`), the clean one
 /// (`hit`) or neither (`miss`); on noise data, where the two differ (a noise position)
 /// it is outlined.

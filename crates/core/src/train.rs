@@ -22,12 +22,10 @@ use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::corpus::{Corpus, CorpusError};
 use crate::model::{Gpt, ids_tensor};
 use crate::optim::adamw;
-use crate::regularise::{
-    self, LossWindow, PowerIteration, RegulariserState, TiedUnits, truncated_loss,
-};
+use crate::regularise::{Active, LossWindow, TiedUnits};
 use crate::resume::{ResumeError, ResumePoint, param_ids, set_param_ids, spec_digest};
 use crate::rng::{self, Stream};
-use crate::spec::{Decay, Duration, ExperimentSpec, Regulariser, SpecError};
+use crate::spec::{Decay, Duration, ExperimentSpec, SpecError};
 
 /// The epsilon of every run's AdamW (added to the square root of the second moment).
 pub const ADAMW_EPSILON: f32 = 1e-8;
@@ -142,43 +140,6 @@ pub struct Trainer {
     losses: Vec<(usize, f32)>,
     excluded: BTreeSet<u32>,
     reg: Active,
-}
-
-/// The regulariser a trainer applies, with its state.
-#[derive(Debug, Clone)]
-enum Active {
-    None,
-    Truncation {
-        c: f64,
-        window: LossWindow,
-        /// Per-sequence losses `[B]` of steps built but not read back yet, in step order.
-        pending: Vec<Tensor<1>>,
-    },
-    Spectral {
-        lambda: f64,
-        power: PowerIteration,
-    },
-    Dropout(TiedUnits),
-}
-
-impl Active {
-    fn new(spec: &ExperimentSpec, model: &Gpt) -> Self {
-        match &spec.training.regulariser {
-            None => Active::None,
-            Some(Regulariser::LossTruncation(t)) => Active::Truncation {
-                c: t.c,
-                window: LossWindow::new(t.window),
-                pending: Vec::new(),
-            },
-            Some(Regulariser::SpectralNorm(s)) => Active::Spectral {
-                lambda: s.lambda,
-                power: PowerIteration::new(model, spec.seed),
-            },
-            Some(Regulariser::ExampleTiedDropout(d)) => {
-                Active::Dropout(TiedUnits::for_model(d, model, spec.seed))
-            }
-        }
-    }
 }
 
 /// How many steps a run has, and the order in which it visits training instances.
@@ -493,21 +454,10 @@ impl Trainer {
             .collect();
         let (inputs, targets, mask, n_tokens) = batch_tensors(&self.corpus, &ids, &self.device);
         let model = self.model.take()?;
-        let logp = match &self.reg {
-            Active::Dropout(units) => units.token_log_probs(&model, &ids, inputs, targets),
-            _ => model.token_log_probs(inputs, targets),
-        };
+        let logp = self.reg.token_log_probs(&model, &ids, inputs, targets);
         let nll = -(logp * mask.clone());
         let loss = nll.clone().sum() / (n_tokens.max(1) as f64);
-        let objective = match &mut self.reg {
-            Active::None | Active::Dropout(_) => loss.clone(),
-            Active::Truncation { c, window, pending } => {
-                let cut = truncated_loss(nll, mask, window.threshold(*c));
-                pending.push(cut.per_sequence);
-                cut.objective
-            }
-            Active::Spectral { lambda, power } => loss.clone() + power.penalty(&model, *lambda),
-        };
+        let objective = self.reg.objective(&model, loss.clone(), nll, mask);
         let grads = GradientsParams::from_grads(objective.backward(), &model);
         let lr = self.lr_at(step);
         self.model = Some(self.optim.step(lr, model, grads));
@@ -528,32 +478,7 @@ impl Trainer {
             .optim
             .into_bytes()
             .map_err(|e| ResumeError::Optimiser(format!("{e:?}")))?;
-        let regulariser = match &self.reg {
-            Active::None | Active::Dropout(_) => None,
-            Active::Truncation {
-                window, pending, ..
-            } => {
-                if !pending.is_empty() {
-                    return Err(ResumeError::Regulariser(
-                        "a step's per-sequence losses are not read back yet (drive the \
-                         trainer with step, not step_lazy, before taking a resume point)"
-                            .into(),
-                    ));
-                }
-                Some(RegulariserState::LossWindow {
-                    losses: regularise::to_bits(&window.values()),
-                })
-            }
-            Active::Spectral { power, .. } => Some(RegulariserState::PowerVectors {
-                vectors: power
-                    .to_host()
-                    .await
-                    .map_err(ResumeError::Regulariser)?
-                    .into_iter()
-                    .map(|(shape, v)| (shape, regularise::to_bits(&v)))
-                    .collect(),
-            }),
-        };
+        let regulariser = self.reg.state().await?;
         Ok(ResumePoint {
             step: self.step,
             tokens_seen: self.tokens_seen,
@@ -594,7 +519,7 @@ impl Trainer {
         let optim = adamw(&trainer.spec.training)
             .from_bytes(burn::tensor::Bytes::from_bytes_vec(point.optimiser.clone()))
             .map_err(|e| ResumeError::Optimiser(format!("{e:?}")))?;
-        trainer.reg = restore_regulariser(&trainer.spec, trainer.reg, &model, point)?;
+        trainer.reg = trainer.reg.restore(&trainer.spec, &model, point)?;
         trainer.model = Some(model);
         trainer.optim = optim;
         trainer.step = point.step;
@@ -649,10 +574,7 @@ impl Trainer {
         let Some((loss, lr, tokens)) = self.step_lazy() else {
             return Ok(None);
         };
-        let pending = match &mut self.reg {
-            Active::Truncation { pending, .. } => std::mem::take(pending),
-            _ => Vec::new(),
-        };
+        let pending = self.reg.take_pending();
         // One read: the loss, then any per-sequence losses waiting for the window.
         let read = if pending.is_empty() {
             loss
@@ -668,9 +590,7 @@ impl Trainer {
             .try_into_vec::<f32>()
             .map_err(|e| TrainError::Device(format!("{e:?}")))?;
         let loss = values.first().copied().unwrap_or(f32::NAN);
-        if let Active::Truncation { window, .. } = &mut self.reg {
-            window.push(values.get(1..).unwrap_or(&[]));
-        }
+        self.reg.read_back(values.get(1..).unwrap_or(&[]));
         if !loss.is_finite() {
             return Err(TrainError::Diverged {
                 step: self.step,
@@ -685,50 +605,6 @@ impl Trainer {
             tokens,
         }))
     }
-}
-
-/// The regulariser state of a resumed run: the fresh one of `spec` with the state the
-/// resume point `point` holds put in (a stateful regulariser needs its state).
-fn restore_regulariser(
-    spec: &ExperimentSpec,
-    fresh: Active,
-    model: &Gpt,
-    point: &ResumePoint,
-) -> Result<Active, ResumeError> {
-    Ok(match (fresh, &point.regulariser) {
-        (Active::None, None) => Active::None,
-        (Active::Dropout(units), None) => Active::Dropout(units),
-        (Active::Truncation { c, window, .. }, Some(RegulariserState::LossWindow { losses })) => {
-            Active::Truncation {
-                c,
-                window: LossWindow::with_values(window.capacity(), &regularise::from_bits(losses)),
-                pending: Vec::new(),
-            }
-        }
-        (Active::Spectral { lambda, .. }, Some(RegulariserState::PowerVectors { vectors })) => {
-            let host: Vec<(Vec<usize>, Vec<f32>)> = vectors
-                .iter()
-                .map(|(shape, v)| (shape.clone(), regularise::from_bits(v)))
-                .collect();
-            let power = PowerIteration::from_host(model, &host).ok_or_else(|| {
-                ResumeError::Regulariser("the power-iteration vectors do not fit the model".into())
-            })?;
-            Active::Spectral { lambda, power }
-        }
-        (_, state) => {
-            let want = spec
-                .training
-                .regulariser
-                .as_ref()
-                .map_or("no regulariser", |r| r.name());
-            let got = state
-                .as_ref()
-                .map_or("no regulariser state", |s| s.method());
-            return Err(ResumeError::Regulariser(format!(
-                "the run trains with {want} but the resume point holds {got}"
-            )));
-        }
-    })
 }
 
 /// Mean token cross-entropy (nats) of `model` on the instances `ids`, weighted by their

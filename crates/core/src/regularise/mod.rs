@@ -26,12 +26,14 @@
 //! run is bit-identical to an uninterrupted one; example-tied dropout has no state (its
 //! masks are functions of the seed and the instance ids).
 
+mod active;
 pub mod dropout;
 pub mod spectral;
 pub mod truncation;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use active::Active;
 pub use dropout::TiedUnits;
 pub use spectral::{PowerIteration, penalised_blocks};
 pub use truncation::{LossWindow, quantile, truncated_loss};

@@ -149,3 +149,25 @@ test('a link to the geometry view re-runs it and gets the same regions table', a
   await other.close();
   assert.deepEqual(errors, []);
 });
+
+test('the overfitting demo: the model memorises the isolated point of a small training set (OD-Mem)', async () => {
+  const { page, errors } = browser;
+  await nav(page, 'geometry');
+  const t0 = Date.now();
+  await page.click('#geo-overfit');
+  await page.waitForSelector('#geo-status[data-state="training"]', { timeout: 30_000 });
+  await page.waitForSelector('#geo-status[data-state="ready"]', { timeout: 300_000 });
+  const secs = (Date.now() - t0) / 1000;
+  assert.equal(await page.$('#geo-error'), null);
+  const by = Object.fromEntries((await regions(page)).map((r) => [r[0], r]));
+  assert.equal(by.isolated[1], '1');
+  assert.equal(by.isolated[2], '1', 'the arm has LID 1');
+  // Natively: FLIPD 0.009 at the isolated point.
+  assert.ok(Number(by.isolated[5]) < 0.5, `isolated FLIPD ${by.isolated[5]}`);
+  const flagged = await page.$$eval('#geo-flagged tbody tr', (rs) => rs.map((r) => [r.dataset.point, r.dataset.class]));
+  assert.ok(flagged.some(([p, c]) => p === '16' && c === 'od_mem'), `the isolated point (16) is OD-Mem: ${JSON.stringify(flagged)}`);
+  assert.equal(await page.inputValue('#geo-points'), '16', 'the form shows the demo');
+  console.log(`# geometry overfitting demo in the browser (CPU): ${secs.toFixed(1)} s; isolated FLIPD ${by.isolated[5]}, manifold FLIPD ${by.manifold?.[5]}`);
+  await page.locator('#geo-panel').screenshot({ path: 'target/e2e/geometry-overfit-cpu.png' });
+  assert.deepEqual(errors, []);
+});

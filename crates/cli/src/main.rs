@@ -71,6 +71,10 @@ enum Command {
         /// Print the geometry-of-memorisation demo instead.
         #[arg(long)]
         geometry: bool,
+        /// Print the geometry view's overfitting demo instead (16 circle points and an
+        /// isolated one, which the model memorises: OD-Mem).
+        #[arg(long)]
+        geometry_overfit: bool,
         /// Print TinyMem with noise (METHODS.md section 5), sized for a 2-core machine:
         /// 1,000 main-task examples, 150 per auxiliary task, 50 test per task, 50 noised
         /// (the reference's counts / 20), the reference's model with --layers blocks.
@@ -486,6 +490,7 @@ fn main() -> ExitCode {
             softprompt,
             influence,
             geometry,
+            geometry_overfit,
             tinymem_noise,
             tinymem_backdoor,
             reference,
@@ -496,6 +501,8 @@ fn main() -> ExitCode {
         } => {
             if let Some(name) = mitigation {
                 spec_cmd::mitigation_spec_cmd(&name)
+            } else if geometry_overfit && check.is_none() {
+                emit(&mnemo_core::ExperimentSpec::geometry_overfit().to_json())
             } else if geometry && check.is_none() {
                 geometry_cmd::print_demo()
             } else if tinymem_noise || tinymem_backdoor {

@@ -78,6 +78,28 @@ impl ExperimentSpec {
         spec
     }
 
+    /// The overfitting demo of the geometry view: a von Mises mixture on the circle from
+    /// only 16 training points plus one isolated point on its arm, trained as the
+    /// [`ExperimentSpec::geometry_demo`] (8000 steps of 256, rate 3e-3, FLIPD at
+    /// `t0 = 0.035`), with lPCA and MLE on 8 neighbours. The isolated point is 1/17 of
+    /// the training set, and the model collapses onto it: FLIPD about 0 where the data's
+    /// arm has LID 1 (OD-Mem), and samples copy it. In the 300-point lollipop demo the
+    /// same point is 1/320 of the data and stays a blob (FLIPD about 1.7; 1.0 with a
+    /// width-256 model trained 24,000 steps), so it is not memorised there.
+    pub fn geometry_overfit() -> Self {
+        let mut spec = Self::geometry_demo();
+        spec.name = "Geometry: overfitting a small training set".into();
+        if let Some(g) = spec.geometry.as_mut() {
+            g.data.manifold = crate::spec::geometry::Manifold::VonMises;
+            g.data.points = 16;
+            g.data.isolated = 1;
+            g.data.duplicated = 0;
+            g.k_lpca = 8;
+            g.k_mle = 8;
+        }
+        spec
+    }
+
     /// The memorisation-profile demo: 384 facts seen once each, two per step, in 8
     /// cohorts of 24 steps (checkpoints every 24 steps), 96 facts held out; the panel
     /// samples 40 instances per cohort and 80 held-out ones.

@@ -71,6 +71,9 @@ pub enum Msg {
     SetSteps(String),
     /// Run the geometry demo (its settings put in the form).
     Demo,
+    /// Run the overfitting demo (a small training set whose isolated point the model
+    /// memorises: OD-Mem).
+    Overfit,
     /// Run with the form's settings.
     Run,
     /// Colour the scatter by this estimator (an index of [`COLOURS`]).
@@ -317,6 +320,12 @@ impl Component for GeometryPanel {
                 }
                 self.start(ExperimentSpec::geometry_demo());
             }
+            Msg::Overfit => {
+                if !self.hub.state.can_start() {
+                    return false;
+                }
+                self.start(ExperimentSpec::geometry_overfit());
+            }
             Msg::Run => {
                 if !self.hub.state.can_start() {
                     return false;
@@ -403,6 +412,8 @@ impl Component for GeometryPanel {
                 if let Some(e) = &whole_check { <p id="geo-invalid" class="error">{ e }</p> }
                 <div class="row actions">
                     <button id="geo-demo" class="primary" onclick={link.callback(|_| Msg::Demo)} disabled={blocked}>{ "Run the geometry demo" }</button>
+                    <button id="geo-overfit" onclick={link.callback(|_| Msg::Overfit)} disabled={blocked}
+                        title="16 points on a circle and one isolated point: the model memorises the isolated point (FLIPD about 0 where the data has dimension 1: OD-Mem)">{ "Run the overfitting demo" }</button>
                     <button id="geo-run" onclick={link.callback(|_| Msg::Run)} disabled={blocked || !fields_ok || whole_check.is_some()}>{ "Run" }</button>
                 </div>
                 <p id="geo-status" data-state={name}>{ text }</p>

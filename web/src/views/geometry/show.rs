@@ -62,7 +62,7 @@ impl GeometryPanel {
         match &self.status {
             Status::Idle => (
                 "idle",
-                "Run the demo (a lollipop with an isolated and a duplicated point; a minute or two in a page on the CPU) or choose a data set.".into(),
+                "Run the demo (a lollipop with an isolated and a duplicated point; a minute or two in a page on the CPU), the overfitting demo (16 circle points and an isolated one, which the model memorises), or choose a data set.".into(),
             ),
             Status::Running(None, _) => ("training", "Starting…".into()),
             Status::Running(Some(p), secs) => {

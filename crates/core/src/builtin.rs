@@ -80,6 +80,12 @@ const NOISE_2L: Option<&[u8]> = Some(include_bytes!(
 ));
 #[cfg(not(feature = "embedded-models"))]
 const NOISE_2L: Option<&[u8]> = None;
+#[cfg(feature = "embedded-models")]
+const NOISE_4L: Option<&[u8]> = Some(include_bytes!(
+    "../../../models/tinymem/tinymem-noise-4l.safetensors.z"
+));
+#[cfg(not(feature = "embedded-models"))]
+const NOISE_4L: Option<&[u8]> = None;
 
 /// Every built-in model.
 pub const ALL: [Builtin; 3] = [
@@ -100,9 +106,11 @@ pub const ALL: [Builtin; 3] = [
         about: "TinyMem INCREMENT with noise (1/20 of the reference's counts), 4 layers",
         spec_json: include_str!("../../../models/tinymem/tinymem-noise-4l.json"),
         digest: "6022a37e9c6276a04c10c7ba7ee8eae315f83b1a2919a392a15e2409292fbade",
-        shipped: false,
-        weights: None,
-        memorised: None,
+        // Trained natively in 3,189 s (100 epochs, 1,055 steps) on a shared 2-core machine.
+        shipped: true,
+        weights: NOISE_4L,
+        // 12 of the 26 counted noised examples (test accuracy 95.0%).
+        memorised: Some(12.0 / 26.0),
         headline_ratio: 0.1,
     },
     Builtin {

@@ -59,3 +59,15 @@ fn every_builtin_spec_reads_and_every_shipped_model_matches_its_spec() {
     assert_eq!(builtin::unpack(&packed).unwrap(), b"hello hello hello");
     assert!(builtin::unpack(b"not zlib").is_err());
 }
+
+/// The spec of the README's 17-method comparison (`models/tinymem/tinymem-noise-small.json`)
+/// reads, and is the 2-layer noise model on fewer examples.
+#[test]
+fn the_small_comparison_spec_reads() {
+    let text = include_str!("../../../models/tinymem/tinymem-noise-small.json");
+    let spec = mnemo_core::ExperimentSpec::from_json(text).unwrap();
+    let two = builtin::get("tinymem-noise-2l").unwrap().spec().unwrap();
+    assert_eq!(spec.model, two.model);
+    let corpus = Corpus::build(&spec.data, spec.tokenizer, spec.model.context, spec.seed).unwrap();
+    assert_eq!(corpus.train.len(), 600);
+}

@@ -328,7 +328,7 @@ pub fn run(args: MitigateArgs) -> Result<(), CliError> {
 
 fn outputs(summary: &MitigationSummary) -> Result<Vec<(&'static str, String)>, CliError> {
     let results = &summary.results;
-    let refs = reference_points(results, summary.is_backdoor());
+    let refs = reference_points(results, summary.is_backdoor(), summary.layers);
     let mut files = mnemo_measures::export::mitigation_tables(results)?;
     files.push((
         "mitigation.json",

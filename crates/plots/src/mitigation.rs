@@ -21,8 +21,12 @@ pub struct ReferencePoint {
 }
 
 /// The reference's result (METHODS.md section 5) for every method in `results`, once
-/// each, as points for [`tradeoff_chart`].
-pub fn reference_points(results: &[MethodResult], backdoor: bool) -> Vec<ReferencePoint> {
+/// each, as points for [`tradeoff_chart`] (the reference's column for `layers` blocks).
+pub fn reference_points(
+    results: &[MethodResult],
+    backdoor: bool,
+    layers: usize,
+) -> Vec<ReferencePoint> {
     let mut seen: Vec<Method> = Vec::new();
     for r in results {
         if !seen.contains(&r.method) {
@@ -31,7 +35,7 @@ pub fn reference_points(results: &[MethodResult], backdoor: bool) -> Vec<Referen
     }
     seen.into_iter()
         .filter_map(|m| {
-            let r = reference_result(m, backdoor)?;
+            let r = reference_result(m, backdoor, layers)?;
             Some(ReferencePoint {
                 label: format!("ref {}", m.name()),
                 memorised: r.memorised,

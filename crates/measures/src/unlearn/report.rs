@@ -29,6 +29,14 @@ pub struct MitigationSummary {
     pub retain_set: usize,
     /// One row per method and setting, in the order run.
     pub results: Vec<MethodResult>,
+    /// Transformer blocks of the model (picks the reference's 2- or 4-layer column;
+    /// runs kept before this field read as 2).
+    #[serde(default = "two")]
+    pub layers: usize,
+}
+
+fn two() -> usize {
+    2
 }
 
 impl MitigationSummary {
@@ -50,6 +58,7 @@ impl MitigationSummary {
             forget_set: ctx.data.forget.len(),
             retain_set: ctx.data.retain.len(),
             results: Vec::new(),
+            layers: ctx.spec.model.n_layers,
         }
     }
 
@@ -67,7 +76,7 @@ impl MitigationContext {
 }
 
 /// The reference's result for a method (METHODS.md section 5: Sakarvadia et al.'s
-/// table, 2-layer models on MULT data, each method at its best setting).
+/// table, 2- and 4-layer models on MULT data, each method at its best setting).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ReferenceResult {
     /// Test accuracy after, as a fraction.
@@ -76,22 +85,24 @@ pub struct ReferenceResult {
     pub memorised: f64,
 }
 
-/// The reference's result for `method` on noise (`backdoor` false) or backdoor data;
-/// `None` for the methods its table does not list (the fine-tunes).
-pub fn reference_result(method: Method, backdoor: bool) -> Option<ReferenceResult> {
-    // (noise: accuracy, memorised), (backdoor: accuracy, memorised), in percent.
-    let (noise, bd) = match method {
-        Method::BalancedSubnet => ((96.4, 0.0), (92.1, 0.0)),
-        Method::Subnet => ((93.2, 0.0), (87.1, 0.0)),
-        Method::HardConcrete => ((90.0, 0.0), (89.1, 0.0)),
-        Method::Slimming => ((90.7, 0.0), (88.2, 0.0)),
-        Method::IntegratedGradients => ((86.1, 0.0), (89.8, 0.0)),
-        Method::Activations => ((83.8, 0.0), (89.6, 0.0)),
-        Method::ZeroOut => ((90.0, 0.6), (92.5, 96.1)),
-        Method::Greedy => ((83.3, 0.0), (77.8, 4.3)),
-        Method::Durable => ((86.5, 0.0), (69.8, 9.4)),
-        Method::DurableAggregate => ((85.4, 0.0), (78.8, 29.0)),
-        Method::SecondOrder => ((91.2, 0.0), (92.3, 94.9)),
+/// The reference's result for `method` on noise (`backdoor` false) or backdoor data, for
+/// a model of `layers` blocks (the 4-layer column from 4 blocks up, the 2-layer column
+/// below); `None` for the methods its table does not list (the regularisers and the
+/// fine-tunes).
+pub fn reference_result(method: Method, backdoor: bool, layers: usize) -> Option<ReferenceResult> {
+    // Accuracy and memorised in percent: noise 2 layers, noise 4, backdoor 2, backdoor 4.
+    let cols: [(f64, f64); 4] = match method {
+        Method::BalancedSubnet => [(96.4, 0.0), (96.9, 0.0), (92.1, 0.0), (96.7, 0.0)],
+        Method::Subnet => [(93.2, 0.0), (93.3, 0.25), (87.1, 0.0), (76.4, 0.0)],
+        Method::HardConcrete => [(90.0, 0.0), (92.6, 1.6), (89.1, 0.0), (94.3, 32.6)],
+        Method::Slimming => [(90.7, 0.0), (93.0, 1.65), (88.2, 0.0), (92.6, 1.8)],
+        Method::IntegratedGradients => [(86.1, 0.0), (90.6, 0.6), (89.8, 0.0), (94.4, 0.0)],
+        Method::Activations => [(83.8, 0.0), (90.5, 0.3), (89.6, 0.0), (95.0, 0.0)],
+        Method::ZeroOut => [(90.0, 0.6), (91.2, 20.7), (92.5, 96.1), (96.8, 99.4)],
+        Method::Greedy => [(83.3, 0.0), (90.6, 1.4), (77.8, 4.3), (92.6, 78.5)],
+        Method::Durable => [(86.5, 0.0), (94.7, 1.3), (69.8, 9.4), (89.0, 24.3)],
+        Method::DurableAggregate => [(85.4, 0.0), (92.2, 1.9), (78.8, 29.0), (91.6, 31.1)],
+        Method::SecondOrder => [(91.2, 0.0), (88.2, 0.6), (92.3, 94.9), (95.1, 96.4)],
         Method::LossTruncation
         | Method::SpectralNorm
         | Method::ExampleTiedDropout
@@ -99,9 +110,33 @@ pub fn reference_result(method: Method, backdoor: bool) -> Option<ReferenceResul
         | Method::FinetuneExtra
         | Method::FinetuneBoth => return None,
     };
-    let (accuracy, memorised) = if backdoor { bd } else { noise };
+    let (accuracy, memorised) = cols[2 * usize::from(backdoor) + usize::from(layers >= 4)];
     Some(ReferenceResult {
         accuracy: accuracy / 100.0,
         memorised: memorised / 100.0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reference_column_follows_data_and_layers() {
+        let r = |backdoor, layers| {
+            reference_result(Method::ZeroOut, backdoor, layers).map(|r| {
+                (
+                    (1000.0 * r.accuracy).round(),
+                    (1000.0 * r.memorised).round(),
+                )
+            })
+        };
+        assert_eq!(r(false, 2), Some((900.0, 6.0)));
+        assert_eq!(r(false, 4), Some((912.0, 207.0)));
+        assert_eq!(r(true, 2), Some((925.0, 961.0)));
+        assert_eq!(r(true, 4), Some((968.0, 994.0)));
+        assert_eq!(r(false, 1), r(false, 2));
+        assert_eq!(r(true, 8), r(true, 4));
+        assert_eq!(reference_result(Method::FinetuneBoth, false, 2), None);
+    }
 }

@@ -104,7 +104,7 @@ impl MitigationPanel {
         let Some(v) = &self.view else { return };
         let results = &v.summary.results;
         let refs = if v.builtin.is_some() {
-            reference_points(results, v.summary.is_backdoor())
+            reference_points(results, v.summary.is_backdoor(), v.summary.layers)
         } else {
             Vec::new()
         };
@@ -121,7 +121,7 @@ impl MitigationPanel {
         let v = self.view.as_ref().ok_or("no result yet")?;
         let results = &v.summary.results;
         let refs = if v.builtin.is_some() {
-            reference_points(results, v.summary.is_backdoor())
+            reference_points(results, v.summary.is_backdoor(), v.summary.layers)
         } else {
             Vec::new()
         };
@@ -170,7 +170,7 @@ impl MitigationPanel {
             )
         };
         let rows = s.results.iter().enumerate().map(|(i, r)| {
-            let reference = reference_result(r.method, backdoor);
+            let reference = reference_result(r.method, backdoor, s.layers);
             let picked = self.picked == Some(i);
             html! {
                 <tr class={classes!("pick", picked.then_some("picked"))} data-method={r.method.name()}
@@ -240,7 +240,7 @@ impl MitigationPanel {
                             <th>{ "method" }</th><th>{ "setting" }</th><th>{ "memorised %" }</th>
                             if !backdoor { <th>{ "clean %" }</th> }
                             <th>{ "accuracy %" }</th><th>{ "perplexity" }</th><th>{ "seconds" }</th>
-                            if with_ref { <th title="Sakarvadia et al., 2-layer models on MULT data, each method at its best setting">{ "reference acc / mem %" }</th> }
+                            if with_ref { <th title={format!("Sakarvadia et al., {}-layer models on MULT data, each method at its best setting", if s.layers >= 4 { 4 } else { 2 })}>{ "reference acc / mem %" }</th> }
                         </tr></thead>
                         <tbody>
                             <tr class="untouched"><td>{ "(untouched)" }</td><td></td><td class="num">{ pct(s.memorised_before) }</td>

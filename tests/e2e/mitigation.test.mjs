@@ -188,3 +188,18 @@ test("the paper's headline setting: BalancedSubnet forgets the noise model, Subn
     rows.slice(1).map((r) => `${r[0]}: memorised ${r[2]}%, accuracy ${r[4]}%, ${r[6]} s`).join('; '));
   assert.deepEqual(errors, []);
 });
+
+test('the 4-layer noise model loads from the bundle, with the reference 4-layer column beside it', async () => {
+  const { page, errors } = browser;
+  await nav(page, 'mitigation');
+  await page.selectOption('#mit-model', 'tinymem-noise-4l');
+  await tick(page, ['activations']);
+  await page.fill('#mit-retain', '64');
+  await page.click('#mit-run');
+  await page.waitForSelector('#mit-status[data-state="ready"]', { timeout: 300_000 });
+  assert.match(await page.textContent('#mit-before'), /^built-in tinymem-noise-4l: memorised 46\.2% /);
+  const [, act] = await table(page);
+  assert.equal(act[0], 'activations');
+  assert.equal(act[7], '90.5 / 0.3', "the reference's 4-layer noise column");
+  assert.deepEqual(errors, []);
+});

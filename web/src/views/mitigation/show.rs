@@ -1,7 +1,7 @@
 //! The Mitigation view's results: the status line, the table beside the reference's
 //! results, the trade-off and bar charts, the sequences token by token, and exports.
 
-use mnemo_measures::unlearn::reference_result;
+use mnemo_measures::unlearn::{Kind, reference_result};
 use mnemo_plots::did::svg_of;
 use mnemo_plots::mitigation::{Measure, measure_chart, reference_points, tradeoff_chart};
 use yew::prelude::*;
@@ -181,7 +181,11 @@ impl MitigationPanel {
                     if !backdoor { <td class="num">{ r.clean_after.map_or(String::new(), pct) }</td> }
                     <td class="num acc-after">{ pct(r.accuracy_after) }</td>
                     <td class="num">{ format!("{:.3}", r.perplexity_after) }</td>
-                    <td class="num">{ format!("{:.1}", r.seconds) }</td>
+                    if r.method.kind() == Kind::Regulariser {
+                        <td class="num" title="a regulariser's time is its whole training run">{ format!("{:.1} (training run)", r.seconds) }</td>
+                    } else {
+                        <td class="num">{ format!("{:.1}", r.seconds) }</td>
+                    }
                     if with_ref { <td class="num">{ reference.map_or(String::new(), |r| format!("{} / {}", pct(r.accuracy), pct(r.memorised))) }</td> }
                 </tr>
             }

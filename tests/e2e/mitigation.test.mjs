@@ -111,7 +111,7 @@ test('methods run on the built-in backdoor model, one after another, each on a c
   assert.equal(json.results.length, 3);
   assert.equal(json.memorised_before, 1);
   const svg = await download(page, page.locator('#mit-panel button', { hasText: 'trade-off SVG' }));
-  assert.ok(svg.text.includes('<svg') && svg.text.includes('ref activations'));
+  assert.ok(svg.text.includes('<svg') && svg.text.includes('reference (Sakarvadia et al.)'));
   await page.locator('#mit-panel').screenshot({ path: 'target/e2e/mitigation-cpu.png' });
   assert.deepEqual(errors, []);
 });

@@ -40,8 +40,16 @@ impl<const D: usize> RecordState for KeptState<D> {
         self.0.state_flatten(prefix, out)
     }
 
-    fn state_unflatten(prefix: &str, src: &mut StateSource, _device: &Device) -> Option<Self> {
-        AdamWState::<D>::state_unflatten(prefix, src, &Device::flex()).map(KeptState)
+    fn state_unflatten(prefix: &str, src: &mut StateSource, device: &Device) -> Option<Self> {
+        // The CPU backend this build has (a build with neither reads onto `device`).
+        #[cfg(feature = "flex")]
+        let cpu = Device::flex();
+        #[cfg(all(not(feature = "flex"), feature = "ndarray"))]
+        let cpu = Device::ndarray();
+        #[cfg(not(any(feature = "flex", feature = "ndarray")))]
+        let cpu = device.clone();
+        let _ = device;
+        AdamWState::<D>::state_unflatten(prefix, src, &cpu).map(KeptState)
     }
 }
 

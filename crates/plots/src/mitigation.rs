@@ -12,8 +12,8 @@ use crate::{ChartResult, PALETTE};
 /// A reference point drawn beside Mnemo's (e.g. the paper's result for a method).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReferencePoint {
-    /// Label in the legend.
-    pub label: String,
+    /// The method (the square takes its colour in the chart).
+    pub method: Method,
     /// Memorised share (0-1).
     pub memorised: f64,
     /// Accuracy (0-1).
@@ -37,7 +37,7 @@ pub fn reference_points(
         .filter_map(|m| {
             let r = reference_result(m, backdoor, layers)?;
             Some(ReferencePoint {
-                label: format!("ref {}", m.name()),
+                method: m,
                 memorised: r.memorised,
                 accuracy: r.accuracy,
             })
@@ -47,8 +47,11 @@ pub fn reference_points(
 
 /// Memorised share (x) against test accuracy (y), in percent: one point per method and
 /// setting (circles for neuron-level, triangles for weight-level methods, hollow circles
-/// for fine-tunes, hollow triangles for regularisers, a colour per method), the untouched model as a black cross, and `reference` points as hollow
-/// squares. The best corner is the upper left.
+/// for fine-tunes, hollow triangles for regularisers, a colour per method), the untouched
+/// model as a black cross, and `reference` points as hollow squares in their method's
+/// colour (one legend entry for all, no text beside them: the best points of both sit in
+/// the upper left corner, where labels would cover Mnemo's). The best corner is the
+/// upper left.
 pub fn tradeoff_chart<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     results: &[MethodResult],
@@ -87,8 +90,10 @@ pub fn tradeoff_chart<DB: DrawingBackend>(
             methods.push(r.method.name());
         }
     }
+    let colour_of =
+        |i: usize| PALETTE[i % PALETTE.len()].mix(if i < PALETTE.len() { 1.0 } else { 0.6 });
     for (i, name) in methods.iter().enumerate() {
-        let colour = PALETTE[i % PALETTE.len()].mix(if i < PALETTE.len() { 1.0 } else { 0.6 });
+        let colour = colour_of(i);
         let pts: Vec<(f64, f64, Kind)> = results
             .iter()
             .filter(|r| r.method.name() == *name)
@@ -135,17 +140,25 @@ pub fn tradeoff_chart<DB: DrawingBackend>(
             .label("untouched model")
             .legend(|(x, y)| Cross::new((x + 6, y), 5, BLACK.stroke_width(2)));
     }
-    for p in reference {
-        let (x, y) = (pct(p.memorised), pct(p.accuracy));
-        chart.draw_series(std::iter::once(Rectangle::new(
-            [(x - 1.0, y - 0.3), (x + 1.0, y + 0.3)],
-            BLACK.mix(0.6).stroke_width(1),
-        )))?;
-        chart.draw_series(std::iter::once(Text::new(
-            p.label.clone(),
-            (x + 1.5, y),
-            ("sans-serif", 10).into_font().color(&BLACK.mix(0.7)),
-        )))?;
+    let square = |(x, y): (f64, f64), colour: RGBAColor| {
+        EmptyElement::at((x, y)) + Rectangle::new([(-5, -5), (5, 5)], colour.stroke_width(2))
+    };
+    let drawn = chart.draw_series(reference.iter().map(|p| {
+        let i = methods
+            .iter()
+            .position(|n| *n == p.method.name())
+            .unwrap_or(methods.len());
+        square((pct(p.memorised), pct(p.accuracy)), colour_of(i))
+    }))?;
+    if !reference.is_empty() {
+        drawn
+            .label("reference (Sakarvadia et al.)")
+            .legend(|(x, y)| {
+                Rectangle::new(
+                    [(x + 1, y - 5), (x + 11, y + 5)],
+                    BLACK.mix(0.6).stroke_width(2),
+                )
+            });
     }
     chart
         .configure_series_labels()
@@ -323,7 +336,7 @@ mod tests {
             result(Method::ZeroOut, 0.4, 0.9),
         ];
         let refs = vec![ReferencePoint {
-            label: "paper: balanced-subnet".into(),
+            method: Method::BalancedSubnet,
             memorised: 0.0,
             accuracy: 0.964,
         }];
@@ -332,7 +345,7 @@ mod tests {
             "untouched model",
             "balanced-subnet",
             "zero-out",
-            "paper: balanced-subnet",
+            "reference (Sakarvadia et al.)",
         ] {
             assert!(svg.contains(s), "{s}");
         }

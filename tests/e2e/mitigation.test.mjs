@@ -203,3 +203,24 @@ test('the 4-layer noise model loads from the bundle, with the reference 4-layer 
   assert.equal(act[7], '90.5 / 0.3', "the reference's 4-layer noise column");
   assert.deepEqual(errors, []);
 });
+
+// Made by: mnemo link --spec tests/e2e/fixtures/regulariser-link.json --view mitigation --autorun
+// (the small noise spec trained for 2 steps; loss truncation and Activations).
+const REGULARISER_LINK = 'v1.tVLLbtswEPwVYU8twBiyYzep_qG33gKDoKmNRZgPlQ87buB_71CWW-fSWwAboHaHnNmdeac0sqbunY4ckwmeuqUgrxxTRz-NP_9g1_hgEotm1Vh1Bko0ySlrmy954Gb59OA4D6FvdHCjiiYF3-CnmtWDDpEbp_RgPH8lQYm5p64V1KusKmcKJWqup4PxaFEGo2MHbFbpgILxOrJjn1HC95MgVd7kIVH3shKPYi02W0FOGS8T_yrsNaO13rRX3F1t2aI2DdLflze3qhxj2EHcAuP3ZbRGq3xbR-bogF219Zjyx_sXQQPbPpQsX6PS10vtAlitvIpn6nyxFqgcDuzNb44f5nShZ1s34OV1u-CBAjnXl6tnCJQDq74OhkeDz_yW0anSs8E4tUndq7IwiaqC4yydIttClTpiQ8bvK89OZT3IBCHz632JMx6GZB6rAtyxrGK9I9HlaaIWqzip6MooZ1y1krXCjFVXymryycENG-X0KjjqKk5s9kOWM3ha8o5hMWxsF98F_s_wUQ-sD2MwPktGHM8TwV1xZn3ZXipJNvu_uq8RrL3bGZJsSOkhx-JnKwXNkjALBPAY9JAmg22cRSUkOJl8nvIymajsOKjaRfTM_iahRmFaJHWPsCvyvtia_WrufxXo-hRsPCHv4XSlaS8XcXfpn4Pp0yRftlV0Riqo-7YGPx0NQ879WoEoaEM-YsVux7eQXf4A';
+
+test('a regulariser trains a new model in the page: progress, then its row with its training time', async () => {
+  const { errors } = browser;
+  const page = await browser.context.newPage();
+  await page.goto(`${server.url}#${REGULARISER_LINK}`);
+  await page.waitForSelector('#view-mitigation:not([hidden])');
+  await page.waitForSelector('#mit-train-progress', { timeout: 120_000 });
+  await page.waitForSelector('#mit-status[data-state="ready"]', { timeout: 400_000 });
+  const rows = await table(page);
+  assert.deepEqual(rows.map((r) => r[0]), ['(untouched)', 'loss-truncation', 'activations']);
+  assert.equal(rows[1][1], 'c=0.4 window=10000');
+  assert.match(rows[1][6], /^\d+\.\d \(training run\)$/, 'a regulariser says its time is a training run');
+  assert.match(rows[2][6], /^\d+\.\d$/);
+  assert.ok(await page.$eval('#mit-tick-loss-truncation', (b) => b.checked), 'the link ticks it');
+  await page.close();
+  assert.deepEqual(errors, []);
+});

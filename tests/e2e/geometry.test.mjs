@@ -171,3 +171,54 @@ test('the overfitting demo: the model memorises the isolated point of a small tr
   await page.locator('#geo-panel').screenshot({ path: 'target/e2e/geometry-overfit-cpu.png' });
   assert.deepEqual(errors, []);
 });
+
+/** The pixels of a canvas, as a string that changes when anything drawn changes. */
+async function pixels(page, id) {
+  return page.evaluate((id) => {
+    const c = document.getElementById(id);
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let h = 0;
+    for (let i = 0; i < d.length; i++) h = (h * 31 + d[i]) >>> 0;
+    return h.toString(16);
+  }, id);
+}
+
+test('a 3-D data set (the sphere) trains and shows three projections', async () => {
+  const { page, errors } = browser;
+  await nav(page, 'geometry');
+  await page.selectOption('#geo-manifold', 'sphere');
+  await page.fill('#geo-points', '200');
+  await page.fill('#geo-isolated', '0');
+  await page.fill('#geo-duplicated', '0');
+  await page.fill('#geo-steps', '600');
+  await page.waitForSelector('#geo-run:enabled');
+  await page.click('#geo-run');
+  await page.waitForSelector('#geo-status[data-state="training"]', { timeout: 30_000 });
+  await page.waitForSelector('#geo-status[data-state="ready"]', { timeout: 300_000 });
+  assert.equal(await page.$('#geo-error'), null);
+  const rows = await regions(page);
+  assert.deepEqual(rows.map((r) => r[0]), ['manifold']);
+  assert.equal(rows[0][1], '200');
+  assert.equal(rows[0][2], '2', "the sphere's true LID");
+  // lPCA and MLE read the data alone: on 200 points of a sphere both are near 2.
+  assert.ok(Math.abs(Number(rows[0][3]) - 2) < 0.3, `lPCA ${rows[0][3]}`);
+  assert.ok(Math.abs(Number(rows[0][4]) - 2) < 0.5, `MLE ${rows[0][4]}`);
+  assert.match(await page.textContent('#geo-summary'), /^200 training points \(3-D unit sphere\)/);
+  const options = await page.$$eval('#geo-axes option', (os) => os.map((o) => o.textContent));
+  assert.deepEqual(options, ['x0 / x1', 'x0 / x2', 'x1 / x2']);
+  const seen = new Set();
+  for (const i of ['0', '1', '2']) {
+    await page.selectOption('#geo-axes', i);
+    assert.ok((await inkOnChart(page, 'geo-scatter')) > 5000, `projection ${i} is drawn`);
+    seen.add(await pixels(page, 'geo-scatter'));
+  }
+  assert.equal(seen.size, 3, 'each projection draws a different picture');
+  const svg = await download(page, page.locator('#geo-panel button', { hasText: 'scatter SVG' }));
+  assert.ok(svg.text.includes('>x1<') && svg.text.includes('>x2<'), 'the SVG is the x1 / x2 projection');
+  const csv = await download(page, page.locator('#geo-panel button', { hasText: 'training.csv' }));
+  assert.equal(csv.text.split('\n')[0], 'point,x0,x1,x2,true_lid,lpca,mle,flipd,normal_bundle,class');
+  const samples = await download(page, page.locator('#geo-panel button', { hasText: 'samples.csv' }));
+  assert.equal(samples.text.split('\n')[0], 'sample,x0,x1,x2,flipd,copy_of');
+  await page.locator('#geo-panel').screenshot({ path: 'target/e2e/geometry-sphere-cpu.png' });
+  assert.deepEqual(errors, []);
+});

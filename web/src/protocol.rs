@@ -6,6 +6,7 @@ use mnemo_core::train::Progress;
 use mnemo_core::{BackendKind, ExperimentSpec};
 use mnemo_measures::counterfactual::CounterfactualResult;
 use mnemo_measures::did::DidResult;
+use mnemo_measures::exposure::{ExposureProgress, ExposureResult};
 use mnemo_measures::extraction::ExtractionResult;
 use mnemo_measures::geometry::{GeometryProgress, GeometryResult};
 use mnemo_measures::influence::{DeletionResult, InfluenceProgress, InfluenceResult};
@@ -123,6 +124,14 @@ pub enum ToWorker {
     /// data, sample, and estimate every training point's LID.
     Geometry {
         /// The experiment, with its `geometry` section.
+        spec: ExperimentSpec,
+        /// Where to run it.
+        backend: BackendKind,
+    },
+    /// Train a spec with its `data.canaries` inserted, then rank each canary's secret
+    /// among its format's candidates (the spec's `exposure` section).
+    Exposure {
+        /// The experiment, with `data.canaries`.
         spec: ExperimentSpec,
         /// Where to run it.
         backend: BackendKind,
@@ -423,6 +432,18 @@ pub enum FromWorker {
         /// Every point's LIDs and class, the samples, the curve and the regions.
         result: Box<GeometryResult>,
         /// Seconds in all.
+        seconds: f64,
+    },
+    /// Exposure: candidates scored so far (after training; posted at most every 50 ms).
+    ExposureProgress {
+        /// Candidates scored and in all.
+        progress: ExposureProgress,
+    },
+    /// Exposure: every canary ranked.
+    Exposure {
+        /// The ranks, exposures and the candidates' histogram.
+        result: Box<ExposureResult>,
+        /// Seconds scoring (training not counted).
         seconds: f64,
     },
     /// The weights asked for with [`ToWorker::ExportWeights`].

@@ -14,6 +14,7 @@ use std::rc::Rc;
 use mnemo_core::{BackendKind, ExperimentSpec};
 use mnemo_measures::counterfactual::CounterfactualResult;
 use mnemo_measures::did::DidResult;
+use mnemo_measures::exposure::ExposureResult;
 use mnemo_measures::geometry::GeometryResult;
 use rexie::{ObjectStore, Rexie, TransactionMode};
 use serde::{Deserialize, Serialize};
@@ -100,6 +101,8 @@ pub enum RunResult {
     Mitigation(Box<MitigationView>, bool),
     /// A geometry-of-memorisation run and its seconds.
     Geometry(Box<GeometryResult>, f64),
+    /// Canary exposure and its seconds scoring.
+    Exposure(Box<ExposureResult>, f64),
 }
 
 impl RunResult {
@@ -113,6 +116,7 @@ impl RunResult {
             RunResult::Deletion(..) => "deletion",
             RunResult::Mitigation(..) => "mitigation",
             RunResult::Geometry(..) => "geometry",
+            RunResult::Exposure(..) => "exposure",
         }
     }
 }

@@ -209,7 +209,7 @@ pub fn run(spec_path: PathBuf, out: PathBuf, quiet: bool) -> Result<(), CliError
     eprintln!(
         "{} training points ({}, D = {}), {} steps, {} samples",
         run.data().len(),
-        g.data.manifold.key(),
+        g.data.manifold.name(),
         run.data().dim,
         g.training.steps,
         g.samples

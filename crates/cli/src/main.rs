@@ -27,6 +27,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod bench_cmd;
 mod cf_cmd;
 mod did_cmd;
+mod exposure_cmd;
 mod extract_cmd;
 mod geometry_cmd;
 mod influence_cmd;
@@ -49,58 +50,7 @@ enum Command {
     /// loss.svg, instances.csv and spec.json into the output directory.
     Train(TrainArgs),
     /// Print an experiment spec as JSON.
-    Spec {
-        /// Print the complete example spec (the browser's default demo).
-        #[arg(long)]
-        example: bool,
-        /// Print the TinyMem example instead (2 layers, d_model 128, context 150).
-        #[arg(long)]
-        tinymem: bool,
-        /// Print the memorisation-profile demo instead.
-        #[arg(long)]
-        profile: bool,
-        /// Print the counterfactual-memorisation demo instead.
-        #[arg(long)]
-        counterfactual: bool,
-        /// Print the soft-prompt extraction demo instead.
-        #[arg(long)]
-        softprompt: bool,
-        /// Print the training-data influence demo instead.
-        #[arg(long)]
-        influence: bool,
-        /// Print the geometry-of-memorisation demo instead.
-        #[arg(long)]
-        geometry: bool,
-        /// Print the geometry view's overfitting demo instead (16 circle points and an
-        /// isolated one, which the model memorises: OD-Mem).
-        #[arg(long)]
-        geometry_overfit: bool,
-        /// Print TinyMem with noise (METHODS.md section 5), sized for a 2-core machine:
-        /// 1,000 main-task examples, 150 per auxiliary task, 50 test per task, 50 noised
-        /// (the reference's counts / 20), the reference's model with --layers blocks.
-        #[arg(long)]
-        tinymem_noise: bool,
-        /// Print TinyMem with the backdoor (trigger 100), sized as --tinymem-noise.
-        #[arg(long, conflicts_with = "tinymem_noise")]
-        tinymem_backdoor: bool,
-        /// With --tinymem-noise/--tinymem-backdoor: the reference's sizes instead (20,000
-        /// main examples of MULT data, 3,000 per auxiliary task, 1,000 test, 1,000 noised).
-        #[arg(long)]
-        reference: bool,
-        /// Blocks of the TinyMem model (1-8).
-        #[arg(long, default_value_t = 2)]
-        layers: usize,
-        /// Training epochs of the TinyMem spec.
-        #[arg(long, default_value_t = 200)]
-        epochs: usize,
-        /// Print a built-in TinyMem model's spec with a mitigation section (every
-        /// unlearning method at its reference default), for `mnemo mitigate --spec`.
-        #[arg(long, value_name = "BUILTIN")]
-        mitigation: Option<String>,
-        /// Check a spec file and print it normalised (defaults filled in).
-        #[arg(long, value_name = "SPEC.json", conflicts_with_all = ["example", "tinymem", "profile", "counterfactual", "softprompt", "influence", "tinymem_noise", "tinymem_backdoor", "mitigation"])]
-        check: Option<PathBuf>,
-    },
+    Spec(spec_cmd::SpecArgs),
     /// Estimate a memorisation profile from your own panel (e.g. measured on Pythia
     /// checkpoints): PANEL.csv has the header `instance,cohort,checkpoint,outcome`, an
     /// empty cohort marks a never-trained instance. Writes att_gt.csv, event.csv,
@@ -153,6 +103,13 @@ enum Command {
     /// `instance,prefix_len,suffix_len,exact,fraction`), extraction.json (rates and the
     /// lengths used) and extraction.svg.
     Extract(ExtractArgs),
+    /// Canary exposure (the Secret Sharer): train the spec with its `data.canaries`
+    /// inserted (or read --checkpoint), rank each secret among every candidate of its
+    /// format (exact up to `exposure.exact_limit` candidates, else extrapolated from a
+    /// skew-normal fit), and write exposure.csv
+    /// (`canary,repetitions,rank,candidates,exposure,method`), exposure.json,
+    /// exposure.svg and perplexity.svg. See `mnemo spec --canary`.
+    Exposure(exposure_cmd::ExposureArgs),
     /// Make a link that reproduces a spec in the browser (prints the fragment after `#`,
     /// or the whole URL with --base), or decode a link back into its spec (--decode).
     Link {
@@ -201,15 +158,6 @@ enum Command {
     /// pairs.csv (`pair,method,exact,fraction`), prompt_loss.csv (`method,step,loss`),
     /// softprompt.json, softprompt.svg and prompt_loss.svg.
     Softprompt(SoftPromptArgs),
-    /// Training-data influence (TracIn, TracIn-Last, TracIn-WE, TracIn-WE-TopK) and the
-    /// case-deletion test: train the spec, score every training text for each test text
-    /// and retrain without each one's top proponents. The spec's `influence` section sets
-    /// it (see `mnemo spec --influence`); bad settings stop with exit code 2 before
-    /// anything is trained. Writes instances.csv (`instance,split,tokens,text`),
-    /// checkpoints.csv (`step,learning_rate,file`) and checkpoints/*.safetensors,
-    /// influence.csv (`test,train,method,score`), tokens.csv (`test,train,token,score`),
-    /// deletion.csv (`method,k,draw,test,loss_before,loss_after`), influence.json,
-    /// agreement.svg and deletion.svg.
     /// Local intrinsic dimension of a point file (one point a line, coordinates separated
     /// by commas, no header) by lPCA or MLE, as scikit-dimension 0.3.4 computes them;
     /// writes lid.csv (`point,lid`, empty where undefined) and prints a summary.
@@ -242,6 +190,15 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Training-data influence (TracIn, TracIn-Last, TracIn-WE, TracIn-WE-TopK) and the
+    /// case-deletion test: train the spec, score every training text for each test text
+    /// and retrain without each one's top proponents. The spec's `influence` section sets
+    /// it (see `mnemo spec --influence`); bad settings stop with exit code 2 before
+    /// anything is trained. Writes instances.csv (`instance,split,tokens,text`),
+    /// checkpoints.csv (`step,learning_rate,file`) and checkpoints/*.safetensors,
+    /// influence.csv (`test,train,method,score`), tokens.csv (`test,train,token,score`),
+    /// deletion.csv (`method,k,draw,test,loss_before,loss_after`), influence.json,
+    /// agreement.svg and deletion.svg.
     Influence {
         /// The experiment spec.
         #[arg(long, value_name = "SPEC.json")]
@@ -397,7 +354,7 @@ enum CliError {
     #[error("backend {0} is not compiled into this build")]
     Backend(&'static str),
     #[error(
-        "nothing to do: pass --example, --tinymem, --profile, --counterfactual, --softprompt, --influence or --check FILE"
+        "nothing to do: pass --example, --tinymem, --profile, --counterfactual, --softprompt, --influence, --canary, --geometry or --check FILE"
     )]
     NothingToDo,
     #[error("{path}: {message}")]
@@ -423,6 +380,8 @@ enum CliError {
     },
     #[error("{path} does not fit the spec: {message}")]
     Mismatch { path: PathBuf, message: String },
+    #[error("exposure: {0}")]
+    Exposure(#[from] mnemo_measures::exposure::ExposureError),
     #[error("extraction: {0}")]
     Extraction(#[from] mnemo_measures::extraction::ExtractionError),
     #[error("{0}")]
@@ -482,43 +441,8 @@ fn main() -> ExitCode {
             seed,
             alpha,
         } => did(panel, out, draws, seed, alpha),
-        Command::Spec {
-            example,
-            tinymem,
-            profile,
-            counterfactual,
-            softprompt,
-            influence,
-            geometry,
-            geometry_overfit,
-            tinymem_noise,
-            tinymem_backdoor,
-            reference,
-            layers,
-            epochs,
-            mitigation,
-            check,
-        } => {
-            if let Some(name) = mitigation {
-                spec_cmd::mitigation_spec_cmd(&name)
-            } else if geometry_overfit && check.is_none() {
-                emit(&mnemo_core::ExperimentSpec::geometry_overfit().to_json())
-            } else if geometry && check.is_none() {
-                geometry_cmd::print_demo()
-            } else if tinymem_noise || tinymem_backdoor {
-                spec_cmd::tinymem_spec_cmd(tinymem_backdoor, reference, layers, epochs)
-            } else {
-                spec_cmd::spec_cmd(
-                    example,
-                    tinymem,
-                    profile,
-                    counterfactual,
-                    softprompt,
-                    influence,
-                    check,
-                )
-            }
-        }
+        Command::Spec(args) => spec_cmd::run(args),
+        Command::Exposure(args) => exposure_cmd::run(args),
         Command::Influence { spec, out, quiet } => influence_cmd::run(spec, out, quiet),
         Command::Lid {
             points,

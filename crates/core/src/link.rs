@@ -29,7 +29,7 @@ pub const LINK_CHARS: usize = 256 * 1024;
 /// The most a link may inflate to, in bytes (a bound against compression bombs).
 pub const INFLATED_BYTES: usize = 4 * 1024 * 1024;
 /// The views a link may open.
-pub const VIEWS: [&str; 8] = [
+pub const VIEWS: [&str; 9] = [
     "train",
     "profile",
     "counterfactual",
@@ -38,6 +38,7 @@ pub const VIEWS: [&str; 8] = [
     "influence",
     "mitigation",
     "geometry",
+    "exposure",
 ];
 /// Most names in `hide` or `lock`.
 pub const MAX_CONTROLS: usize = 64;

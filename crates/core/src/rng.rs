@@ -33,6 +33,10 @@ pub enum Stream {
     /// The units example-tied dropout ties to each training example (one substream per
     /// instance, see [`substream`]).
     TiedDropout = 15,
+    /// The secrets of an exposure canary set.
+    Canaries = 16,
+    /// The candidates sampled for exposure's extrapolation.
+    Exposure = 17,
 }
 
 /// A deterministic generator for `stream` under `seed`.

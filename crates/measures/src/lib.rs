@@ -9,6 +9,7 @@ pub mod counterfactual;
 pub mod did;
 pub mod eval;
 pub mod export;
+pub mod exposure;
 pub mod extraction;
 pub mod geometry;
 pub mod influence;

@@ -288,6 +288,7 @@ fn memo_spec(copies: usize, epochs: usize) -> ExperimentSpec {
         },
         heldout_fraction: 0.0,
         canary: None,
+        canaries: None,
     };
     spec.model = ModelConfig {
         n_layers: 1,

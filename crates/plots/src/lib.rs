@@ -5,6 +5,7 @@
 
 pub mod counterfactual;
 pub mod did;
+pub mod exposure;
 pub mod extraction;
 pub mod geometry;
 pub mod influence;

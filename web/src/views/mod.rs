@@ -10,6 +10,7 @@ use yew::prelude::*;
 use crate::hub::{Hub, ViewEvent, ViewId};
 
 pub mod counterfactual;
+pub mod exposure;
 pub mod extraction;
 pub mod geometry;
 pub mod influence;
@@ -74,6 +75,11 @@ pub const VIEWS: &[ViewInfo] = &[
         id: geometry::ID,
         label: "Geometry",
         render: || html! { <geometry::GeometryPanel /> },
+    },
+    ViewInfo {
+        id: exposure::ID,
+        label: "Exposure",
+        render: || html! { <exposure::ExposureView /> },
     },
     ViewInfo {
         id: runs::ID,

@@ -22,6 +22,7 @@ use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 use crate::protocol::{FromWorker, ToWorker};
 
 mod counterfactual;
+mod exposure;
 mod extraction;
 mod geometry;
 mod influence;
@@ -247,6 +248,7 @@ fn on_message(event: MessageEvent) {
             train,
         } => run_exclusive(mitigation::run(spec, backend, train)),
         ToWorker::Geometry { spec, backend } => run_exclusive(geometry::run(spec, backend)),
+        ToWorker::Exposure { spec, backend } => run_exclusive(exposure::run(spec, backend)),
         ToWorker::ExportWeights => weights::export(),
         ToWorker::ImportWeights { bytes, name, spec } => weights::import(&bytes, &name, spec),
     }

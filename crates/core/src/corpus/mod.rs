@@ -10,7 +10,7 @@ use thiserror::Error;
 
 use crate::rng::{self, Stream};
 use crate::spec::{
-    BuiltinCorpus, CanarySpec, DataSource, DataSpec, SplitMode, TinyMemSpec, limits,
+    BuiltinCorpus, CanarySet, CanarySpec, DataSource, DataSpec, SplitMode, TinyMemSpec, limits,
 };
 use crate::tokenizer::{Tokenizer, TokenizerError, TokenizerKind};
 
@@ -56,7 +56,8 @@ pub struct Instance {
 pub struct CanaryInfo {
     /// The full inserted text.
     pub text: String,
-    /// The secret digits, as written (space separated).
+    /// The secret as written: the digits (space separated) of the single canary, the
+    /// text after the format's fixed prefix for an exposure canary.
     pub secret: String,
     /// Ids of the inserted copies.
     pub ids: Vec<u32>,
@@ -77,6 +78,10 @@ pub struct Corpus {
     pub truncated: usize,
     /// The canary, when the spec inserts one.
     pub canary: Option<CanaryInfo>,
+    /// The exposure canaries of `data.canaries`, in the spec's order (see
+    /// [`exposure_canaries`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub canaries: Vec<CanaryInfo>,
     /// TinyMem's tasks, test sets, noised and triggered instances (TinyMem data only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tinymem: Option<TinyMemLayout>,
@@ -99,6 +104,9 @@ pub enum CorpusError {
     /// Too many instances.
     #[error("the text makes {0} instances; the limit is {max}", max = limits::INSTANCES)]
     TooManyInstances(usize),
+    /// Canaries that cannot be drawn.
+    #[error("{0}")]
+    Canaries(crate::spec::SpecError),
     /// Text the tokenizer cannot encode.
     #[error("tokenizer: {0}")]
     Tokenizer(#[from] TokenizerError),
@@ -195,6 +203,27 @@ pub fn canary(spec: &CanarySpec, seed: u64) -> (String, String) {
     (format!("{}{}", spec.prefix, secret), secret)
 }
 
+/// The secrets of a canary set: one candidate index per canary, drawn uniformly from the
+/// format's space with the seed's own stream and all different (a repeat is drawn
+/// again), with the text each one writes.
+pub fn exposure_canaries(
+    set: &CanarySet,
+    seed: u64,
+) -> Result<Vec<(u128, String)>, crate::spec::SpecError> {
+    set.validate()?;
+    let format = set.parsed()?;
+    let n = format.candidates();
+    let mut rng = rng::stream(seed, Stream::Canaries);
+    let mut drawn: Vec<u128> = Vec::with_capacity(set.repetitions.len());
+    while drawn.len() < set.repetitions.len() {
+        let i = rng.random_range(0..n);
+        if !drawn.contains(&i) {
+            drawn.push(i);
+        }
+    }
+    Ok(drawn.into_iter().map(|i| (i, format.render(i))).collect())
+}
+
 impl Corpus {
     /// Build the corpus a spec describes. `context` is the model's context length:
     /// instances are truncated to `context + 1` tokens (inputs plus the shifted targets).
@@ -248,10 +277,38 @@ impl Corpus {
                 ids: (first..first + c.repetitions).collect(),
             });
         }
+        let mut canaries = Vec::new();
+        let mut slot_chars = String::new();
+        if let Some(set) = &data.canaries {
+            let secrets = exposure_canaries(set, seed).map_err(CorpusError::Canaries)?;
+            let prefix_len = set.parsed().map_err(CorpusError::Canaries)?.prefix().len();
+            for ((_, text), &r) in secrets.into_iter().zip(&set.repetitions) {
+                let first = texts.len() as u32;
+                for _ in 0..r {
+                    texts.push((text.clone(), InstanceKind::Canary));
+                }
+                canaries.push(CanaryInfo {
+                    secret: text[prefix_len..].to_string(),
+                    text,
+                    ids: (first..first + r).collect(),
+                });
+            }
+            // Every candidate must be encodable, not only the secrets drawn.
+            slot_chars = set
+                .parsed()
+                .map_err(CorpusError::Canaries)?
+                .slot_characters();
+        }
         if texts.len() > limits::INSTANCES {
             return Err(CorpusError::TooManyInstances(texts.len()));
         }
-        let tokenizer = Tokenizer::build(tokenizer, texts.iter().map(|(t, _)| t.as_str()))?;
+        let tokenizer = Tokenizer::build(
+            tokenizer,
+            texts
+                .iter()
+                .map(|(t, _)| t.as_str())
+                .chain(std::iter::once(slot_chars.as_str()).filter(|s| !s.is_empty())),
+        )?;
         let mut truncated = 0;
         let mut instances = Vec::with_capacity(texts.len());
         for (i, (text, kind)) in texts.into_iter().enumerate() {
@@ -302,6 +359,7 @@ impl Corpus {
             heldout,
             truncated,
             canary: canary_info,
+            canaries,
             tinymem: layout,
         })
     }
@@ -371,6 +429,7 @@ mod tests {
             },
             heldout_fraction: heldout,
             canary: None,
+            canaries: None,
         }
     }
 
@@ -581,6 +640,43 @@ mod tests {
             assert!(c.heldout.contains(id));
         }
         assert_eq!(layout.tasks[0].test.len(), 50);
+    }
+
+    #[test]
+    fn exposure_canaries_are_distinct_inserted_and_encodable() {
+        let mut d = text_spec("alpha\nbeta\ngamma\ndelta", SplitMode::Lines, 0.5);
+        d.canaries = Some(CanarySet {
+            format: "pin {d}{d} code {l}".into(),
+            repetitions: vec![0, 1, 3],
+        });
+        let c = Corpus::build(&d, TokenizerKind::Char, 64, 9).unwrap();
+        assert_eq!(c, Corpus::build(&d, TokenizerKind::Char, 64, 9).unwrap());
+        assert_eq!(c.canaries.len(), 3);
+        let counts: Vec<usize> = c.canaries.iter().map(|k| k.ids.len()).collect();
+        assert_eq!(counts, [0, 1, 3]);
+        let texts: std::collections::BTreeSet<&str> =
+            c.canaries.iter().map(|k| k.text.as_str()).collect();
+        assert_eq!(texts.len(), 3, "three different secrets");
+        for k in &c.canaries {
+            assert!(k.text.starts_with("pin ") && k.text.ends_with(&k.secret));
+            assert_eq!(k.secret.len(), "00 code a".len());
+            for &id in &k.ids {
+                assert!(c.train.contains(&id), "canaries are never held out");
+                assert_eq!(c.instances[id as usize].kind, InstanceKind::Canary);
+            }
+        }
+        // Every candidate encodes, though the corpus holds only some digits and letters.
+        for s in ["pin 00 code a", "pin 99 code z"] {
+            assert!(c.tokenizer.encode(s).is_ok(), "{s}");
+        }
+        // Another seed draws other secrets.
+        let other = Corpus::build(&d, TokenizerKind::Char, 64, 10).unwrap();
+        assert_ne!(other.canaries, c.canaries);
+        // A format TinyMem's tokenizer cannot write is a typed error, not a panic.
+        assert!(matches!(
+            Corpus::build(&d, TokenizerKind::Tinymem, 64, 9),
+            Err(CorpusError::Tokenizer(_))
+        ));
     }
 
     #[test]

@@ -20,6 +20,7 @@ impl ExperimentSpec {
                 },
                 heldout_fraction: 0.25,
                 canary: None,
+                canaries: None,
             },
             tokenizer: TokenizerKind::Char,
             model: ModelConfig {
@@ -50,6 +51,7 @@ impl ExperimentSpec {
             influence: None,
             mitigation: None,
             geometry: None,
+            exposure: None,
         }
     }
 
@@ -223,6 +225,26 @@ impl ExperimentSpec {
         spec
     }
 
+    /// The canary-exposure demo (the Secret Sharer, METHODS.md section 7): 160 invented
+    /// facts (200 generated, a fifth held out) and six 4-digit PINs ("my PIN is 4 7 1
+    /// 9") inserted 1, 2, 4, 8, 16 and 32 times; the demo's model trained for 20 epochs
+    /// (280 steps of 16); every one of the 10,000 PINs scored, so the ranks are exact.
+    pub fn canary_demo() -> Self {
+        let mut spec = Self::demo();
+        spec.name = "Canary exposure demo".into();
+        spec.data.source = DataSource::Builtin {
+            corpus: BuiltinCorpus::Facts,
+            instances: 200,
+        };
+        spec.data.heldout_fraction = 0.2;
+        spec.data.canaries = Some(super::CanarySet::pins());
+        spec.training.batch_size = 16;
+        spec.training.duration = Duration::Epochs(20);
+        spec.training.checkpoint_every = 0;
+        spec.exposure = Some(super::ExposureSpec::default());
+        spec
+    }
+
     /// A TinyMem spec with the paper's model shape (2 layers, d_model 128, 4 heads,
     /// context 150).
     pub fn tinymem_example() -> Self {
@@ -245,6 +267,7 @@ impl ExperimentSpec {
             }),
             heldout_fraction: 0.1,
             canary: None,
+            canaries: None,
         };
         spec.model = ModelConfig {
             n_layers: 2,
@@ -289,6 +312,7 @@ impl ExperimentSpec {
             }),
             heldout_fraction: 0.0,
             canary: None,
+            canaries: None,
         };
         spec.model = ModelConfig {
             n_layers,
@@ -382,6 +406,7 @@ impl ExperimentSpec {
         s.influence = None;
         s.mitigation = None;
         s.geometry = None;
+        s.exposure = None;
         s
     }
 
@@ -425,6 +450,14 @@ impl ExperimentSpec {
         }
         if let Some(g) = &self.geometry {
             g.validate()?;
+        }
+        if let Some(e) = &self.exposure {
+            e.validate()?;
+            if self.data.canaries.is_none() {
+                return Err(SpecError::Inconsistent(
+                    "exposure needs data.canaries (the secrets to rank)".into(),
+                ));
+            }
         }
         if self.tokenizer == TokenizerKind::Tinymem
             && !matches!(self.data.source, DataSource::Tinymem(_))

@@ -100,6 +100,17 @@ impl Manifold {
             Manifold::SwissRoll => "swiss_roll",
         }
     }
+
+    /// A short name for summaries ("von Mises mixture", "unit sphere", ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Manifold::VonMises => "von Mises mixture",
+            Manifold::Lollipop => "lollipop",
+            Manifold::Sphere => "unit sphere",
+            Manifold::Plane => "tilted plane",
+            Manifold::SwissRoll => "swiss roll",
+        }
+    }
 }
 
 /// What `LID_*`, the data's dimension a training point is classified against, is.

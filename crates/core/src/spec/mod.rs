@@ -11,11 +11,13 @@ use crate::tokenizer::TokenizerKind;
 
 mod analyses;
 mod builtin;
+pub mod exposure;
 pub mod geometry;
 pub mod mitigation;
 pub mod regulariser;
 
 pub use analyses::*;
+pub use exposure::{CanarySet, ExposureSpec};
 pub use geometry::GeometrySpec;
 pub use mitigation::MitigationSpec;
 pub use regulariser::Regulariser;
@@ -169,6 +171,10 @@ pub struct ExperimentSpec {
     /// The geometry of memorisation (METHODS.md section 6), if run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub geometry: Option<GeometrySpec>,
+    /// Canary exposure (METHODS.md section 7): how the secrets of `data.canaries` are
+    /// ranked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exposure: Option<ExposureSpec>,
 }
 
 /// Data source, held-out split and optional canary.
@@ -180,9 +186,14 @@ pub struct DataSpec {
     /// Share of distinct instances held out of training entirely (0 to 0.9).
     #[serde(default = "default_heldout")]
     pub heldout_fraction: f64,
-    /// A secret inserted into the training data (Secret Sharer).
+    /// A secret inserted into the training data (one canary, as the counterfactual and
+    /// influence demos use).
     #[serde(default)]
     pub canary: Option<CanarySpec>,
+    /// Secrets of one format, each inserted its own number of times, for exposure
+    /// (the Secret Sharer, METHODS.md section 7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canaries: Option<CanarySet>,
 }
 
 fn default_heldout() -> f64 {
@@ -507,6 +518,9 @@ impl DataSpec {
                     "data.canary.prefix is longer than 200 characters".into(),
                 ));
             }
+        }
+        if let Some(c) = &self.canaries {
+            c.validate()?;
         }
         Ok(())
     }

@@ -157,7 +157,7 @@ impl GeometryPanel {
             "{} training points ({}-D {}), {} samples ({} copying a training point); OD-Mem {od}, DD-Mem {dd}, not memorised {not}, undefined {undefined}; FLIPD at t0 = {} ({} trace); {:.1} s.",
             r.train.len(),
             r.dim,
-            g.data.manifold.key(),
+            g.data.manifold.name(),
             r.samples.len(),
             r.copies(),
             g.t0,

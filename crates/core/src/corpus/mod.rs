@@ -9,13 +9,13 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::rng::{self, Stream};
-use crate::spec::{
-    BuiltinCorpus, CanarySet, CanarySpec, DataSource, DataSpec, SplitMode, TinyMemSpec, limits,
-};
+use crate::spec::{BuiltinCorpus, DataSource, DataSpec, SplitMode, TinyMemSpec, limits};
 use crate::tokenizer::{Tokenizer, TokenizerError, TokenizerKind};
 
+mod canaries;
 mod tinymem;
 
+pub use canaries::*;
 pub use tinymem::*;
 
 /// What an instance is, for analyses that treat some instances specially.
@@ -191,37 +191,6 @@ pub fn facts(n: usize, seed: u64) -> Vec<String> {
             )
         })
         .collect()
-}
-
-/// The canary's text and secret, drawn from the seed.
-pub fn canary(spec: &CanarySpec, seed: u64) -> (String, String) {
-    let mut rng = rng::stream(seed ^ 0xCA4A_11E5, Stream::Data);
-    let secret = (0..spec.digits)
-        .map(|_| rng.random_range(0..10u8).to_string())
-        .collect::<Vec<_>>()
-        .join(" ");
-    (format!("{}{}", spec.prefix, secret), secret)
-}
-
-/// The secrets of a canary set: one candidate index per canary, drawn uniformly from the
-/// format's space with the seed's own stream and all different (a repeat is drawn
-/// again), with the text each one writes.
-pub fn exposure_canaries(
-    set: &CanarySet,
-    seed: u64,
-) -> Result<Vec<(u128, String)>, crate::spec::SpecError> {
-    set.validate()?;
-    let format = set.parsed()?;
-    let n = format.candidates();
-    let mut rng = rng::stream(seed, Stream::Canaries);
-    let mut drawn: Vec<u128> = Vec::with_capacity(set.repetitions.len());
-    while drawn.len() < set.repetitions.len() {
-        let i = rng.random_range(0..n);
-        if !drawn.contains(&i) {
-            drawn.push(i);
-        }
-    }
-    Ok(drawn.into_iter().map(|i| (i, format.render(i))).collect())
 }
 
 impl Corpus {
@@ -418,8 +387,8 @@ fn split_heldout(instances: &[Instance], fraction: f64, seed: u64) -> (Vec<u32>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::ExperimentSpec;
     use crate::spec::TinyMemTask;
+    use crate::spec::{CanarySet, CanarySpec, ExperimentSpec};
 
     fn text_spec(text: &str, split: SplitMode, heldout: f64) -> DataSpec {
         DataSpec {

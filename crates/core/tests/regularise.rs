@@ -228,7 +228,16 @@ fn dropped_sequences_do_not_reach_the_gradient_a_truncated_step_is_a_step_on_the
     let ab = max_diff(&weights_a, &weights_b);
     let ac = max_diff(&weights_a, &weights_c);
     eprintln!("max |w_truncated - w_kept_only| = {ab:e}, vs all eight: {ac:e}");
-    assert!(ab < 1e-5, "truncated step = step on the kept ones: {ab}");
+    // AdamW's first step moves each weight by lr * g / (|g| + eps): where a
+    // gradient is near zero, a rounding difference dg between the masked sum and
+    // the sum over five moves the weight by up to lr * dg / eps. Rounding of
+    // that kind measured up to 1.1e-5 (0.2% of lr) under load; a step that let a
+    // dropped sequence through moves weights by about lr (ac below).
+    let lr = spec.training.learning_rate as f32;
+    assert!(
+        ab < 1e-2 * lr,
+        "truncated step = step on the kept ones: {ab} (lr {lr})"
+    );
     assert!(ac > 1e-3, "and not the step on all of them: {ac}");
     // The reported loss is the whole batch's, as without truncation.
     assert_eq!(a.losses()[0].1.to_bits(), c.losses()[0].1.to_bits());

@@ -22,6 +22,7 @@ const shots = [
   ['mitigation', 'mitigation', ['#mit-headline', '#mit-run'], '#mit-status[data-state="ready"]'],
   ['geometry', 'geometry', ['#geo-demo'], '#geo-status[data-state="ready"]'],
   ['geometry-overfit', 'geometry', ['#geo-overfit'], '#geo-status[data-state="ready"]'],
+  ['exposure', 'exposure', ['#exp-demo'], '#exp-status[data-state="ready"]'],
   ['runs', 'runs', [], '#runs-list .run'],
 ].filter(([shot]) => only.length === 0 || only.includes(shot));
 const page = browser.page;
@@ -39,6 +40,36 @@ for (const [shot, view, buttons, done] of shots) {
   await page.waitForTimeout(300);
   await page.screenshot({ path: `${out}/${shot}.png`, fullPage: true });
   console.log(`${out}/${shot}.png`);
+}
+// A lesson as a student follows it: the canaries lesson's first step run, one question
+// answered; then the Lessons view with the teacher's link builder filled in.
+if (only.length === 0 || only.includes('lesson')) {
+  await page.goto(`${server.url}?view=lessons`);
+  await page.waitForSelector('#backend-badge[data-backend="cpu"]');
+  await page.click('#lesson-start-canaries');
+  await page.waitForSelector('#guide-run:enabled');
+  await page.click('#guide-run');
+  await page.waitForSelector('#exp-status[data-state="ready"]', { timeout: 600_000 });
+  await page.fill('#guide-q-x32', '13.29');
+  await page.click('#guide-check-x32');
+  await page.fill('#guide-q-max', '13');
+  await page.click('#guide-check-max');
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: `${out}/lesson.png`, fullPage: true });
+  console.log(`${out}/lesson.png`);
+}
+if (only.length === 0 || only.includes('lessons')) {
+  await page.goto(`${server.url}?view=lessons`);
+  await page.waitForSelector('#backend-badge[data-backend="cpu"]');
+  await page.click('#guide-close').catch(() => {});
+  await page.selectOption('#teach-what', 'lesson:geometry');
+  await page.check('#teach-hide-share');
+  await page.check('#teach-lock-all');
+  await page.fill('#teach-note', 'Week 5: the geometry of memorisation. Hand in your answers by Friday.');
+  await page.click('#teach-make');
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: `${out}/lessons.png`, fullPage: true });
+  console.log(`${out}/lessons.png`);
 }
 await browser.context.close();
 await server.close();

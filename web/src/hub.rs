@@ -74,6 +74,31 @@ pub enum RunsAction {
     Again(String),
 }
 
+/// What the Lessons view and the guide ask of the shell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GuideAction {
+    /// Open the lesson with this id (at the step its kept progress names).
+    Begin(String),
+    /// The guide shows a step: open its view, and lock and hide what it names.
+    Show {
+        /// The step's view, if it names one.
+        view: Option<ViewId>,
+        /// Settings keys to lock.
+        lock: Vec<String>,
+        /// Panels to hide.
+        hide: Vec<String>,
+    },
+    /// Run `spec` in `view` (the step's experiment).
+    Run {
+        /// The view.
+        view: ViewId,
+        /// The experiment.
+        spec: Box<ExperimentSpec>,
+    },
+    /// Close the lesson (its progress stays kept).
+    Close,
+}
+
 /// The kept runs as the runs view shows them.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RunsList {
@@ -105,6 +130,8 @@ pub struct HubState {
     pub runs: RunsList,
     /// What the opened link hides.
     pub chrome: Chrome,
+    /// The id of the lesson the guide shows.
+    pub guide: Option<String>,
 }
 
 /// The panels and controls an opened link hides (a teacher's link, or the embed mode).
@@ -152,6 +179,7 @@ pub struct Hub {
     pub(crate) result: Callback<RunResult>,
     pub(crate) set_form: Callback<ExperimentSpec>,
     pub(crate) runs: Callback<RunsAction>,
+    pub(crate) guide: Callback<GuideAction>,
     pub(crate) registry: Registry,
 }
 
@@ -190,6 +218,11 @@ impl Hub {
     /// Put `spec` in the data and model form.
     pub fn set_form(&self, spec: ExperimentSpec) {
         self.set_form.emit(spec);
+    }
+
+    /// Open, drive or close a lesson's guide.
+    pub fn guide(&self, action: GuideAction) {
+        self.guide.emit(action);
     }
 
     /// Act on the kept runs.

@@ -13,6 +13,7 @@ pub mod ctors;
 pub mod download;
 pub mod form;
 pub mod hub;
+pub mod lessons;
 pub mod protocol;
 pub mod runs;
 pub mod settings;

@@ -94,25 +94,33 @@ impl ShareState {
         // A teacher's settings carry over to links made from their link.
         if let Some(o) = &self.opened {
             p.lesson = o.lesson.clone();
+            p.guide = o.guide.clone();
             p.lock = o.lock.clone();
             p.hide = o.hide.clone();
         }
-        let fragment = encode(&p, "");
-        let base = location()
-            .and_then(|l| Some(format!("{}{}", l.origin().ok()?, l.pathname().ok()?)))
-            .unwrap_or_default();
-        let url = format!("{base}#{fragment}");
-        if !embed && let Some(l) = location() {
-            let _ = l.set_hash(&fragment);
+        let url = url_for(&p);
+        if !embed
+            && let Some(l) = location()
+            && let Some((_, fragment)) = url.split_once('#')
+        {
+            let _ = l.set_hash(fragment);
         }
         copy_to_clipboard(&url);
         url
     }
 }
 
+/// The link that opens `payload` on this copy of Mnemo (the page's own address).
+pub fn url_for(payload: &LinkPayload) -> String {
+    let base = location()
+        .and_then(|l| Some(format!("{}{}", l.origin().ok()?, l.pathname().ok()?)))
+        .unwrap_or_default();
+    format!("{base}#{}", encode(payload, ""))
+}
+
 /// Best effort: `navigator.clipboard.writeText` when the page may use it; the link is
 /// shown in a field either way.
-fn copy_to_clipboard(text: &str) {
+pub fn copy_to_clipboard(text: &str) {
     let Some(nav) = web_sys::window().map(|w| w.navigator()) else {
         return;
     };

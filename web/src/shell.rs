@@ -19,13 +19,17 @@ use yew::prelude::*;
 use crate::banner;
 pub use crate::banner::BackendChoice;
 use crate::connection::{self, Listener, spawn_worker, view_in_address};
-use crate::hub::{self, Chrome, Hub, HubState, JobRequest, Keep, RunsAction, ViewEvent, ViewId};
+use crate::hub::{
+    self, Chrome, GuideAction, Hub, HubState, JobRequest, Keep, RunsAction, ViewEvent, ViewId,
+};
+use crate::lessons::{self, guide::Guide};
 use crate::protocol::{FromWorker, ToWorker};
 use crate::runs::{Event as RunsEvent, Load, LoadedRun, Runs};
 use crate::settings::Settings;
 use crate::share::{self, ShareState};
 use crate::store::{RunData, RunMeta, RunResult};
 use crate::views::{self, VIEWS};
+use mnemo_core::lesson::Lesson;
 
 /// Messages of the shell.
 pub enum Msg {
@@ -55,6 +59,8 @@ pub enum Msg {
     RunsEvent(RunsEvent),
     /// Make a link to the last experiment (`true`: the embed variant).
     MakeLink(bool),
+    /// The Lessons view or the guide asks.
+    Guide(GuideAction),
     /// The file an opened link names was picked.
     LinkFile(File),
     /// ... and read (or refused).
@@ -83,8 +89,19 @@ pub struct App {
     active: ViewId,
     settings_open: bool,
     on_form: Callback<Option<ExperimentSpec>>,
+    /// The lesson the guide shows, and what its step locks and hides.
+    guide: Option<GuideState>,
+    /// Why a lesson could not be opened.
+    guide_error: Option<String>,
     /// The hub's actions and registry (its state is made anew at each render).
     template: Hub,
+}
+
+/// The open lesson.
+struct GuideState {
+    lesson: &'static Lesson,
+    lock: Vec<String>,
+    hide: Vec<String>,
 }
 
 impl App {
@@ -100,23 +117,73 @@ impl App {
         }
     }
 
+    /// What is hidden and locked: the opened link's settings and the lesson step's.
     fn chrome(&self) -> Chrome {
         let names = ["backend", "demo", "data", "model", "progress", "share"];
+        let step_hides = |n: &str| {
+            self.guide
+                .as_ref()
+                .is_some_and(|g| g.hide.iter().any(|h| h == n))
+        };
+        let mut locked = self
+            .share
+            .opened
+            .as_ref()
+            .map(|p| p.lock.clone())
+            .unwrap_or_default();
+        if let Some(g) = &self.guide {
+            locked.extend(g.lock.iter().cloned());
+        }
         Chrome {
             hidden: names
                 .iter()
                 .copied()
                 .chain(VIEWS.iter().map(|v| v.id))
-                .filter(|n| self.share.hidden(n))
+                .filter(|n| self.share.hidden(n) || step_hides(n))
                 .map(String::from)
                 .collect(),
-            locked: self
-                .share
-                .opened
-                .as_ref()
-                .map(|p| p.lock.clone())
-                .unwrap_or_default(),
+            locked,
             embedded: self.share.embedded(),
+        }
+    }
+
+    fn on_guide(&mut self, action: GuideAction) {
+        match action {
+            GuideAction::Begin(id) => match lessons::find(&id) {
+                Some(lesson) => {
+                    self.guide_error = None;
+                    self.guide = Some(GuideState {
+                        lesson,
+                        lock: Vec::new(),
+                        hide: Vec::new(),
+                    });
+                }
+                None => {
+                    self.guide_error = Some(format!(
+                        "This Mnemo has no lesson called “{}”; the Lessons tab lists the ones it has.",
+                        id.chars().take(64).collect::<String>()
+                    ))
+                }
+            },
+            GuideAction::Show { view, lock, hide } => {
+                if let Some(g) = &mut self.guide {
+                    g.lock = lock;
+                    g.hide = hide;
+                }
+                if let Some(v) = view {
+                    self.navigate(v, true);
+                }
+            }
+            GuideAction::Run { view, spec } => {
+                if self.busy.is_some() {
+                    return;
+                }
+                let spec = Rc::new(*spec);
+                self.load = (spec.clone(), self.load.1 + 1);
+                self.navigate(view, true);
+                hub::deliver(&self.template.registry, view, ViewEvent::Start(spec));
+            }
+            GuideAction::Close => self.guide = None,
         }
     }
 
@@ -278,6 +345,7 @@ impl App {
                 trained: self.trained.clone(),
                 runs: self.runs.snapshot(),
                 chrome: self.chrome(),
+                guide: self.guide.as_ref().map(|g| g.lesson.id.clone()),
             }),
             ..self.template.clone()
         }
@@ -323,6 +391,22 @@ impl Component for App {
         } else {
             view_in_address().or(link_view)
         };
+        let guide = share
+            .opened
+            .as_ref()
+            .and_then(|p| p.guide.as_deref())
+            .map(|id| lessons::find(id).ok_or(id));
+        let guide_error = match &guide {
+            Some(Err(id)) => Some(format!(
+                "This link opens the lesson “{id}”, which this Mnemo does not have; the Lessons tab lists the ones it has."
+            )),
+            _ => None,
+        };
+        let guide = guide.and_then(Result::ok).map(|lesson| GuideState {
+            lesson,
+            lock: Vec::new(),
+            hide: Vec::new(),
+        });
         App {
             worker,
             _listeners: listeners,
@@ -341,6 +425,8 @@ impl Component for App {
             active: active.unwrap_or(views::train::ID),
             settings_open: false,
             on_form: link.callback(Msg::FormChanged),
+            guide,
+            guide_error,
             template: Hub {
                 state: Rc::new(HubState::default()),
                 job: link.callback(|r| Msg::Job(Box::new(r))),
@@ -348,6 +434,7 @@ impl Component for App {
                 result: link.callback(Msg::Result),
                 set_form: link.callback(|s| Msg::SetForm(Box::new(s))),
                 runs: link.callback(Msg::Runs),
+                guide: link.callback(Msg::Guide),
                 registry: Rc::default(),
             },
         }
@@ -403,6 +490,7 @@ impl Component for App {
                     }
                 }
             }
+            Msg::Guide(action) => self.on_guide(action),
             Msg::LinkFile(file) => {
                 let link = _ctx.link().clone();
                 wasm_bindgen_futures::spawn_local(async move {
@@ -506,6 +594,8 @@ impl Component for App {
                     <span id="job-text" class="mono">{ job_text }</span>
                     <button id="cancel-button" onclick={link.callback(|_| Msg::Request("", ToWorker::Cancel))} disabled={!running}>{ "Cancel" }</button>
                 </div>
+                if let Some(e) = &self.guide_error { <p id="guide-open-error" class="error" role="alert">{ e }</p> }
+                if let Some(g) = &self.guide { <Guide key={g.lesson.id.clone()} lesson={g.lesson} /> }
                 { layout }
                 if !chrome.hides("share") { { share::panel(&self.share, link.callback(Msg::MakeLink)) } }
                 <footer><small>{ "Mnemo runs entirely in this page: your text never leaves your computer." }</small></footer>

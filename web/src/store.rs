@@ -4,13 +4,16 @@
 //!
 //! Three object stores, keyed by the run's id: `runs` (the small [`RunMeta`] the list
 //! shows), `data` (the [`RunData`]: spec, losses, results) and `resume` (the bytes of a
-//! [`mnemo_core::ResumePoint`]). Every save writes what it changes in **one transaction**,
+//! [`mnemo_core::ResumePoint`]); and, since version 2, `lessons`: a student's progress
+//! through each guided lesson ([`mnemo_core::lesson::Progress`], keyed by the lesson's
+//! id), each answer naming the run it was read from. Every save writes what it changes in **one transaction**,
 //! so a full quota or a closed tab leaves the last complete state, never half of a new
 //! one. Values are JSON text (`{id, json}`) or bytes (`{id, bytes}`), so the format is
 //! Mnemo's serde format and versioned with it.
 
 use std::rc::Rc;
 
+use mnemo_core::lesson::Progress;
 use mnemo_core::{BackendKind, ExperimentSpec};
 use mnemo_measures::counterfactual::CounterfactualResult;
 use mnemo_measures::did::DidResult;
@@ -27,6 +30,7 @@ const DB: &str = "mnemo";
 const RUNS: &str = "runs";
 const DATA: &str = "data";
 const RESUME: &str = "resume";
+const LESSONS: &str = "lessons";
 
 /// Where a run stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,10 +217,11 @@ impl Store {
             return Err(StoreError::Unavailable("no IndexedDB".into()));
         }
         Rexie::builder(DB)
-            .version(1)
+            .version(2)
             .add_object_store(ObjectStore::new(RUNS).key_path("id"))
             .add_object_store(ObjectStore::new(DATA).key_path("id"))
             .add_object_store(ObjectStore::new(RESUME).key_path("id"))
+            .add_object_store(ObjectStore::new(LESSONS).key_path("id"))
             .build()
             .await
             .map(|r| Store(Rc::new(r)))
@@ -341,6 +346,35 @@ impl Store {
                 .filter(|b| b.is_instance_of::<js_sys::Uint8Array>())
                 .map(|b| js_sys::Uint8Array::new(&b).to_vec()),
         )
+    }
+
+    /// Every lesson's kept progress.
+    pub async fn lessons(&self) -> Result<Vec<Progress>, StoreError> {
+        let tx = self
+            .0
+            .transaction(&[LESSONS], TransactionMode::ReadOnly)
+            .map_err(err)?;
+        let all = tx
+            .store(LESSONS)
+            .map_err(err)?
+            .get_all(None, None)
+            .await
+            .map_err(err)?;
+        Ok(all.iter().filter_map(|v| from_json(v).ok()).collect())
+    }
+
+    /// Keep a lesson's progress (replacing what was kept for that lesson).
+    pub async fn save_lesson(&self, progress: &Progress) -> Result<(), StoreError> {
+        let tx = self
+            .0
+            .transaction(&[LESSONS], TransactionMode::ReadWrite)
+            .map_err(err)?;
+        tx.store(LESSONS)
+            .map_err(err)?
+            .put(&json_value(&progress.lesson, progress)?, None)
+            .await
+            .map_err(err)?;
+        tx.done().await.map(|_| ()).map_err(err)
     }
 
     /// Delete a run everywhere, in one transaction.

@@ -78,6 +78,9 @@ pub struct LinkPayload {
     /// A teacher's lesson text shown above the view (plain text).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lesson: Option<String>,
+    /// A guided lesson to open at its first step (its id: `web/lessons/ID.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guide: Option<String>,
     /// Controls shown but not editable (names of settings, e.g. `model.d_model`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lock: Vec<String>,
@@ -96,6 +99,7 @@ impl LinkPayload {
             run: false,
             embed: false,
             lesson: None,
+            guide: None,
             lock: Vec::new(),
             hide: Vec::new(),
         }
@@ -249,6 +253,15 @@ fn check(p: &LinkPayload) -> Result<(), LinkError> {
         && l.len() > 4000
     {
         return Err(field("lesson", format!("{} bytes; at most 4000", l.len())));
+    }
+    if let Some(g) = &p.guide
+        && (g.is_empty()
+            || g.len() > 64
+            || !g
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+    {
+        return Err(field("guide", format!("“{}” is not a lesson id", clip(g))));
     }
     for (name, list) in [("lock", &p.lock), ("hide", &p.hide)] {
         let name: &'static str = name;

@@ -26,16 +26,13 @@ fn deflate_b64(json: &str) -> String {
 
 #[test]
 fn every_demo_round_trips_with_view_and_teacher_settings() {
-    for spec in [
-        ExperimentSpec::demo(),
-        ExperimentSpec::profile_demo(),
-        ExperimentSpec::counterfactual_demo(),
-        ExperimentSpec::tinymem_example(),
-    ] {
+    for name in mnemo_core::spec::BUILTIN_SPECS {
+        let spec = ExperimentSpec::builtin(name).unwrap();
         let mut p = LinkPayload::new(spec);
         p.view = Some("profile".into());
         p.run = true;
         p.lesson = Some("Look at the diagonal.".into());
+        p.guide = Some("canaries".into());
         p.lock = vec!["model.d_model".into()];
         p.hide = vec!["data".into(), "backend".into()];
         let link = encode(&p, "");
@@ -52,6 +49,18 @@ fn every_demo_round_trips_with_view_and_teacher_settings() {
             p
         );
         assert_eq!(decode(&format!("#{link}&x=1")).unwrap(), p);
+    }
+}
+
+#[test]
+fn a_guide_that_is_not_a_lesson_id_is_refused_by_name() {
+    for bad in ["", "Canaries", "../x", "a b", &"x".repeat(65)] {
+        let mut p = LinkPayload::new(ExperimentSpec::demo());
+        p.guide = Some(bad.to_string());
+        match decode(&encode(&p, "")) {
+            Err(LinkError::Field { field, .. }) => assert_eq!(field, "guide", "{bad:?}"),
+            other => panic!("{bad:?}: {other:?}"),
+        }
     }
 }
 

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 //! Canary exposure (METHODS.md section 7) on real models: a model with known
 //! probabilities (every weight zero: the uniform distribution over the vocabulary) gives
 //! closed-form log-perplexities, ranks and exposures; a seeded training run ranks the
@@ -29,7 +30,7 @@ fn small_spec() -> ExperimentSpec {
 fn uniform_model(spec: &ExperimentSpec, corpus: &Corpus) -> Gpt {
     let vocab = corpus.tokenizer.vocab_size();
     let model = Gpt::new(&spec.model, vocab, spec.seed, &device());
-    let mut ck = block_on(model.snapshot(0, spec.model.clone())).unwrap();
+    let mut ck = block_on(model.snapshot(0, spec.model)).unwrap();
     for t in &mut ck.tensors {
         t.values.iter_mut().for_each(|v| *v = 0.0);
     }

@@ -242,7 +242,7 @@ impl ExposureView {
         let link = ctx.link();
         let export = |what, label| export_button(link, what, label, Msg::Export);
         let summary = format!(
-            "{} canaries of the format “{}”, each ranked among {} candidates ({} ranks, {} scored). Largest possible exposure log2 |R| = {:.2} bits.",
+            "{} canaries of the format “{}”, each ranked among {} candidates ({} ranks, {} scored). Largest possible exposure log2 |R| = ",
             r.canaries.len(),
             r.format,
             space_label(r.space),
@@ -251,7 +251,6 @@ impl ExposureView {
                 _ => "exact",
             },
             r.scored,
-            r.max_exposure
         );
         let rows = r.canaries.iter().map(|c| {
             let i = c.canary;
@@ -286,7 +285,7 @@ impl ExposureView {
         );
         html! {
             <div id="exp-results">
-                <p id="exp-summary">{ summary }</p>
+                <p id="exp-summary">{ summary }<span id="exp-max">{ format!("{:.2}", r.max_exposure) }</span>{ " bits." }</p>
                 <canvas id="exp-chart" ref={self.chart.clone()} width={CHART_SIZE.0.to_string()} height={CHART_SIZE.1.to_string()}></canvas>
                 <table class="small" id="exp-table">
                     <thead><tr><th>{ "canary" }</th><th>{ "times in training" }</th><th>{ "log-perplexity (bits)" }</th><th>{ "rank" }</th><th>{ "candidates" }</th><th>{ "exposure (bits)" }</th></tr></thead>

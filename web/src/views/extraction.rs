@@ -337,28 +337,27 @@ impl Component for ExView {
             Some(v) => {
                 let r = &v.result;
                 let pct = |x: f64| format!("{:.0}%", x * 100.0);
-                let summary = format!(
-                    "On {}: training texts extracted exactly {} of {} ({}), suffix tokens reproduced {}; held-out texts {} of {} ({}), {}. Asked for k = {}, s = {}{}.",
-                    v.model,
-                    (r.train_rates.exact_rate * r.train_rates.n as f64).round(),
-                    r.train_rates.n,
-                    pct(r.train_rates.exact_rate),
-                    pct(r.train_rates.fractional_rate),
-                    (r.heldout_rates.exact_rate * r.heldout_rates.n as f64).round(),
-                    r.heldout_rates.n,
-                    pct(r.heldout_rates.exact_rate),
-                    pct(r.heldout_rates.fractional_rate),
-                    r.prefix,
-                    r.suffix,
-                    if r.scaled > 0 {
-                        format!(
-                            "; {} texts were shorter and used proportionally smaller k and s",
-                            r.scaled
-                        )
-                    } else {
-                        String::new()
-                    },
-                );
+                let scaled = if r.scaled > 0 {
+                    format!(
+                        "; {} texts were shorter and used proportionally smaller k and s",
+                        r.scaled
+                    )
+                } else {
+                    String::new()
+                };
+                // The same sentence as text; each rate in a span a lesson can read.
+                let summary = html! {
+                    <>
+                    { format!("On {}: training texts extracted exactly {} of {} (", v.model,
+                        (r.train_rates.exact_rate * r.train_rates.n as f64).round(), r.train_rates.n) }
+                    <span id="ex-train-exact">{ pct(r.train_rates.exact_rate) }</span>
+                    { "), suffix tokens reproduced " }<span id="ex-train-fraction">{ pct(r.train_rates.fractional_rate) }</span>
+                    { format!("; held-out texts {} of {} (", (r.heldout_rates.exact_rate * r.heldout_rates.n as f64).round(), r.heldout_rates.n) }
+                    <span id="ex-heldout-exact">{ pct(r.heldout_rates.exact_rate) }</span>
+                    { "), " }<span id="ex-heldout-fraction">{ pct(r.heldout_rates.fractional_rate) }</span>
+                    { format!(". Asked for k = {}, s = {}{scaled}.", r.prefix, r.suffix) }
+                    </>
+                };
                 let rows = if ex.heldout { &r.heldout } else { &r.train };
                 let mut shown: Vec<&ExtractionRow> = rows.iter().collect();
                 // Extracted first, then by share reproduced.

@@ -14,6 +14,7 @@ pub mod exposure;
 pub mod extraction;
 pub mod geometry;
 pub mod influence;
+pub mod lessons;
 pub mod mitigation;
 pub mod profile;
 pub mod runs;
@@ -80,6 +81,11 @@ pub const VIEWS: &[ViewInfo] = &[
         id: exposure::ID,
         label: "Exposure",
         render: || html! { <exposure::ExposureView /> },
+    },
+    ViewInfo {
+        id: lessons::ID,
+        label: "Lessons",
+        render: || html! { <lessons::LessonsView /> },
     },
     ViewInfo {
         id: runs::ID,

@@ -239,8 +239,10 @@ impl ProfileView {
             <>
             if let Some(text) = compare { <p id="compare-summary">{ format!("Persistent memorisation (nats/token) — {text}") }</p> }
             <p id="profile-summary">{ format!(
-                "{} instances ({} never trained) in {} cohorts; average memorisation after training {:.3} nats/token (band {:.3} to {:.3}).",
-                result.instances, result.never_trained, result.cohorts.len(), overall.memorisation, -overall.upper, -overall.lower) }</p>
+                "{} instances ({} never trained) in {} cohorts; average memorisation after training ",
+                result.instances, result.never_trained, result.cohorts.len()) }
+                <span id="profile-average">{ format!("{:.3}", overall.memorisation) }</span>
+                { format!(" nats/token (band {:.3} to {:.3}).", -overall.upper, -overall.lower) }</p>
             <canvas id="profile-heatmap" ref={self.heatmap.clone()} width={HEATMAP_SIZE.0.to_string()} height={HEATMAP_SIZE.1.to_string()}
                 data-plot-x={format!("{},{}", self.layout.x.start, self.layout.x.end)}
                 data-plot-y={format!("{},{}", self.layout.y.start, self.layout.y.end)}

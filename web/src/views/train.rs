@@ -211,7 +211,8 @@ impl TrainView {
                 <span>{ format!("Training finished in {elapsed_s:.1} s ({tokens_per_s:.0} tokens/s).") }</span>
                 { match (train_loss, heldout_loss) {
                     (Some(t), Some(h)) => html! {
-                        <span id="generalisation-gap">{ format!(" Mean loss on training instances {t:.3}, on held-out instances {h:.3} nats/token{}",
+                        <span id="generalisation-gap">{ " Mean loss on training instances " }<span id="train-loss">{ format!("{t:.3}") }</span>
+                            { ", on held-out instances " }<span id="heldout-loss">{ format!("{h:.3}") }</span>{ format!(" nats/token{}",
                             if h - t > 0.1 { ": the gap is what the model learnt about its training text that does not carry over to new text." } else { "." }) }</span>
                     },
                     (Some(t), None) => html! { <span>{ format!(" Mean loss on training instances {t:.3} nats/token (nothing held out).") }</span> },

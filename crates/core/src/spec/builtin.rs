@@ -5,7 +5,44 @@ use crate::tokenizer::TokenizerKind;
 
 use super::*;
 
+/// The names [`ExperimentSpec::builtin`] knows: the demo of every view, and each
+/// built-in TinyMem model's spec with every mitigation method at its defaults.
+pub const BUILTIN_SPECS: [&str; 11] = [
+    "demo",
+    "profile",
+    "counterfactual",
+    "softprompt",
+    "influence",
+    "canary",
+    "geometry",
+    "geometry-overfit",
+    "tinymem-noise-2l",
+    "tinymem-noise-4l",
+    "tinymem-backdoor-2l",
+];
+
 impl ExperimentSpec {
+    /// A built-in experiment by name (one of [`BUILTIN_SPECS`], as `mnemo spec` prints
+    /// them); lessons name their experiments so.
+    pub fn builtin(name: &str) -> Option<Self> {
+        Some(match name {
+            "demo" => Self::demo(),
+            "profile" => Self::profile_demo(),
+            "counterfactual" => Self::counterfactual_demo(),
+            "softprompt" => Self::softprompt_demo(),
+            "influence" => Self::influence_demo(),
+            "canary" => Self::canary_demo(),
+            "geometry" => Self::geometry_demo(),
+            "geometry-overfit" => Self::geometry_overfit(),
+            other => {
+                let b = crate::builtin::get(other).ok()?;
+                let mut spec = b.spec().ok()?;
+                spec.mitigation = Some(MitigationSpec::all_defaults(Some(b.name)));
+                spec
+            }
+        })
+    }
+
     /// The default demo: the built-in facts corpus and a small model that trains in
     /// well under a minute on the browser's CPU path.
     pub fn demo() -> Self {

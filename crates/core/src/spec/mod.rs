@@ -17,6 +17,7 @@ pub mod mitigation;
 pub mod regulariser;
 
 pub use analyses::*;
+pub use builtin::BUILTIN_SPECS;
 pub use exposure::{CanarySet, ExposureSpec};
 pub use geometry::GeometrySpec;
 pub use mitigation::MitigationSpec;

@@ -111,6 +111,41 @@ test('the exposure demo trains, ranks every PIN, and exposes the repeated canary
   assert.deepEqual(errors, []);
 });
 
+test('unlearning the canaries and ranking again shows the exposure after beside the exposure before', async () => {
+  const { page, errors } = browser;
+  assert.ok(rows, 'the demo ran');
+  await page.fill('#exp-unlearn-ratio', '2');
+  assert.match(await page.textContent('#exp-unlearn-invalid'), /ratio/);
+  assert.ok(await page.isDisabled('#exp-unlearn'));
+  await page.selectOption('#exp-unlearn-method', 'balanced-subnet');
+  await page.fill('#exp-unlearn-ratio', '0.2');
+  const t0 = Date.now();
+  await page.click('#exp-unlearn');
+  await page.waitForSelector('#exp-status[data-state="unlearning"]', { timeout: 30_000 });
+  await page.waitForSelector('#exp-table td.after', { timeout: 400_000 });
+  await page.waitForSelector('#exp-status[data-state="ready"]');
+  const secs = (Date.now() - t0) / 1000;
+  const after = await table(page);
+  // canary, times, log-perplexity, rank, candidates, exposure, exposure after, rank after
+  assert.deepEqual(after.map((r) => r.slice(0, 6)), rows, 'the exposure before is unchanged');
+  const max = Math.log2(10000);
+  for (const r of after) {
+    const e = Number(r[6]);
+    assert.ok(e >= 0 && e <= max + 0.005, `exposure after ${e}`);
+    assert.match(r[7], /^\d+$/);
+  }
+  assert.match(await page.textContent('#exp-table thead'), /exposure after balanced-subnet \(ratio 0\.2\)/);
+  assert.match(await page.textContent('#exp-status'), /unlearned with balanced-subnet/);
+  const csv = await download(page, page.locator('#exp-panel button', { hasText: 'exposure_after.csv' }));
+  const lines = csv.text.trim().split('\n');
+  assert.equal(lines.length, 7);
+  const svg = await download(page, page.locator('#exp-panel button', { hasText: 'exposure SVG' }));
+  assert.ok(svg.text.includes('after balanced-subnet'), 'the chart shows both');
+  console.log(`# exposure after balanced-subnet (ratio 0.2) in the browser: ${secs.toFixed(1)} s; ` +
+    after.map((r) => `x${r[1]}: ${r[5]} -> ${r[6]} bits (rank ${r[3]} -> ${r[7]})`).join('; '));
+  assert.deepEqual(errors, []);
+});
+
 test('a link to the exposure view re-runs it and gets the same table', async () => {
   const { page, errors } = browser;
   assert.ok(rows, 'the demo ran');

@@ -2,6 +2,7 @@
 //! serde-wasm-bindgen).
 
 use mnemo_core::spec::ExtractionSpec;
+use mnemo_core::spec::mitigation::MethodSettings;
 use mnemo_core::train::Progress;
 use mnemo_core::{BackendKind, ExperimentSpec};
 use mnemo_measures::counterfactual::CounterfactualResult;
@@ -135,6 +136,14 @@ pub enum ToWorker {
         spec: ExperimentSpec,
         /// Where to run it.
         backend: BackendKind,
+    },
+    /// Unlearn the canaries from the last trained model (an exposure run's) with a
+    /// post-hoc method, and rank them again.
+    ExposureUnlearn {
+        /// The exposure experiment the model was trained on.
+        spec: ExperimentSpec,
+        /// The method and its settings.
+        settings: MethodSettings,
     },
     /// Send the weights of the last finished training run as safetensors.
     ExportWeights,
@@ -444,6 +453,20 @@ pub enum FromWorker {
         /// The ranks, exposures and the candidates' histogram.
         result: Box<ExposureResult>,
         /// Seconds scoring (training not counted).
+        seconds: f64,
+    },
+    /// Exposure after unlearning: the method's steps.
+    ExposureUnlearning {
+        /// Steps done and in all.
+        step: StepProgress,
+    },
+    /// Exposure after unlearning: every canary ranked again on the edited model.
+    ExposureAfter {
+        /// The method and its ratio.
+        label: String,
+        /// The ranks and exposures after.
+        result: Box<ExposureResult>,
+        /// Seconds unlearning and scoring.
         seconds: f64,
     },
     /// The weights asked for with [`ToWorker::ExportWeights`].

@@ -556,7 +556,11 @@ impl Component for App {
             },
         );
         let on_train = self.active == views::train::ID;
-        let summary = (!(on_train || chrome.hides("data") && chrome.hides("model"))).then(|| html! {
+        // The Lessons view runs its experiments in the other views: no settings there.
+        let no_settings = on_train
+            || self.active == views::lessons::ID
+            || chrome.hides("data") && chrome.hides("model");
+        let summary = (!no_settings).then(|| html! {
             <p id="settings-summary" class="help">{ format!("Data and model: {summary}. ") }
                 <button id="settings-toggle" class="link" onclick={link.callback(|_| Msg::ToggleSettings)}>
                     { if self.settings_open { "Hide the settings" } else { "Show the settings" } }</button>

@@ -107,6 +107,8 @@ pub enum RunResult {
     Geometry(Box<GeometryResult>, f64),
     /// Canary exposure and its seconds scoring.
     Exposure(Box<ExposureResult>, f64),
+    /// Canary exposure after an unlearning method (its label), and the seconds.
+    ExposureAfter(String, Box<ExposureResult>, f64),
 }
 
 impl RunResult {
@@ -121,6 +123,7 @@ impl RunResult {
             RunResult::Mitigation(..) => "mitigation",
             RunResult::Geometry(..) => "geometry",
             RunResult::Exposure(..) => "exposure",
+            RunResult::ExposureAfter(..) => "exposure-after",
         }
     }
 }

@@ -1,13 +1,21 @@
 //! `mnemo exposure`: canary exposure (the Secret Sharer, METHODS.md section 7). Trains
 //! the spec (its `data.canaries` inserted; the `train` outputs written) or reads a
 //! checkpoint of it, ranks every canary's secret among the format's candidates and
-//! writes exposure.csv, exposure.json, exposure.svg and perplexity.svg.
+//! writes exposure.csv, exposure.json, exposure.svg and perplexity.svg. With
+//! `--unlearn METHOD`, it then applies that post-hoc unlearning method with the canaries
+//! as the forget set (`exposure::forget`), ranks again and writes exposure_after.csv and
+//! exposure_after.json; exposure.svg shows both.
 
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+use mnemo_core::spec::mitigation::{Kind, Method, MethodSettings};
 use mnemo_core::{Corpus, Gpt, TrainError};
-use mnemo_measures::exposure::{ExposureMethod, ExposureResult, ExposureRun, format_rank};
+use mnemo_measures::exposure::forget::unlearned_run;
+use mnemo_measures::exposure::{
+    ExposureError, ExposureMethod, ExposureResult, ExposureRun, format_rank,
+};
+use mnemo_measures::unlearn::StepProgress;
 use mnemo_plots::did::svg_of;
 use mnemo_plots::exposure::{exposure_chart, perplexity_chart, space_label};
 
@@ -35,25 +43,42 @@ pub struct ExposureArgs {
     /// Exact or extrapolated ranks (default: the spec's exposure.method, auto).
     #[arg(long, value_enum)]
     method: Option<MethodArg>,
+    /// Then unlearn the canaries with this post-hoc method (a neuron or weight method of
+    /// `mnemo mitigate`: activations, durable, subnet, balanced-subnet, ...) and measure
+    /// again.
+    #[arg(long, value_name = "METHOD")]
+    unlearn: Option<String>,
+    /// The unlearning method's ratio (default: its reference default).
+    #[arg(long, requires = "unlearn")]
+    ratio: Option<f64>,
 }
 
-/// Every file written, as (name, contents).
-pub fn outputs(result: &ExposureResult) -> Result<Vec<(&'static str, String)>, CliError> {
-    Ok(vec![
+/// Every file written, as (name, contents); `after` is the measurement after an
+/// unlearning method (its label).
+pub fn outputs(
+    result: &ExposureResult,
+    after: Option<(&str, &ExposureResult)>,
+) -> Result<Vec<(&'static str, String)>, CliError> {
+    let json = |r: &ExposureResult| {
+        serde_json::to_string_pretty(r).map_err(|e| CliError::Output(e.to_string()))
+    };
+    let mut files = vec![
         ("exposure.csv", result.csv()?),
-        (
-            "exposure.json",
-            serde_json::to_string_pretty(result).map_err(|e| CliError::Output(e.to_string()))?,
-        ),
+        ("exposure.json", json(result)?),
         (
             "exposure.svg",
-            svg_of((800, 480), |a| exposure_chart(a, result)),
+            svg_of((800, 480), |a| exposure_chart(a, result, after)),
         ),
         (
             "perplexity.svg",
             svg_of((800, 480), |a| perplexity_chart(a, result)),
         ),
-    ])
+    ];
+    if let Some((_, a)) = after {
+        files.push(("exposure_after.csv", a.csv()?));
+        files.push(("exposure_after.json", json(a)?));
+    }
+    Ok(files)
 }
 
 /// The lines printed after a run.
@@ -111,8 +136,25 @@ pub fn run(args: ExposureArgs) -> Result<(), CliError> {
         let space = set.parsed().map_err(bad)?.candidates();
         e.exact_for(space).map_err(bad)?;
     }
+    let unlearn = match &args.unlearn {
+        Some(name) => {
+            let method = Method::from_name(name).map_err(|e| CliError::Output(e.to_string()))?;
+            if matches!(method.kind(), Kind::Regulariser | Kind::FineTune) {
+                return Err(CliError::Output(
+                    ExposureError::Trains(method.name()).to_string(),
+                ));
+            }
+            let mut s = MethodSettings::defaults(method);
+            if let Some(r) = args.ratio {
+                s.ratio = r;
+            }
+            s.validate().map_err(|e| CliError::Output(e.to_string()))?;
+            Some(s)
+        }
+        None => None,
+    };
     let device = crate::device(args.run.backend.into())?;
-    let (corpus, model) = match &args.checkpoint {
+    let (corpus, ck, model) = match &args.checkpoint {
         Some(path) => {
             let corpus = Corpus::build(&spec.data, spec.tokenizer, spec.model.context, spec.seed)?;
             let ck = extract_cmd::load_checkpoint(path, &spec, &corpus)?;
@@ -121,15 +163,16 @@ pub fn run(args: ExposureArgs) -> Result<(), CliError> {
                     path: path.clone(),
                     source,
                 })?;
-            (corpus, model)
+            (corpus, ck, model)
         }
         None => {
             let (trainer, checkpoints) = crate::train_spec(spec.clone(), &args.run)?;
             let last = checkpoints
                 .last()
-                .ok_or_else(|| CliError::Output("training saved no checkpoint".into()))?;
-            let model = Gpt::from_checkpoint(last, &device).map_err(TrainError::from)?;
-            (trainer.corpus().clone(), model)
+                .ok_or_else(|| CliError::Output("training saved no checkpoint".into()))?
+                .clone();
+            let model = Gpt::from_checkpoint(&last, &device).map_err(TrainError::from)?;
+            (trainer.corpus().clone(), last, model)
         }
     };
     let start = std::time::Instant::now();
@@ -139,11 +182,29 @@ pub fn run(args: ExposureArgs) -> Result<(), CliError> {
     }
     let result = run.finish()?;
     let seconds = start.elapsed().as_secs_f64();
-    did_cmd::write_all(&args.run.out, &outputs(&result)?)?;
-    eprintln!(
-        "{}\nwrote {}",
-        report(&result, seconds),
-        args.run.out.display()
-    );
+    eprintln!("{}", report(&result, seconds));
+    let after = match &unlearn {
+        Some(settings) => {
+            let start = std::time::Instant::now();
+            let mut quiet = |_: StepProgress| std::ops::ControlFlow::Continue(());
+            let (_, mut run) = mnemo_core::train::block_on(unlearned_run(
+                &spec, &corpus, &ck, settings, &device, &mut quiet,
+            ))?;
+            while !run.is_done() {
+                mnemo_core::train::block_on(run.step())?;
+            }
+            let after = run.finish()?;
+            let label = format!("{} (ratio {})", settings.method.name(), settings.ratio);
+            eprintln!(
+                "after unlearning with {label}:\n{}",
+                report(&after, start.elapsed().as_secs_f64())
+            );
+            Some((label, after))
+        }
+        None => None,
+    };
+    let after_ref = after.as_ref().map(|(l, r)| (l.as_str(), r));
+    did_cmd::write_all(&args.run.out, &outputs(&result, after_ref)?)?;
+    eprintln!("wrote {}", args.run.out.display());
     Ok(())
 }

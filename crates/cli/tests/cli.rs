@@ -1571,3 +1571,68 @@ fn a_reader_closing_the_pipe_early_is_no_panic() {
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn exposure_ranks_the_canaries_then_unlearns_them_and_ranks_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = mnemo().args(["spec", "--canary"]).output().unwrap();
+    assert!(out.status.success());
+    let mut spec: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    spec["data"]["canaries"] = serde_json::json!({
+        "format": "my PIN is {d} {d}",
+        "repetitions": [1, 16]
+    });
+    spec["training"]["duration"] = serde_json::json!({ "epochs": 4 });
+    let path = dir.path().join("canary.json");
+    std::fs::write(&path, spec.to_string()).unwrap();
+    // Refused before any training: a method that trains, an unknown one.
+    for (method, message) in [
+        ("finetune-clean", "finetune-clean trains the model"),
+        ("nope", "nope"),
+    ] {
+        let res = mnemo()
+            .args(["exposure", "--spec"])
+            .arg(&path)
+            .arg("--out")
+            .arg(dir.path().join("refused"))
+            .args(["--unlearn", method])
+            .output()
+            .unwrap();
+        assert!(!res.status.success());
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert!(err.contains(message) && !err.contains("panicked"), "{err}");
+        assert!(!dir.path().join("refused/exposure.csv").exists());
+    }
+    let run = dir.path().join("run");
+    let res = mnemo()
+        .args(["exposure", "--spec"])
+        .arg(&path)
+        .arg("--out")
+        .arg(&run)
+        .args(["--unlearn", "balanced-subnet", "--ratio", "0.2"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{err}");
+    assert!(
+        err.contains("after unlearning with balanced-subnet (ratio 0.2)"),
+        "{err}"
+    );
+    for name in ["exposure.csv", "exposure_after.csv"] {
+        let csv = std::fs::read_to_string(run.join(name)).unwrap();
+        let lines: Vec<&str> = csv.trim().lines().collect();
+        assert_eq!(
+            lines[0],
+            "canary,repetitions,rank,candidates,exposure,method"
+        );
+        assert_eq!(lines.len(), 3, "{name}");
+        for l in &lines[1..] {
+            let e: f64 = l.split(',').nth(4).unwrap().parse().unwrap();
+            // At most log2 |R|, 100 PINs.
+            assert!((0.0..=100f64.log2() + 1e-9).contains(&e), "{name}: {l}");
+        }
+    }
+    let svg = std::fs::read_to_string(run.join("exposure.svg")).unwrap();
+    assert!(svg.contains("after balanced-subnet"));
+    assert!(run.join("exposure_after.json").exists());
+}

@@ -11,10 +11,12 @@ use crate::{ChartResult, PALETTE};
 
 /// Exposure (bits) of each canary against its repetitions (log2 axis; 0 repetitions,
 /// a control, drawn at the left edge), the line `log2 |R|` marked, each point labelled
-/// with its rank.
+/// with its rank; with `after`, the exposures measured after an unlearning method (its
+/// label) as hollow points beside them.
 pub fn exposure_chart<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     result: &ExposureResult,
+    after: Option<(&str, &ExposureResult)>,
 ) -> ChartResult<DB> {
     area.fill(&WHITE)?;
     // x = log2(repetitions), with 0 repetitions at -1.
@@ -81,6 +83,24 @@ pub fn exposure_chart<DB: DrawingBackend>(
         .draw_series(points.iter().map(|&p| Circle::new(p, 5, colour.filled())))?
         .label("a canary (label: its rank)")
         .legend(move |(x, y)| Circle::new((x + 8, y), 5, colour.filled()));
+    if let Some((label, after)) = after {
+        let colour = PALETTE[1];
+        let mut points: Vec<(f64, f64)> = after
+            .canaries
+            .iter()
+            .map(|c| (x_of(c.repetitions), c.exposure))
+            .collect();
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        chart.draw_series(LineSeries::new(points.clone(), colour.mix(0.5)))?;
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .map(|&p| Circle::new(p, 5, colour.stroke_width(2))),
+            )?
+            .label(format!("after {label}"))
+            .legend(move |(x, y)| Circle::new((x + 8, y), 5, colour.stroke_width(2)));
+    }
     chart.draw_series(result.canaries.iter().map(|c| {
         Text::new(
             format!("rank {}", short_rank(c.rank)),

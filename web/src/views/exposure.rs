@@ -11,7 +11,9 @@
 use mnemo_core::ExperimentSpec;
 use mnemo_core::spec::CanarySet;
 use mnemo_core::spec::exposure::ExposureMethod;
+use mnemo_core::spec::mitigation::{Kind, Method, MethodSettings};
 use mnemo_measures::exposure::{ExposureProgress, ExposureResult, format_rank};
+use mnemo_measures::unlearn::StepProgress;
 use mnemo_plots::did::svg_of;
 use mnemo_plots::exposure::{exposure_chart, perplexity_chart, space_label};
 use yew::prelude::*;
@@ -35,6 +37,8 @@ pub enum Status {
     Training(usize, usize),
     /// Scoring candidates.
     Scoring(ExposureProgress),
+    /// Unlearning the canaries.
+    Unlearning(StepProgress),
     /// A result is shown.
     Ready,
     /// Stopped by Cancel or an error before a result.
@@ -57,6 +61,12 @@ pub enum Msg {
     Run,
     /// Show the candidates ranked above this canary.
     Pick(usize),
+    /// The unlearning method select.
+    SetMethod(String),
+    /// The unlearning ratio field.
+    SetRatio(String),
+    /// Unlearn the canaries and rank them again.
+    Unlearn,
     /// Export a chart or table.
     Export(&'static str),
 }
@@ -72,6 +82,10 @@ pub struct ExposureView {
     repetitions: String,
     result: Option<ExposureResult>,
     seconds: f64,
+    /// The ranks after an unlearning method: its label, the result, the seconds.
+    after: Option<(String, ExposureResult, f64)>,
+    method: String,
+    ratio: String,
     picked: usize,
     dirty: bool,
     chart: NodeRef,
@@ -115,6 +129,22 @@ impl ExposureView {
         Ok(spec)
     }
 
+    /// The unlearning method the form describes, checked.
+    fn unlearn_settings(&self) -> Result<MethodSettings, String> {
+        let method = Method::from_name(&self.method).map_err(|e| e.to_string())?;
+        let ratio: f64 = self
+            .ratio
+            .trim()
+            .parse()
+            .map_err(|_| "the ratio is a number between 0 and 1 (e.g. 0.2)".to_string())?;
+        let settings = MethodSettings {
+            ratio,
+            ..MethodSettings::defaults(method)
+        };
+        settings.validate().map_err(|e| e.to_string())?;
+        Ok(settings)
+    }
+
     fn set_fields(&mut self, spec: &ExperimentSpec) {
         if let Some(c) = &spec.data.canaries {
             self.format = c.format.clone();
@@ -132,6 +162,7 @@ impl ExposureView {
         self.base = spec.clone();
         self.error = None;
         self.result = None;
+        self.after = None;
         self.status = Status::Training(0, 0);
         self.hub.start(JobRequest {
             view: ID,
@@ -170,10 +201,30 @@ impl ExposureView {
                     .keep_result(RunResult::Exposure(result.clone(), *seconds));
                 self.show((**result).clone(), *seconds);
             }
+            &FromWorker::ExposureUnlearning { step } => self.status = Status::Unlearning(step),
+            FromWorker::ExposureAfter {
+                label,
+                result,
+                seconds,
+            } => {
+                self.hub.keep_result(RunResult::ExposureAfter(
+                    label.clone(),
+                    result.clone(),
+                    *seconds,
+                ));
+                self.after = Some((label.clone(), (**result).clone(), *seconds));
+                self.status = Status::Ready;
+                self.dirty = true;
+            }
+            FromWorker::Cancelled { .. } if self.result.is_some() => self.status = Status::Ready,
             FromWorker::Cancelled { .. } => self.status = Status::Stopped,
             FromWorker::Failed { message } => {
                 self.error = Some(message.clone());
-                self.status = Status::Stopped;
+                self.status = if self.result.is_some() {
+                    Status::Ready
+                } else {
+                    Status::Stopped
+                };
             }
             _ => return false,
         }
@@ -182,8 +233,9 @@ impl ExposureView {
 
     fn draw(&self) {
         let Some(r) = &self.result else { return };
+        let after = self.after.as_ref().map(|(l, a, _)| (l.as_str(), a));
         if let Some(c) = self.chart.cast() {
-            draw_on(c, |a| exposure_chart(a, r));
+            draw_on(c, |a| exposure_chart(a, r, after));
         }
         if let Some(c) = self.hist.cast() {
             draw_on(c, |a| perplexity_chart(a, r));
@@ -192,18 +244,28 @@ impl ExposureView {
 
     fn export(&self, what: &str) -> Result<(), String> {
         let r = self.result.as_ref().ok_or("no result yet")?;
+        let after = self.after.as_ref().map(|(l, a, _)| (l.as_str(), a));
         match what {
             "exposure.png" => download_canvas(self.chart.cast(), what),
             "perplexity.png" => download_canvas(self.hist.cast(), what),
             "exposure.svg" => download_text(
                 what,
                 "image/svg+xml",
-                &svg_of(CHART_SIZE, |a| exposure_chart(a, r)),
+                &svg_of(CHART_SIZE, |a| exposure_chart(a, r, after)),
             ),
             "perplexity.svg" => download_text(
                 what,
                 "image/svg+xml",
                 &svg_of(CHART_SIZE, |a| perplexity_chart(a, r)),
+            ),
+            "exposure_after.csv" => download_text(
+                what,
+                "text/csv",
+                &after
+                    .ok_or("no result after unlearning")?
+                    .1
+                    .csv()
+                    .map_err(|e| e.to_string())?,
             ),
             "exposure.json" => download_text(
                 what,
@@ -230,8 +292,51 @@ impl ExposureView {
                 "scoring",
                 format!("Scoring candidates: {} of {}…", p.done, p.total),
             ),
-            Status::Ready => ("ready", format!("Ranked in {:.1} s.", self.seconds)),
+            Status::Unlearning(p) => (
+                "unlearning",
+                format!("Unlearning the canaries: step {} of {}…", p.done, p.total),
+            ),
+            Status::Ready => match &self.after {
+                Some((label, _, s)) => (
+                    "ready",
+                    format!(
+                        "Ranked in {:.1} s; unlearned with {label} and ranked again in {s:.1} s.",
+                        self.seconds
+                    ),
+                ),
+                None => ("ready", format!("Ranked in {:.1} s.", self.seconds)),
+            },
             Status::Stopped => ("stopped", "Stopped; nothing was measured.".into()),
+        }
+    }
+
+    /// The unlearning form under the table: a post-hoc method (neuron or weight) and its
+    /// ratio, applied to the trained model with the canaries as the forget set.
+    fn unlearn_form(&self, ctx: &Context<Self>) -> Html {
+        let link = ctx.link();
+        let check = self.unlearn_settings().err();
+        let blocked = !self.hub.state.can_start();
+        let onchange = link.callback(|e: Event| {
+            let s: web_sys::HtmlSelectElement = e.target_unchecked_into();
+            Msg::SetMethod(s.value())
+        });
+        html! {
+            <div id="exp-unlearn-panel" class="detail">
+                <p>{ "After unlearning: remove the canaries from the trained model with a post-hoc method of the Mitigation view (the canaries are the forget set, 64 other training texts the retain set) and rank the secrets again. The methods edit MLP neurons or weights; the ones that train are in the Mitigation view." }</p>
+                <div class="row actions">
+                    <label class="field"><span>{ "Method" }</span>
+                        <select id="exp-unlearn-method" {onchange}>
+                            { for Method::ALL.iter().filter(|m| matches!(m.kind(), Kind::Neuron | Kind::Weight)).map(|m| html! {
+                                <option value={m.name()} selected={self.method == m.name()}>{ m.name() }</option>
+                            }) }
+                        </select></label>
+                    <label class="field"><span>{ "Ratio" }</span>
+                        <input id="exp-unlearn-ratio" class="narrow" type="text" inputmode="decimal" value={self.ratio.clone()}
+                            oninput={link.callback(|e: InputEvent| Msg::SetRatio(input_value(&e)))} /></label>
+                    <button id="exp-unlearn" onclick={link.callback(|_| Msg::Unlearn)} disabled={blocked || check.is_some()}>{ "Unlearn and rank again" }</button>
+                </div>
+                if let Some(e) = check { <p id="exp-unlearn-invalid" class="error">{ e }</p> }
+            </div>
         }
     }
 
@@ -263,6 +368,10 @@ impl ExposureView {
                     <td class="num">{ format_rank(c.rank) }</td>
                     <td class="num">{ format!("{}", c.candidates) }</td>
                     <td class="num">{ format!("{:.2}", c.exposure) }</td>
+                    if let Some((_, a, _)) = &self.after {
+                        <td class="num after">{ a.canaries.iter().find(|x| x.canary == i).map_or_else(String::new, |x| format!("{:.2}", x.exposure)) }</td>
+                        <td class="num after-rank">{ a.canaries.iter().find(|x| x.canary == i).map_or_else(String::new, |x| format_rank(x.rank)) }</td>
+                    }
                 </tr>
             }
         });
@@ -288,9 +397,11 @@ impl ExposureView {
                 <p id="exp-summary">{ summary }<span id="exp-max">{ format!("{:.2}", r.max_exposure) }</span>{ " bits." }</p>
                 <canvas id="exp-chart" ref={self.chart.clone()} width={CHART_SIZE.0.to_string()} height={CHART_SIZE.1.to_string()}></canvas>
                 <table class="small" id="exp-table">
-                    <thead><tr><th>{ "canary" }</th><th>{ "times in training" }</th><th>{ "log-perplexity (bits)" }</th><th>{ "rank" }</th><th>{ "candidates" }</th><th>{ "exposure (bits)" }</th></tr></thead>
+                    <thead><tr><th>{ "canary" }</th><th>{ "times in training" }</th><th>{ "log-perplexity (bits)" }</th><th>{ "rank" }</th><th>{ "candidates" }</th><th>{ "exposure (bits)" }</th>
+                        if let Some((label, _, _)) = &self.after { <th>{ format!("exposure after {label}") }</th><th>{ "rank after" }</th> }</tr></thead>
                     <tbody>{ for rows }</tbody>
                 </table>
+                { self.unlearn_form(ctx) }
                 <h3>{ picked.map_or("Candidates ranked above the secret".to_string(), |c| format!("Candidates the model finds more likely than “{}” (seen {} times)", c.text, c.repetitions)) }</h3>
                 <p class="help">{ "Click a row of the table to see another canary's. The other canaries' secrets are not counted or listed." }</p>
                 { above }
@@ -299,6 +410,7 @@ impl ExposureView {
                     { export("exposure.csv", "exposure.csv") }{ export("exposure.json", "exposure.json") }
                     { export("exposure.png", "exposure PNG") }{ export("exposure.svg", "exposure SVG") }
                     { export("perplexity.png", "perplexity PNG") }{ export("perplexity.svg", "perplexity SVG") }
+                    if self.after.is_some() { { export("exposure_after.csv", "exposure_after.csv") } }
                 </div>
             </div>
         }
@@ -322,6 +434,9 @@ impl Component for ExposureView {
             repetitions: String::new(),
             result: None,
             seconds: 0.0,
+            after: None,
+            method: "balanced-subnet".into(),
+            ratio: "0.2".into(),
             picked: 0,
             dirty: false,
             chart: NodeRef::default(),
@@ -353,9 +468,15 @@ impl Component for ExposureView {
                     self.base = run.1.spec.clone();
                     self.set_fields(&run.1.spec);
                 }
+                self.after = None;
                 for r in &run.1.results {
                     if let RunResult::Exposure(result, seconds) = r {
                         self.show((**result).clone(), *seconds);
+                    }
+                }
+                for r in &run.1.results {
+                    if let RunResult::ExposureAfter(label, result, seconds) = r {
+                        self.after = Some((label.clone(), (**result).clone(), *seconds));
                     }
                 }
             }
@@ -378,6 +499,29 @@ impl Component for ExposureView {
                 }
             }
             Msg::Pick(i) => self.picked = i,
+            Msg::SetMethod(m) => self.method = m,
+            Msg::SetRatio(r) => self.ratio = r,
+            Msg::Unlearn => {
+                if !self.hub.state.can_start() || self.result.is_none() {
+                    return false;
+                }
+                match self.unlearn_settings() {
+                    Ok(settings) => {
+                        self.error = None;
+                        self.status = Status::Unlearning(StepProgress { done: 0, total: 0 });
+                        self.hub.start(JobRequest {
+                            view: ID,
+                            spec: self.base.clone(),
+                            job: ToWorker::ExposureUnlearn {
+                                spec: self.base.clone(),
+                                settings,
+                            },
+                            keep: Keep::Attach,
+                        });
+                    }
+                    Err(e) => self.error = Some(e),
+                }
+            }
             Msg::Export(what) => {
                 if let Err(e) = self.export(what) {
                     self.error = Some(format!("export: {e}"));
@@ -410,7 +554,12 @@ impl Component for ExposureView {
             Status::Scoring(p) => html! {
                 <progress id="exp-progress" max={p.total.max(1).to_string()} value={p.done.to_string()}></progress>
             },
-            Status::Training(..) => html! { <progress id="exp-progress"></progress> },
+            Status::Unlearning(p) if p.total > 0 => html! {
+                <progress id="exp-progress" max={p.total.to_string()} value={p.done.to_string()}></progress>
+            },
+            Status::Training(..) | Status::Unlearning(_) => {
+                html! { <progress id="exp-progress"></progress> }
+            }
             _ => html! {},
         };
         html! {

@@ -3,10 +3,18 @@
 //! last trained one), then scores the candidates one batch per step of the engine's
 //! [`ExposureRun`], posting progress at most every 50 ms, yielding to the event loop and
 //! looking at [`cancelled`] between batches. A cancelled run keeps the trained model and
-//! no ranks.
+//! no ranks. [`unlearn`] then applies a post-hoc unlearning method to that model with
+//! the canaries as the forget set and ranks them again.
 
+use std::future::Future;
+use std::ops::ControlFlow;
+use std::pin::Pin;
+
+use mnemo_core::spec::mitigation::MethodSettings;
 use mnemo_core::{BackendKind, ExperimentSpec, Gpt};
-use mnemo_measures::exposure::ExposureRun;
+use mnemo_measures::exposure::forget::unlearned_run;
+use mnemo_measures::exposure::{ExposureError, ExposureResult, ExposureRun};
+use mnemo_measures::unlearn::{ProgressSink, StepProgress, UnlearnError};
 
 use super::{cancelled, device_for, kept_or_err, now_ms, post, yield_now};
 use crate::protocol::FromWorker;
@@ -30,7 +38,18 @@ pub async fn run(spec: ExperimentSpec, backend: BackendKind) -> Result<(), Strin
     let device = device_for(model.backend).await?;
     let gpt = Gpt::from_checkpoint(&model.checkpoint, &device).map_err(|e| e.to_string())?;
     let start = now_ms();
-    let mut run = ExposureRun::new(&spec, &model.corpus, gpt).map_err(|e| e.to_string())?;
+    let run = ExposureRun::new(&spec, &model.corpus, gpt).map_err(|e| e.to_string())?;
+    if let Some(result) = score(run).await? {
+        post(&FromWorker::Exposure {
+            result: Box::new(result),
+            seconds: (now_ms() - start) / 1000.0,
+        });
+    }
+    Ok(())
+}
+
+/// Score every planned candidate, posting progress; `None` when cancelled.
+async fn score(mut run: ExposureRun) -> Result<Option<ExposureResult>, String> {
     post(&FromWorker::ExposureProgress {
         progress: run.progress(),
     });
@@ -41,7 +60,7 @@ pub async fn run(spec: ExperimentSpec, backend: BackendKind) -> Result<(), Strin
             post(&FromWorker::Cancelled {
                 step: run.progress().done,
             });
-            return Ok(());
+            return Ok(None);
         }
         let progress = run.step().await.map_err(|e| e.to_string())?;
         if now_ms() - last > EVERY_MS {
@@ -50,10 +69,88 @@ pub async fn run(spec: ExperimentSpec, backend: BackendKind) -> Result<(), Strin
             last = now_ms();
         }
     }
-    let result = run.finish().map_err(|e| e.to_string())?;
-    post(&FromWorker::Exposure {
-        result: Box::new(result),
-        seconds: (now_ms() - start) / 1000.0,
-    });
+    run.finish().map(Some).map_err(|e| e.to_string())
+}
+
+/// Posts the unlearning method's progress (at most every 50 ms) and yields, so Cancel
+/// is seen.
+struct Sink {
+    last: f64,
+}
+
+impl ProgressSink for Sink {
+    fn step(&mut self, p: StepProgress) -> Pin<Box<dyn Future<Output = ControlFlow<()>> + '_>> {
+        Box::pin(async move {
+            if now_ms() - self.last > EVERY_MS || p.done == p.total {
+                post(&FromWorker::ExposureUnlearning { step: p });
+                yield_now().await;
+                self.last = now_ms();
+            }
+            if cancelled() {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+    }
+}
+
+/// Unlearn the canaries from the last trained model (the exposure run's) with
+/// `settings`, and rank the secrets again on the edited model.
+pub async fn unlearn(spec: ExperimentSpec, settings: MethodSettings) -> Result<(), String> {
+    let model = kept_or_err()?;
+    if !model
+        .corpus
+        .canaries
+        .iter()
+        .map(|c| c.text.as_str())
+        .eq(exposure_canaries_of(&spec)?.iter().map(String::as_str))
+    {
+        return Err(
+            "the last trained model is not this experiment's: run the exposure experiment first"
+                .into(),
+        );
+    }
+    let device = device_for(model.backend).await?;
+    let start = now_ms();
+    let mut sink = Sink { last: 0.0 };
+    let (_, run) = match unlearned_run(
+        &spec,
+        &model.corpus,
+        &model.checkpoint,
+        &settings,
+        &device,
+        &mut sink,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(ExposureError::Unlearn(UnlearnError::Cancelled)) => {
+            post(&FromWorker::Cancelled { step: 0 });
+            return Ok(());
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    if let Some(result) = score(run).await? {
+        post(&FromWorker::ExposureAfter {
+            label: format!("{} (ratio {})", settings.method.name(), settings.ratio),
+            result: Box::new(result),
+            seconds: (now_ms() - start) / 1000.0,
+        });
+    }
     Ok(())
+}
+
+/// The texts of the canaries `spec` inserts.
+fn exposure_canaries_of(spec: &ExperimentSpec) -> Result<Vec<String>, String> {
+    let set = spec
+        .data
+        .canaries
+        .as_ref()
+        .ok_or("the experiment has no canaries")?;
+    Ok(mnemo_core::corpus::exposure_canaries(set, spec.seed)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect())
 }

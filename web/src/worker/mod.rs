@@ -249,6 +249,9 @@ fn on_message(event: MessageEvent) {
         } => run_exclusive(mitigation::run(spec, backend, train)),
         ToWorker::Geometry { spec, backend } => run_exclusive(geometry::run(spec, backend)),
         ToWorker::Exposure { spec, backend } => run_exclusive(exposure::run(spec, backend)),
+        ToWorker::ExposureUnlearn { spec, settings } => {
+            run_exclusive(exposure::unlearn(spec, settings))
+        }
         ToWorker::ExportWeights => weights::export(),
         ToWorker::ImportWeights { bytes, name, spec } => weights::import(&bytes, &name, spec),
     }

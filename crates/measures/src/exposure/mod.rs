@@ -17,6 +17,7 @@
 //! computed by [`ExposureRun::finish`]. Every read of a tensor is asynchronous, so the
 //! same code runs on WebGPU.
 
+pub mod forget;
 pub mod rank;
 
 use mnemo_core::burn::tensor::Tensor;
@@ -69,6 +70,15 @@ pub enum ExposureError {
     /// A read back from the device failed.
     #[error("device: {0}")]
     Device(String),
+    /// The unlearning method before a measurement failed (or was cancelled).
+    #[error("unlearning: {0}")]
+    Unlearn(#[from] crate::unlearn::UnlearnError),
+    /// An unlearning method that trains, asked to edit an exposure model.
+    #[error(
+        "{0} trains the model; after exposure, only the methods that edit weights run \
+         (neuron and weight methods)"
+    )]
+    Trains(&'static str),
 }
 
 /// A candidate and its log-perplexity (bits).

@@ -163,6 +163,30 @@ pub enum ToWorker {
 }
 
 impl ToWorker {
+    /// The job with the backend it trains on set to `b`: the shell's choice when it
+    /// sends the job (a view's copy of the hub can be a render behind, for example when a
+    /// link starts its run in the same update as the WebGPU probe's answer). `Resume`
+    /// keeps the CPU, where resume points are written; the other messages carry none.
+    pub fn on_backend(mut self, b: BackendKind) -> Self {
+        match &mut self {
+            ToWorker::Train { backend, .. }
+            | ToWorker::Profile { backend, .. }
+            | ToWorker::Counterfactual { backend, .. }
+            | ToWorker::SoftPrompt { backend, .. }
+            | ToWorker::Influence { backend, .. }
+            | ToWorker::Deletion { backend, .. }
+            | ToWorker::Mitigate { backend, .. }
+            | ToWorker::Geometry { backend, .. }
+            | ToWorker::Exposure { backend, .. }
+            | ToWorker::Extract {
+                train: Some((_, backend)),
+                ..
+            } => *backend = b,
+            _ => {}
+        }
+        self
+    }
+
     /// Whether this is a job: it runs alone, can be cancelled, and ends with
     /// [`FromWorker::Finished`]. The others are answered at once.
     pub fn is_job(&self) -> bool {

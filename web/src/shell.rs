@@ -203,7 +203,7 @@ impl App {
             self.runs
                 .begin(&req.spec, req.view, self.backend(), &self.runs_done);
         }
-        self.send(&req.job);
+        self.send(&req.job.on_backend(self.backend()));
     }
 
     fn navigate(&mut self, id: ViewId, push: bool) {

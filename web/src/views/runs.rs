@@ -111,7 +111,7 @@ impl Component for RunsView {
                 <li class="run" data-id={r.id.clone()} data-status={r.status.label()} data-resume-step={r.resume_step.map(|s| s.to_string()).unwrap_or_default()}>
                     <input class="run-name" type="text" value={name} oninput={on_name} aria-label="run name" maxlength="120" />
                     { action("Rename".into(), "run-rename", RunsAction::Rename(id.clone(), String::new()), self.names.contains_key(&r.id)) }
-                    <span class="run-facts">{ format!("{} · {} · {} · {}", r.view, r.status.label(), steps, when) }</span>
+                    <span class="run-facts">{ format!("{} · {} · {} · {} · {}", r.view, r.backend.label(), r.status.label(), steps, when) }</span>
                     if let Some(step) = resume {
                         { action(format!("Resume from step {step}"), "run-resume primary", RunsAction::Resume(id.clone()), can_start) }
                     }

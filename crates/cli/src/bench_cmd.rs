@@ -4,10 +4,10 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use clap::ValueEnum;
+use clap::{Subcommand, ValueEnum};
 use mnemo_core::backend::Device;
 use mnemo_core::spec::{DataSource, Duration, Outcome, SplitMode};
 use mnemo_core::train::{ADAMW_EPSILON, Trainer, block_on};
@@ -375,4 +375,51 @@ pub fn export_init(out: &Path, steps: usize, check_steps: usize) -> Result<(), C
         out.display()
     );
     Ok(())
+}
+
+/// `mnemo bench`'s subcommands.
+#[derive(Subcommand)]
+pub enum Bench {
+    /// Training tokens/s of the TinyMem-size model (2 layers, d_model 128, 4 heads,
+    /// context 150, batch 32) and of the browser demo on each native CPU backend of this
+    /// build, then evaluation sequences/s (per-sequence surprisal, forward only, in
+    /// batches of the training batch size) and the peak resident memory.
+    Train {
+        /// Timed steps (after one warm-up step).
+        #[arg(long, default_value_t = 5)]
+        steps: usize,
+        /// Only this backend (default: every CPU backend compiled in).
+        #[arg(long, value_enum)]
+        backend: Option<crate::Backend>,
+        /// Only this model (default: both).
+        #[arg(long, value_enum)]
+        model: Option<BenchModel>,
+        /// Print JSON (one object per model and backend) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the TinyMem-size benchmark model's initial weights (init.safetensors), its
+    /// data, order, learning rates, AdamW settings, first batch and Mnemo's first losses
+    /// (bench.json) and its text (text.txt), for a reference implementation to start
+    /// from the same state (see tests/bench/compare).
+    ExportInit {
+        /// Output directory (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Timed steps the order covers (after one warm-up step), as for `bench train`.
+        #[arg(long, default_value_t = 5)]
+        steps: usize,
+        /// Steps whose losses Mnemo records for the comparison.
+        #[arg(long, default_value_t = 3)]
+        check_steps: usize,
+    },
+    /// Time per member and for the whole ensemble of the counterfactual demo.
+    Counterfactual {
+        /// Models in the ensemble.
+        #[arg(long, default_value_t = 16)]
+        models: usize,
+    },
+    /// Time training the constant soft prompt and the generator of the soft-prompt demo
+    /// (its target is trained first, untimed).
+    Softprompt,
 }

@@ -10,7 +10,9 @@ use mnemo_plots::did::{
     instantaneous_chart, persistent_chart, profile_heatmap, residual_chart, simple_chart, svg_of,
 };
 
-use crate::CliError;
+use mnemo_core::BackendKind;
+
+use crate::{CliError, TrainArgs};
 
 /// Every file a profile writes, as (name, contents): the tables, the whole result as
 /// JSON, and an SVG per chart.
@@ -60,4 +62,88 @@ pub fn read_panel(path: &PathBuf) -> Result<Panel, CliError> {
         path: path.clone(),
         message: e.to_string(),
     })
+}
+
+/// Run `mnemo did`: estimate a panel CSV's profile and write every output.
+pub fn run(
+    panel: PathBuf,
+    out: PathBuf,
+    draws: usize,
+    seed: u64,
+    alpha: f64,
+) -> Result<(), CliError> {
+    let panel = read_panel(&panel)?;
+    let options = mnemo_measures::did::DidOptions {
+        alpha,
+        draws,
+        seed,
+        ..Default::default()
+    };
+    let start = std::time::Instant::now();
+    let result = mnemo_measures::did::estimate(&panel, &options)?;
+    let elapsed = start.elapsed().as_secs_f64();
+    let files = outputs(&result)?;
+    write_all(&out, &files)?;
+    eprintln!(
+        "{} instances ({} never trained), {} cohorts, {} checkpoints: {} cells estimated in {elapsed:.3} s; wrote {}",
+        result.instances,
+        result.never_trained,
+        result.cohorts.len(),
+        result.checkpoints,
+        result.cells.len(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// Run `mnemo profile`: train, evaluate the panel at every checkpoint, estimate.
+pub fn profile(args: TrainArgs) -> Result<(), CliError> {
+    let out = args.out.clone();
+    let (trainer, checkpoints) = crate::train(args)?;
+    let spec = trainer.spec().clone();
+    let settings = spec.profile.clone().unwrap_or_default();
+    let steps: Vec<usize> = checkpoints.iter().map(|c| c.step).collect();
+    let plan = mnemo_measures::profile::plan_panel(
+        trainer.corpus(),
+        &trainer.order(),
+        &steps,
+        &settings,
+        spec.seed,
+    )?;
+    let device = crate::device(BackendKind::Flex)?;
+    eprintln!(
+        "evaluating {} instances at {} checkpoints",
+        plan.ids.len(),
+        checkpoints.len()
+    );
+    let panel = mnemo_core::train::block_on(mnemo_measures::profile::build_panel(
+        &plan,
+        &checkpoints,
+        trainer.corpus(),
+        settings.outcome,
+        &device,
+        |_, _| {},
+    ))?;
+    let result = mnemo_measures::profile::estimate_profile(&panel, &settings, spec.seed)?;
+    let mut files = outputs(&result)?;
+    let mut panel_csv = Vec::new();
+    panel
+        .write_csv(&mut panel_csv)
+        .map_err(|e| CliError::Output(e.to_string()))?;
+    files.push((
+        "panel.csv",
+        String::from_utf8(panel_csv).map_err(|e| CliError::Output(e.to_string()))?,
+    ));
+    write_all(&out, &files)?;
+    let inst: Vec<String> = result
+        .instantaneous
+        .iter()
+        .map(|c| format!("{:.3}", c.memorisation))
+        .collect();
+    eprintln!(
+        "profile: {} cohorts; instantaneous memorisation per cohort (nats/token): {}",
+        result.cohorts.len(),
+        inst.join(" ")
+    );
+    Ok(())
 }

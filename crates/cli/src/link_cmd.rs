@@ -82,7 +82,7 @@ pub fn run(
     };
     if p.spec.profile.is_some() {
         eprintln!("== memorisation profile");
-        crate::profile(args(&out))?;
+        crate::did_cmd::profile(args(&out))?;
     } else {
         eprintln!("== training");
         crate::train(args(&out))?;

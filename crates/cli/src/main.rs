@@ -231,7 +231,7 @@ enum Command {
     },
     /// Benchmarks that print figures.
     #[command(subcommand)]
-    Bench(Bench),
+    Bench(bench_cmd::Bench),
 }
 
 #[derive(Args)]
@@ -273,52 +273,6 @@ struct SoftPromptArgs {
     /// Use this checkpoint (from `mnemo train` on the same spec) instead of training.
     #[arg(long, value_name = "CKPT.safetensors")]
     checkpoint: Option<PathBuf>,
-}
-
-#[derive(Subcommand)]
-enum Bench {
-    /// Training tokens/s of the TinyMem-size model (2 layers, d_model 128, 4 heads,
-    /// context 150, batch 32) and of the browser demo on each native CPU backend of this
-    /// build, then evaluation sequences/s (per-sequence surprisal, forward only, in
-    /// batches of the training batch size) and the peak resident memory.
-    Train {
-        /// Timed steps (after one warm-up step).
-        #[arg(long, default_value_t = 5)]
-        steps: usize,
-        /// Only this backend (default: every CPU backend compiled in).
-        #[arg(long, value_enum)]
-        backend: Option<Backend>,
-        /// Only this model (default: both).
-        #[arg(long, value_enum)]
-        model: Option<bench_cmd::BenchModel>,
-        /// Print JSON (one object per model and backend) instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Write the TinyMem-size benchmark model's initial weights (init.safetensors), its
-    /// data, order, learning rates, AdamW settings, first batch and Mnemo's first losses
-    /// (bench.json) and its text (text.txt), for a reference implementation to start
-    /// from the same state (see tests/bench/compare).
-    ExportInit {
-        /// Output directory (created if missing).
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-        /// Timed steps the order covers (after one warm-up step), as for `bench train`.
-        #[arg(long, default_value_t = 5)]
-        steps: usize,
-        /// Steps whose losses Mnemo records for the comparison.
-        #[arg(long, default_value_t = 3)]
-        check_steps: usize,
-    },
-    /// Time per member and for the whole ensemble of the counterfactual demo.
-    Counterfactual {
-        /// Models in the ensemble.
-        #[arg(long, default_value_t = 16)]
-        models: usize,
-    },
-    /// Time training the constant soft prompt and the generator of the soft-prompt demo
-    /// (its target is trained first, untimed).
-    Softprompt,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -424,7 +378,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train(args).map(|_| ()),
-        Command::Profile(args) => profile(args),
+        Command::Profile(args) => did_cmd::profile(args),
         Command::Extract(ExtractArgs {
             run,
             checkpoint,
@@ -440,7 +394,7 @@ fn main() -> ExitCode {
             draws,
             seed,
             alpha,
-        } => did(panel, out, draws, seed, alpha),
+        } => did_cmd::run(panel, out, draws, seed, alpha),
         Command::Spec(args) => spec_cmd::run(args),
         Command::Exposure(args) => exposure_cmd::run(args),
         Command::Influence { spec, out, quiet } => influence_cmd::run(spec, out, quiet),
@@ -451,13 +405,13 @@ fn main() -> ExitCode {
             out,
         } => geometry_cmd::lid(points, estimator, k, out),
         Command::Geometry { spec, out, quiet } => geometry_cmd::run(spec, out, quiet),
-        Command::Bench(Bench::Train {
+        Command::Bench(bench_cmd::Bench::Train {
             steps,
             backend,
             model,
             json,
         }) => bench_cmd::bench_train(steps, backend, model, json),
-        Command::Bench(Bench::ExportInit {
+        Command::Bench(bench_cmd::Bench::ExportInit {
             out,
             steps,
             check_steps,
@@ -476,8 +430,8 @@ fn main() -> ExitCode {
             out,
             quiet,
         } => link_cmd::run(link, corpus, out, quiet),
-        Command::Bench(Bench::Counterfactual { models }) => cf_cmd::bench(models),
-        Command::Bench(Bench::Softprompt) => softprompt_cmd::bench(),
+        Command::Bench(bench_cmd::Bench::Counterfactual { models }) => cf_cmd::bench(models),
+        Command::Bench(bench_cmd::Bench::Softprompt) => softprompt_cmd::bench(),
         Command::Mitigate(args) => mitigate_cmd::run(args),
         Command::Pack { checkpoint, out } => mitigate_cmd::pack(&checkpoint, &out),
         Command::Counterfactual {
@@ -607,82 +561,6 @@ fn train_spec(
         out.display()
     );
     Ok((trainer, kept))
-}
-
-fn did(panel: PathBuf, out: PathBuf, draws: usize, seed: u64, alpha: f64) -> Result<(), CliError> {
-    let panel = did_cmd::read_panel(&panel)?;
-    let options = mnemo_measures::did::DidOptions {
-        alpha,
-        draws,
-        seed,
-        ..Default::default()
-    };
-    let start = std::time::Instant::now();
-    let result = mnemo_measures::did::estimate(&panel, &options)?;
-    let elapsed = start.elapsed().as_secs_f64();
-    let files = did_cmd::outputs(&result)?;
-    did_cmd::write_all(&out, &files)?;
-    eprintln!(
-        "{} instances ({} never trained), {} cohorts, {} checkpoints: {} cells estimated in {elapsed:.3} s; wrote {}",
-        result.instances,
-        result.never_trained,
-        result.cohorts.len(),
-        result.checkpoints,
-        result.cells.len(),
-        out.display()
-    );
-    Ok(())
-}
-
-fn profile(args: TrainArgs) -> Result<(), CliError> {
-    let out = args.out.clone();
-    let (trainer, checkpoints) = train(args)?;
-    let spec = trainer.spec().clone();
-    let settings = spec.profile.clone().unwrap_or_default();
-    let steps: Vec<usize> = checkpoints.iter().map(|c| c.step).collect();
-    let plan = mnemo_measures::profile::plan_panel(
-        trainer.corpus(),
-        &trainer.order(),
-        &steps,
-        &settings,
-        spec.seed,
-    )?;
-    let device = device(BackendKind::Flex)?;
-    eprintln!(
-        "evaluating {} instances at {} checkpoints",
-        plan.ids.len(),
-        checkpoints.len()
-    );
-    let panel = mnemo_core::train::block_on(mnemo_measures::profile::build_panel(
-        &plan,
-        &checkpoints,
-        trainer.corpus(),
-        settings.outcome,
-        &device,
-        |_, _| {},
-    ))?;
-    let result = mnemo_measures::profile::estimate_profile(&panel, &settings, spec.seed)?;
-    let mut files = did_cmd::outputs(&result)?;
-    let mut panel_csv = Vec::new();
-    panel
-        .write_csv(&mut panel_csv)
-        .map_err(|e| CliError::Output(e.to_string()))?;
-    files.push((
-        "panel.csv",
-        String::from_utf8(panel_csv).map_err(|e| CliError::Output(e.to_string()))?,
-    ));
-    did_cmd::write_all(&out, &files)?;
-    let inst: Vec<String> = result
-        .instantaneous
-        .iter()
-        .map(|c| format!("{:.3}", c.memorisation))
-        .collect();
-    eprintln!(
-        "profile: {} cohorts; instantaneous memorisation per cohort (nats/token): {}",
-        result.cohorts.len(),
-        inst.join(" ")
-    );
-    Ok(())
 }
 
 fn write_instances(path: &Path, corpus: &mnemo_core::Corpus) -> Result<(), CliError> {

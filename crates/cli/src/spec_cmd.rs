@@ -132,8 +132,7 @@ fn tinymem_spec_cmd(
 
 /// Print built-in model `name`'s spec with every unlearning method at its default.
 fn mitigation_spec_cmd(name: &str) -> Result<(), CliError> {
-    let b = mnemo_core::builtin::get(name).map_err(|e| CliError::Output(e.to_string()))?;
-    let mut spec = b.spec().map_err(|e| CliError::Output(e.to_string()))?;
-    spec.mitigation = Some(mnemo_core::spec::MitigationSpec::all_defaults(Some(b.name)));
+    let spec = mnemo_core::ExperimentSpec::mitigation_builtin(name)
+        .map_err(|e| CliError::Output(e.to_string()))?;
     crate::emit(&spec.to_json())
 }

@@ -34,13 +34,17 @@ impl ExperimentSpec {
             "canary" => Self::canary_demo(),
             "geometry" => Self::geometry_demo(),
             "geometry-overfit" => Self::geometry_overfit(),
-            other => {
-                let b = crate::builtin::get(other).ok()?;
-                let mut spec = b.spec().ok()?;
-                spec.mitigation = Some(MitigationSpec::all_defaults(Some(b.name)));
-                spec
-            }
+            other => Self::mitigation_builtin(other).ok()?,
         })
+    }
+
+    /// A built-in trained TinyMem model's spec with a mitigation section naming it
+    /// (every method at its reference default): `mnemo spec --mitigation NAME`.
+    pub fn mitigation_builtin(name: &str) -> Result<Self, crate::builtin::BuiltinError> {
+        let b = crate::builtin::get(name)?;
+        let mut spec = b.spec()?;
+        spec.mitigation = Some(MitigationSpec::all_defaults(Some(b.name)));
+        Ok(spec)
     }
 
     /// The default demo: the built-in facts corpus and a small model that trains in

@@ -15,13 +15,15 @@ use mnemo_core::rng::{self, Stream};
 use mnemo_core::spec::mitigation::{Kind, MethodSettings};
 use mnemo_core::{Checkpoint, Corpus, ExperimentSpec, Gpt};
 
-use super::{ExposureError, ExposureRun};
+use super::{ExposureError, ExposureRun, trained_canaries};
 use crate::unlearn::{OnProgress, UnlearnData, unlearn};
 
 /// The retain set's size (as TinyMem's default).
 pub const RETAIN: usize = mnemo_core::spec::mitigation::DEFAULT_RETAIN;
 
-/// The forget and retain sets of `spec`'s canaries in `corpus` (see the module).
+/// The forget and retain sets of `spec`'s canaries in `corpus` (see the module); a
+/// corpus built without them is refused ([`ExposureError::NotTrainedOn`]) before any
+/// unlearning work.
 pub fn forget_set(
     spec: &ExperimentSpec,
     corpus: &Corpus,
@@ -33,9 +35,7 @@ pub fn forget_set(
         .as_ref()
         .ok_or(ExposureError::NoCanaries)?;
     let format = set.parsed()?;
-    if corpus.canaries.len() != set.repetitions.len() {
-        return Err(ExposureError::NotTrainedOn);
-    }
+    trained_canaries(set, spec.seed, corpus)?;
     let row = |id: u32| corpus.get(id).map(|x| x.tokens.clone());
     let forget: Vec<Vec<u32>> = corpus
         .canaries

@@ -217,6 +217,21 @@ impl Plan {
     }
 }
 
+/// The canaries `set` draws with `seed` (index in the space, text), checked to be the
+/// ones `corpus` was built with.
+pub(crate) fn trained_canaries(
+    set: &CanarySet,
+    seed: u64,
+    corpus: &Corpus,
+) -> Result<Vec<(u128, String)>, ExposureError> {
+    let drawn = exposure_canaries(set, seed)?;
+    let trained = corpus.canaries.iter().map(|c| c.text.as_str());
+    if !trained.eq(drawn.iter().map(|(_, t)| t.as_str())) {
+        return Err(ExposureError::NotTrainedOn);
+    }
+    Ok(drawn)
+}
+
 /// The exposure measurement as a step machine (see the module).
 pub struct ExposureRun {
     model: Gpt,
@@ -246,11 +261,7 @@ impl ExposureRun {
         let settings = spec.exposure.unwrap_or_default();
         settings.validate()?;
         let format = set.parsed()?;
-        let drawn = exposure_canaries(&set, spec.seed)?;
-        let trained: Vec<&str> = corpus.canaries.iter().map(|c| c.text.as_str()).collect();
-        if trained != drawn.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>() {
-            return Err(ExposureError::NotTrainedOn);
-        }
+        let drawn = trained_canaries(&set, spec.seed, corpus)?;
         let secrets: Vec<u128> = drawn.iter().map(|(i, _)| *i).collect();
         let space = format.candidates();
         let plan = if settings.exact_for(space)? {

@@ -27,6 +27,12 @@ use crate::resume::{ResumeError, ResumePoint, param_ids, set_param_ids, spec_dig
 use crate::rng::{self, Stream};
 use crate::spec::{Decay, Duration, ExperimentSpec, SpecError};
 
+mod batch;
+mod schedule;
+
+pub use batch::{batch_tensors, token_batch};
+pub use schedule::{checkpoint_lr, lr_at, plan, plan_excluding};
+
 /// The epsilon of every run's AdamW (added to the square root of the second moment).
 pub const ADAMW_EPSILON: f32 = 1e-8;
 
@@ -140,75 +146,6 @@ pub struct Trainer {
     losses: Vec<(usize, f32)>,
     excluded: BTreeSet<u32>,
     reg: Active,
-}
-
-/// How many steps a run has, and the order in which it visits training instances.
-pub fn plan(spec: &ExperimentSpec, corpus: &Corpus) -> (usize, Vec<u32>) {
-    plan_excluding(spec, corpus, &BTreeSet::new()).unwrap_or_else(|_| (0, Vec::new()))
-}
-
-/// [`plan`] for a run that leaves the training instances `exclude` out (case deletion:
-/// retraining "without" some texts).
-///
-/// The data order is the full run's: the same seeded shuffles of the *whole* training
-/// set, epoch after epoch, with the excluded ids dropped from it; the remaining ids are
-/// then cut into consecutive batches of `batch_size` (so a batch that lost an instance
-/// is topped up from the next ones, and every later batch shifts accordingly).
-/// `Epochs(e)` runs `e` passes over the remaining `n - r` instances
-/// (`ceil(e * (n - r) / b)` steps, so the schedule is that many steps long);
-/// `Steps(s)` keeps `s` steps, reading on into the following epochs' order as needed.
-/// With nothing excluded this is exactly [`plan`]. Ids in `exclude` that are not
-/// training ids are ignored; excluding every training instance is an error.
-pub fn plan_excluding(
-    spec: &ExperimentSpec,
-    corpus: &Corpus,
-    exclude: &BTreeSet<u32>,
-) -> Result<(usize, Vec<u32>), TrainError> {
-    let n = corpus.train.len();
-    let kept = corpus.train.iter().filter(|i| !exclude.contains(i)).count();
-    if kept == 0 {
-        return Err(TrainError::Corpus(CorpusError::TooFewForTraining(0)));
-    }
-    let b = spec.training.batch_size;
-    let (total_steps, needed) = match spec.training.duration {
-        Duration::Steps(s) => (s, s * b),
-        Duration::Epochs(e) => ((e * kept).div_ceil(b), e * kept),
-    };
-    let mut rng = rng::stream(spec.seed, Stream::DataOrder);
-    let mut stream = Vec::with_capacity(needed + n);
-    while stream.len() < needed {
-        let mut epoch = corpus.train.clone();
-        rng::shuffle(&mut epoch, &mut rng);
-        stream.extend(epoch.into_iter().filter(|i| !exclude.contains(i)));
-    }
-    stream.truncate(needed);
-    Ok((total_steps, stream))
-}
-
-/// Learning rate at step `step` (1-based) of a run of `total_steps` steps with the
-/// schedule `t`: linear warm-up, then the decay. (Step 0, before any update, gives 0
-/// with a warm-up.)
-pub fn lr_at(t: &crate::spec::TrainingConfig, total_steps: usize, step: usize) -> f64 {
-    let peak = t.learning_rate;
-    if t.warmup_steps > 0 && step <= t.warmup_steps {
-        return peak * step as f64 / t.warmup_steps as f64;
-    }
-    let span = total_steps.saturating_sub(t.warmup_steps).max(1) as f64;
-    let p = ((step.saturating_sub(t.warmup_steps)) as f64 / span).clamp(0.0, 1.0);
-    let floor = peak * t.min_lr_ratio;
-    match t.decay {
-        Decay::Constant => peak,
-        Decay::Linear => peak - (peak - floor) * p,
-        Decay::Cosine => floor + (peak - floor) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos()),
-    }
-}
-
-/// The learning rate "in effect" at the checkpoint taken after `step` steps, the
-/// `eta_t` of TracIn: the rate of the step that produced these weights,
-/// `lr_at(step)`; for the checkpoint at step 0 (the initial weights) the rate of the
-/// first step, `lr_at(1)`.
-pub fn checkpoint_lr(t: &crate::spec::TrainingConfig, total_steps: usize, step: usize) -> f64 {
-    lr_at(t, total_steps, step.max(1))
 }
 
 impl Trainer {
@@ -628,63 +565,6 @@ pub async fn mean_loss(
         count += n;
     }
     Ok((count > 0).then(|| (total / count as f64) as f32))
-}
-
-/// Inputs `[B, T]`, targets `[B, T]`, a 0/1 mask of scored (non-padding) targets and
-/// the number of scored targets, for the instances `ids`. `T` is the longest instance
-/// length minus one.
-pub fn batch_tensors(
-    corpus: &Corpus,
-    ids: &[u32],
-    device: &Device,
-) -> (
-    Tensor<2, burn::tensor::Int>,
-    Tensor<2, burn::tensor::Int>,
-    Tensor<2>,
-    usize,
-) {
-    let rows: Vec<&[u32]> = ids
-        .iter()
-        .filter_map(|&i| corpus.get(i).map(|x| x.tokens.as_slice()))
-        .collect();
-    token_batch(&rows, corpus.tokenizer.pad(), device)
-}
-
-/// Batch tensors from token rows (each with BOS first); see [`batch_tensors`].
-pub fn token_batch(
-    rows: &[&[u32]],
-    pad: u32,
-    device: &Device,
-) -> (
-    Tensor<2, burn::tensor::Int>,
-    Tensor<2, burn::tensor::Int>,
-    Tensor<2>,
-    usize,
-) {
-    let t = rows.iter().map(|r| r.len()).max().unwrap_or(2).max(2) - 1;
-    let inputs: Vec<Vec<u32>> = rows
-        .iter()
-        .map(|r| r[..r.len().saturating_sub(1)].to_vec())
-        .collect();
-    let targets: Vec<Vec<u32>> = rows
-        .iter()
-        .map(|r| r.get(1..).unwrap_or(&[]).to_vec())
-        .collect();
-    let mut mask = Vec::with_capacity(rows.len() * t);
-    let mut n = 0;
-    for r in &targets {
-        for j in 0..t {
-            let scored = j < r.len();
-            n += usize::from(scored);
-            mask.push(if scored { 1.0f32 } else { 0.0 });
-        }
-    }
-    (
-        ids_tensor(&inputs, t, pad, device),
-        ids_tensor(&targets, t, pad, device),
-        Tensor::from_data(TensorData::new(mask, [rows.len(), t]), device),
-        n,
-    )
 }
 
 /// The result of a native run.

@@ -17,12 +17,25 @@ const types = {
   '.css': 'text/css', '.json': 'application/json', '.svg': 'image/svg+xml', '.png': 'image/png',
 };
 
-export async function serveDist() {
+/**
+ * Serve dist/ as a static host would. `base` serves it under a sub-path (`/mnemo/`; any
+ * other path answers 404); `rewrite(path, body)` may change a file as it is sent (a new
+ * build, say). `requests` lists every path asked for.
+ */
+export async function serveDist({ base = '/', rewrite } = {}) {
+  const requests = [];
   const server = createServer(async (req, res) => {
-    const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname)).replace(/^(\.\.[/\\])+/, '');
+    const asked = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    requests.push(asked);
+    if (!asked.startsWith(base)) {
+      res.writeHead(404).end('not found');
+      return;
+    }
+    const path = normalize('/' + asked.slice(base.length)).replace(/^(\.\.[/\\])+/, '');
     const file = join(root, path.endsWith('/') ? path + 'index.html' : path);
     try {
-      const body = await readFile(file);
+      let body = await readFile(file);
+      if (rewrite) body = rewrite(path, body);
       res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' });
       res.end(body);
     } catch {
@@ -31,7 +44,11 @@ export async function serveDist() {
   });
   await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
   const { port } = server.address();
-  return { url: `http://127.0.0.1:${port}/`, close: () => new Promise((ok) => server.close(ok)) };
+  return {
+    url: `http://127.0.0.1:${port}${base}`,
+    requests,
+    close: () => new Promise((ok) => server.close(ok)),
+  };
 }
 
 const common = [

@@ -14,6 +14,7 @@ pub mod download;
 pub mod form;
 pub mod hub;
 pub mod lessons;
+pub mod offline;
 pub mod protocol;
 pub mod runs;
 pub mod settings;

@@ -602,7 +602,10 @@ impl Component for App {
                 if let Some(g) = &self.guide { <Guide key={g.lesson.id.clone()} lesson={g.lesson} /> }
                 { layout }
                 if !chrome.hides("share") { { share::panel(&self.share, link.callback(Msg::MakeLink)) } }
-                <footer><small>{ "Mnemo runs entirely in this page: your text never leaves your computer." }</small></footer>
+                <footer>
+                    <small>{ "Mnemo runs entirely in this page: your text never leaves your computer." }</small>
+                    <crate::offline::Offline {running} />
+                </footer>
             </main>
             </ContextProvider<Hub>>
         }

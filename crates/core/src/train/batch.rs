@@ -2,19 +2,19 @@
 
 use super::*;
 
-/// Inputs `[B, T]`, targets `[B, T]`, a 0/1 mask of scored (non-padding) targets and
-/// the number of scored targets, for the instances `ids`. `T` is the longest instance
-/// length minus one.
-pub fn batch_tensors(
-    corpus: &Corpus,
-    ids: &[u32],
-    device: &Device,
-) -> (
+/// A batch: inputs `[B, T]`, targets `[B, T]`, the 0/1 mask of scored targets and their
+/// count.
+pub type Batch = (
     Tensor<2, burn::tensor::Int>,
     Tensor<2, burn::tensor::Int>,
     Tensor<2>,
     usize,
-) {
+);
+
+/// Inputs `[B, T]`, targets `[B, T]`, a 0/1 mask of scored (non-padding) targets and
+/// the number of scored targets, for the instances `ids`. `T` is the longest instance
+/// length minus one.
+pub fn batch_tensors(corpus: &Corpus, ids: &[u32], device: &Device) -> Batch {
     let rows: Vec<&[u32]> = ids
         .iter()
         .filter_map(|&i| corpus.get(i).map(|x| x.tokens.as_slice()))
@@ -23,16 +23,7 @@ pub fn batch_tensors(
 }
 
 /// Batch tensors from token rows (each with BOS first); see [`batch_tensors`].
-pub fn token_batch(
-    rows: &[&[u32]],
-    pad: u32,
-    device: &Device,
-) -> (
-    Tensor<2, burn::tensor::Int>,
-    Tensor<2, burn::tensor::Int>,
-    Tensor<2>,
-    usize,
-) {
+pub fn token_batch(rows: &[&[u32]], pad: u32, device: &Device) -> Batch {
     let t = rows.iter().map(|r| r.len()).max().unwrap_or(2).max(2) - 1;
     let inputs: Vec<Vec<u32>> = rows
         .iter()

@@ -30,7 +30,7 @@ use crate::spec::{Decay, Duration, ExperimentSpec, SpecError};
 mod batch;
 mod schedule;
 
-pub use batch::{batch_tensors, token_batch};
+pub use batch::{Batch, batch_tensors, token_batch};
 pub use schedule::{checkpoint_lr, lr_at, plan, plan_excluding};
 
 /// The epsilon of every run's AdamW (added to the square root of the second moment).
@@ -355,16 +355,7 @@ impl Trainer {
     }
 
     /// Inputs, targets and the mask of scored positions for a batch of instances.
-    pub fn batch_tensors(
-        &self,
-        ids: &[u32],
-        device: &Device,
-    ) -> (
-        Tensor<2, burn::tensor::Int>,
-        Tensor<2, burn::tensor::Int>,
-        Tensor<2>,
-        usize,
-    ) {
+    pub fn batch_tensors(&self, ids: &[u32], device: &Device) -> Batch {
         batch_tensors(&self.corpus, ids, device)
     }
 

@@ -24,9 +24,14 @@ const types = {
  */
 export async function serveDist({ base = '/', rewrite } = {}) {
   const requests = [];
+  const state = { down: false };
   const server = createServer(async (req, res) => {
     const asked = decodeURIComponent(new URL(req.url, 'http://x').pathname);
     requests.push(asked);
+    if (state.down) {
+      res.writeHead(503).end('the server is down');
+      return;
+    }
     if (!asked.startsWith(base)) {
       res.writeHead(404).end('not found');
       return;
@@ -47,6 +52,8 @@ export async function serveDist({ base = '/', rewrite } = {}) {
   return {
     url: `http://127.0.0.1:${port}${base}`,
     requests,
+    /** While true every request is answered 503, as if the host were gone. */
+    set down(value) { state.down = value; },
     close: () => new Promise((ok) => server.close(ok)),
   };
 }

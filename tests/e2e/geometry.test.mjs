@@ -1,7 +1,7 @@
 // The Geometry view on the CPU path: impossible settings are refused in place; Cancel
 // stops a training run between steps; the geometry demo (a lollipop with an isolated and
 // a duplicated point) trains in the page and FLIPD's region means sit near the true
-// dimensions (natively at the demo's t0 = 0.035: disk ~1.9, stick ~0.9, point ~0.1), the
+// dimensions (natively at the demo's t0 = 0.035: disk 1.84, stick 0.87, point -0.05), the
 // duplicated point is DD-Mem, the charts are drawn and the exports hold the result; a
 // copied link re-runs the same settings and gets the same regions table. Prints the
 // demo's seconds in the page for the README.

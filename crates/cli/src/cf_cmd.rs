@@ -2,14 +2,18 @@
 //! from an ensemble of models trained on random subsets.
 
 use std::ops::ControlFlow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use mnemo_core::{BackendKind, Corpus, ExperimentSpec};
-use mnemo_measures::counterfactual::{CounterfactualResult, plan_ensemble, run_ensemble_blocking};
+use mnemo_measures::counterfactual::{
+    CounterfactualResult, MemberScores, counterfactual_result, plan_ensemble,
+    run_ensemble_blocking, run_member_blocking,
+};
 use mnemo_plots::counterfactual::{in_out_scatter, mem_histogram};
 use mnemo_plots::did::svg_of;
 
+use crate::shard::{self, Shard, ShardSet};
 use crate::{CliError, device, did_cmd, read_spec};
 
 /// The spec with its counterfactual section (defaults when absent), `models` overriding
@@ -57,36 +61,27 @@ fn run(
     Ok((corpus, result, start.elapsed().as_secs_f64()))
 }
 
-/// `mnemo counterfactual`.
+/// `mnemo counterfactual`; with `shard`, only that shard's members, written as a shard
+/// folder for `mnemo merge`.
 pub fn counterfactual(
     spec_path: PathBuf,
     out: PathBuf,
     models: Option<usize>,
     quiet: bool,
+    shard: Option<Shard>,
 ) -> Result<(), CliError> {
     let spec = with_settings(read_spec(&spec_path)?, models)?;
     let settings = spec.counterfactual.clone().unwrap_or_default();
+    if let Some(shard) = shard {
+        return run_shard(&spec, shard, &out, quiet);
+    }
     eprintln!(
         "training {} models, each on {:.0}% of the training texts",
         settings.models,
         settings.fraction * 100.0
     );
     let (_, result, secs) = run(&spec, quiet)?;
-    let mut files = mnemo_measures::export::counterfactual_tables(&result)?;
-    let size = (800, 480);
-    files.extend([
-        (
-            "counterfactual.json",
-            serde_json::to_string_pretty(&result).map_err(|e| CliError::Output(e.to_string()))?,
-        ),
-        (
-            "mem_histogram.svg",
-            svg_of(size, |a| mem_histogram(a, &result)),
-        ),
-        ("in_out.svg", svg_of(size, |a| in_out_scatter(a, &result))),
-        ("spec.json", spec.to_json()),
-    ]);
-    did_cmd::write_all(&out, &files)?;
+    write_outputs(&spec, &result, &out)?;
     eprintln!(
         "{} models in {secs:.1} s; mem defined for {} of {} training texts. Most memorised:",
         result.models,
@@ -103,6 +98,94 @@ pub fn counterfactual(
         }
     }
     eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
+/// The files of `mnemo counterfactual` (the same whether sharded and merged or not).
+fn write_outputs(
+    spec: &ExperimentSpec,
+    result: &CounterfactualResult,
+    out: &Path,
+) -> Result<(), CliError> {
+    let mut files = mnemo_measures::export::counterfactual_tables(result)?;
+    let size = (800, 480);
+    files.extend([
+        (
+            "counterfactual.json",
+            serde_json::to_string_pretty(result).map_err(|e| CliError::Output(e.to_string()))?,
+        ),
+        (
+            "mem_histogram.svg",
+            svg_of(size, |a| mem_histogram(a, result)),
+        ),
+        ("in_out.svg", svg_of(size, |a| in_out_scatter(a, result))),
+        ("spec.json", spec.to_json()),
+    ]);
+    did_cmd::write_all(out, &files)
+}
+
+/// Train and score shard `shard`'s members (member `j` is job `j`) and write the shard
+/// folder.
+fn run_shard(spec: &ExperimentSpec, shard: Shard, out: &Path, quiet: bool) -> Result<(), CliError> {
+    let corpus = Corpus::build(&spec.data, spec.tokenizer, spec.model.context, spec.seed)
+        .map_err(mnemo_core::TrainError::from)?;
+    let settings = spec.counterfactual.clone().unwrap_or_default();
+    let plan = plan_ensemble(&corpus, &settings, spec.seed)?;
+    let jobs = shard.jobs(plan.models());
+    eprintln!(
+        "shard {shard}: training {} of {} models",
+        jobs.len(),
+        plan.models()
+    );
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(jobs.len() as u64)
+    };
+    let dev = device(BackendKind::Flex)?;
+    let mut results = Vec::with_capacity(jobs.len());
+    for (k, &j) in jobs.iter().enumerate() {
+        bar.set_position(k as u64);
+        results.push((j, run_member_blocking(spec, &corpus, &plan, j, &dev)?));
+    }
+    bar.finish_and_clear();
+    shard::write(
+        out,
+        COMMAND,
+        spec,
+        &serde_json::json!({}),
+        shard,
+        plan.models(),
+        &results,
+    )
+}
+
+/// The shards' name for this command.
+pub const COMMAND: &str = "counterfactual";
+
+/// `mnemo merge` of counterfactual shards: the unsharded run's files.
+pub fn merge(set: &ShardSet, out: &Path) -> Result<(), CliError> {
+    let spec = &set.spec;
+    let corpus = Corpus::build(&spec.data, spec.tokenizer, spec.model.context, spec.seed)
+        .map_err(mnemo_core::TrainError::from)?;
+    let settings = spec.counterfactual.clone().unwrap_or_default();
+    let plan = plan_ensemble(&corpus, &settings, spec.seed)?;
+    let scores: Vec<MemberScores> = set.results()?;
+    if scores.len() != plan.models() {
+        return Err(CliError::Output(format!(
+            "merge: the shards hold {} members, the spec plans {}",
+            scores.len(),
+            plan.models()
+        )));
+    }
+    let result = counterfactual_result(&plan, &corpus, &scores);
+    write_outputs(spec, &result, out)?;
+    eprintln!(
+        "merged {} members from {} shards; wrote {}",
+        result.models,
+        set.dirs.len(),
+        out.display()
+    );
     Ok(())
 }
 

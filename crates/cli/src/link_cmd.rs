@@ -89,7 +89,13 @@ pub fn run(
     }
     if p.spec.counterfactual.is_some() {
         eprintln!("== counterfactual memorisation");
-        crate::cf_cmd::counterfactual(spec_path.clone(), out.join("counterfactual"), None, quiet)?;
+        crate::cf_cmd::counterfactual(
+            spec_path.clone(),
+            out.join("counterfactual"),
+            None,
+            quiet,
+            None,
+        )?;
     }
     if p.spec.extraction.is_some() {
         eprintln!("== extraction");

@@ -32,7 +32,9 @@ mod extract_cmd;
 mod geometry_cmd;
 mod influence_cmd;
 mod link_cmd;
+mod merge_cmd;
 mod mitigate_cmd;
+mod shard;
 mod softprompt_cmd;
 mod spec_cmd;
 
@@ -94,7 +96,18 @@ enum Command {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Train only shard I of N (members I-1, I-1+N, ...) and write a shard folder
+        /// for `mnemo merge`.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<shard::Shard>,
     },
+    /// Combine the shard folders of a `--shard I/N` run into exactly the files the
+    /// unsharded run writes. Refuses a missing or repeated shard, and shards of another
+    /// command, spec or options.
+    Merge(merge_cmd::MergeArgs),
+    /// Write a Slurm job array that runs a command in shards and merges them:
+    /// DIR/array.sbatch, DIR/merge.sbatch and DIR/submit.sh (prints how to submit).
+    Slurm(merge_cmd::SlurmArgs),
     /// Measure extraction (greedy decoding from a k-token prefix reproduces the next s
     /// tokens) on every training instance and every held-out one (the baseline). Without
     /// --checkpoint the spec's model is trained first (writing the `train` outputs);
@@ -346,6 +359,8 @@ enum CliError {
     Influence(#[from] mnemo_measures::influence::InfluenceError),
     #[error("geometry: {0}")]
     Geometry(#[from] mnemo_measures::geometry::GeometryError),
+    #[error("merge: {0}")]
+    Merge(#[from] shard::MergeError),
     #[error("{path}, line {line}: {message}")]
     Points {
         path: PathBuf,
@@ -439,7 +454,10 @@ fn main() -> ExitCode {
             out,
             models,
             quiet,
-        } => cf_cmd::counterfactual(spec, out, models, quiet),
+            shard,
+        } => cf_cmd::counterfactual(spec, out, models, quiet, shard),
+        Command::Merge(args) => merge_cmd::merge(args),
+        Command::Slurm(args) => merge_cmd::slurm(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -518,6 +518,24 @@ pub fn run_ensemble_blocking(
     Ok(run.result())
 }
 
+/// Train and score member `j` alone on this thread (natively): what
+/// [`run_ensemble_blocking`] computes for that member, so members can be spread over
+/// processes or machines and their scores put together with [`counterfactual_result`].
+#[cfg(not(target_family = "wasm"))]
+pub fn run_member_blocking(
+    spec: &ExperimentSpec,
+    corpus: &Corpus,
+    plan: &EnsemblePlan,
+    j: usize,
+    device: &Device,
+) -> Result<MemberScores, CounterfactualError> {
+    use mnemo_core::train::block_on;
+    let mut trainer = plan.member_trainer(j, spec, corpus, device.clone())?;
+    while block_on(trainer.step())?.is_some() {}
+    let model = block_on(member_model(&trainer, device))?;
+    block_on(score_member(&model, corpus, plan))
+}
+
 /// A trained member's weights as an inference model on `device`.
 pub async fn member_model(trainer: &Trainer, device: &Device) -> Result<Gpt, CounterfactualError> {
     let ck = trainer.checkpoint().await?;

@@ -32,6 +32,7 @@ fn with_settings(
 
 fn run(
     spec: &ExperimentSpec,
+    backend: BackendKind,
     quiet: bool,
 ) -> Result<(Corpus, CounterfactualResult, f64), CliError> {
     let corpus = Corpus::build(&spec.data, spec.tokenizer, spec.model.context, spec.seed)
@@ -49,7 +50,7 @@ fn run(
     );
     let start = std::time::Instant::now();
     let result =
-        run_ensemble_blocking(spec, &corpus, &plan, &device(BackendKind::Flex)?, |j, _| {
+        run_ensemble_blocking(spec, &corpus, &plan, &device(backend)?, |j, _| {
             bar.set_position(j as u64);
             ControlFlow::Continue(())
         })?;
@@ -62,6 +63,7 @@ pub fn counterfactual(
     spec_path: PathBuf,
     out: PathBuf,
     models: Option<usize>,
+    backend: BackendKind,
     quiet: bool,
 ) -> Result<(), CliError> {
     let spec = with_settings(read_spec(&spec_path)?, models)?;
@@ -71,13 +73,13 @@ pub fn counterfactual(
         settings.models,
         settings.fraction * 100.0
     );
-    let (_, result, secs) = run(&spec, quiet)?;
+    let (_, result, secs) = run(&spec, backend, quiet)?;
     let mut files = mnemo_measures::export::counterfactual_tables(&result)?;
     let size = (800, 480);
     files.extend([
         (
             "counterfactual.json",
-            serde_json::to_string_pretty(&result).map_err(|e| CliError::Output(e.to_string()))?,
+            crate::json_doc(&result)?,
         ),
         (
             "mem_histogram.svg",
@@ -110,7 +112,7 @@ pub fn counterfactual(
 /// the counterfactual demo on the native CPU backend.
 pub fn bench(models: usize) -> Result<(), CliError> {
     let spec = with_settings(ExperimentSpec::counterfactual_demo(), Some(models))?;
-    let (_, result, secs) = run(&spec, true)?;
+    let (_, result, secs) = run(&spec, BackendKind::Flex, true)?;
     println!(
         "counterfactual demo ({} models, 2 layers, d_model {}, {} epochs on half the texts) on {}",
         result.models,

@@ -59,8 +59,7 @@ pub fn outputs(result: &ExtractionResult) -> Result<Vec<(&'static str, String)>,
         ("extraction_heldout.csv", extraction_csv(&result.heldout)?),
         (
             "extraction.json",
-            serde_json::to_string_pretty(&result.summary())
-                .map_err(|e| CliError::Output(e.to_string()))?,
+            crate::json_doc(&result.summary())?,
         ),
         (
             "extraction.svg",

@@ -34,8 +34,7 @@ pub fn outputs(result: &SoftPromptResult) -> Result<Vec<(&'static str, String)>,
         ("prompt_loss.csv", prompt_loss_csv(result)?),
         (
             "softprompt.json",
-            serde_json::to_string_pretty(&result.summary())
-                .map_err(|e| CliError::Output(e.to_string()))?,
+            crate::json_doc(&result.summary())?,
         ),
         ("softprompt.svg", svg_of(size, |a| rates_chart(a, result))),
         (

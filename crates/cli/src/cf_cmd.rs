@@ -49,11 +49,10 @@ fn run(
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let start = std::time::Instant::now();
-    let result =
-        run_ensemble_blocking(spec, &corpus, &plan, &device(backend)?, |j, _| {
-            bar.set_position(j as u64);
-            ControlFlow::Continue(())
-        })?;
+    let result = run_ensemble_blocking(spec, &corpus, &plan, &device(backend)?, |j, _| {
+        bar.set_position(j as u64);
+        ControlFlow::Continue(())
+    })?;
     bar.finish_and_clear();
     Ok((corpus, result, start.elapsed().as_secs_f64()))
 }
@@ -77,10 +76,7 @@ pub fn counterfactual(
     let mut files = mnemo_measures::export::counterfactual_tables(&result)?;
     let size = (800, 480);
     files.extend([
-        (
-            "counterfactual.json",
-            crate::json_doc(&result)?,
-        ),
+        ("counterfactual.json", crate::json_doc(&result)?),
         (
             "mem_histogram.svg",
             svg_of(size, |a| mem_histogram(a, &result)),

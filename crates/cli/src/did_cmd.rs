@@ -20,10 +20,7 @@ pub fn outputs(result: &DidResult) -> Result<Vec<(&'static str, String)>, CliErr
     let mut files = mnemo_measures::export::tables(result)?;
     let size = (800, 480);
     files.extend([
-        (
-            "result.json",
-            crate::json_doc(result)?,
-        ),
+        ("result.json", crate::json_doc(result)?),
         ("profile.svg", svg_of(size, |a| profile_heatmap(a, result))),
         (
             "persistent.svg",

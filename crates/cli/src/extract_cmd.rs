@@ -57,10 +57,7 @@ pub fn outputs(result: &ExtractionResult) -> Result<Vec<(&'static str, String)>,
     Ok(vec![
         ("extraction.csv", extraction_csv(&result.train)?),
         ("extraction_heldout.csv", extraction_csv(&result.heldout)?),
-        (
-            "extraction.json",
-            crate::json_doc(&result.summary())?,
-        ),
+        ("extraction.json", crate::json_doc(&result.summary())?),
         (
             "extraction.svg",
             svg_of((800, 480), |a| extraction_chart(a, result)),

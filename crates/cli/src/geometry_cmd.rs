@@ -255,11 +255,7 @@ pub fn run(
         "train_seconds": trained_at,
         "total_seconds": seconds,
     });
-    write(
-        &out,
-        "geometry.json",
-        &crate::json_doc(&json)?,
-    )?;
+    write(&out, "geometry.json", &crate::json_doc(&json)?)?;
     let size = (900, 700);
     let pairs: Vec<(usize, usize)> = if result.dim == 2 {
         vec![(0, 1)]

@@ -155,10 +155,7 @@ pub fn run(
         deletion_secs,
         trained.elapsed_s,
     );
-    files.push((
-        "influence.json",
-        crate::json_doc(&summary)?,
-    ));
+    files.push(("influence.json", crate::json_doc(&summary)?));
     let size = (800, 520);
     files.push((
         "agreement.svg",

@@ -512,7 +512,10 @@ static DEVICE_NAME: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(Non
 /// The description of the device this command runs on, e.g. `cpu (flex)` or
 /// `wgpu: llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan)`; `None` before [`device`] made one.
 fn device_name() -> Option<String> {
-    DEVICE_NAME.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    DEVICE_NAME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
 }
 
 /// `value` as pretty JSON with a `"device"` field naming the device the command ran on

@@ -332,10 +332,7 @@ fn outputs(summary: &MitigationSummary) -> Result<Vec<(&'static str, String)>, C
     let results = &summary.results;
     let refs = reference_points(results, summary.is_backdoor(), summary.layers);
     let mut files = mnemo_measures::export::mitigation_tables(results)?;
-    files.push((
-        "mitigation.json",
-        crate::json_doc(summary)?,
-    ));
+    files.push(("mitigation.json", crate::json_doc(summary)?));
     files.push((
         "tradeoff.svg",
         svg_of((900, 560), |a| tradeoff_chart(a, results, &refs)),

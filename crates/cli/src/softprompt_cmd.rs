@@ -32,10 +32,7 @@ pub fn outputs(result: &SoftPromptResult) -> Result<Vec<(&'static str, String)>,
         ("softprompt.csv", softprompt_csv(result)?),
         ("pairs.csv", pairs_csv(result)?),
         ("prompt_loss.csv", prompt_loss_csv(result)?),
-        (
-            "softprompt.json",
-            crate::json_doc(&result.summary())?,
-        ),
+        ("softprompt.json", crate::json_doc(&result.summary())?),
         ("softprompt.svg", svg_of(size, |a| rates_chart(a, result))),
         (
             "prompt_loss.svg",

@@ -90,7 +90,10 @@ fn not_compiled(kind: BackendKind) -> DeviceError {
 
 /// Run `f`, turning a panic into its message. The panic hook is silenced meanwhile so a
 /// failed probe prints only the error the caller reports.
-#[cfg_attr(not(any(feature = "wgpu", feature = "webgpu", feature = "cuda")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "wgpu", feature = "webgpu", feature = "cuda")),
+    allow(dead_code)
+)]
 fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     static HOOK: Mutex<()> = Mutex::new(());
     let _lock = HOOK.lock().unwrap_or_else(|e| e.into_inner());
@@ -108,7 +111,10 @@ fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
 }
 
 /// Read one small tensor back from `device`: the first operation that needs the driver.
-#[cfg_attr(not(any(feature = "wgpu", feature = "webgpu", feature = "cuda")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "wgpu", feature = "webgpu", feature = "cuda")),
+    allow(dead_code)
+)]
 fn probe(device: &Device) -> Result<(), String> {
     let data = guarded(|| {
         burn::tensor::Tensor::<1>::from_floats([1.0, 2.0], device)

@@ -73,7 +73,8 @@ for tag in sorted(f[:-5] for f in os.listdir(runs) if f.endswith(".args")):
             row[k] = got[k]
     else:
         reason = f"timed out after {limit} s" if rc == 124 else \
-            next((l for l in reversed(err) if l.startswith("error:")), err[-1] if err else f"exit {rc}")
+            next((l[len("error: "):] for l in reversed(err) if l.startswith("error: ")),
+                 err[-1] if err else f"exit {rc}")
         row["error"] = reason
     rows.append(row)
 doc = {

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::{Subcommand, ValueEnum};
-use mnemo_core::backend::Device;
 use mnemo_core::spec::{DataSource, Duration, Outcome, SplitMode};
 use mnemo_core::train::{ADAMW_EPSILON, Trainer, block_on};
 use mnemo_core::{BackendKind, ExperimentSpec, Gpt, TrainError};
@@ -29,6 +28,30 @@ pub enum BenchModel {
     Tinymem,
     /// The browser demo: 2 layers, d_model 64, 4 heads, batch 8.
     Demo,
+}
+
+/// Overrides of the benchmarked models' size (`mnemo bench train --layers --d-model`),
+/// for timing bigger models (tests/bench/gpu).
+#[derive(clap::Args, Clone, Copy, Default)]
+pub struct BenchSize {
+    /// Transformer layers, 1-8 (default: the model's own, 2).
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// Model width, 32-256 and a multiple of the 4 heads (default: the model's own).
+    #[arg(long)]
+    pub d_model: Option<usize>,
+}
+
+impl BenchSize {
+    fn apply(self, mut spec: ExperimentSpec) -> ExperimentSpec {
+        if let Some(l) = self.layers {
+            spec.model.n_layers = l;
+        }
+        if let Some(d) = self.d_model {
+            spec.model.d_model = d;
+        }
+        spec
+    }
 }
 
 /// The benchmark text: random digits in groups of three, 256 windows of 149 characters.
@@ -81,6 +104,9 @@ struct Row {
     model: &'static str,
     about: &'static str,
     backend: BackendKind,
+    device: String,
+    n_layers: usize,
+    d_model: usize,
     timed_steps: usize,
     ms_per_step: f64,
     train_tokens_per_s: f64,
@@ -103,6 +129,9 @@ impl Row {
             "about": self.about,
             "backend": backend_name(self.backend),
             "label": self.backend.label(),
+            "device": self.device,
+            "n_layers": self.n_layers,
+            "d_model": self.d_model,
             "timed_steps": self.timed_steps,
             "tokens_per_step": self.tokens_per_step,
             "ms_per_step": self.ms_per_step,
@@ -122,6 +151,7 @@ fn backend_name(kind: BackendKind) -> &'static str {
         BackendKind::Flex => "flex",
         BackendKind::Ndarray => "ndarray",
         BackendKind::Wgpu => "wgpu",
+        BackendKind::Cuda => "cuda",
     }
 }
 
@@ -133,8 +163,9 @@ fn measure(
     about: &'static str,
     spec: &ExperimentSpec,
     kind: BackendKind,
-    dev: &Device,
+    dev: &mnemo_core::native::NativeDevice,
 ) -> Result<Row, CliError> {
+    let (device_name, dev) = (dev.name.clone(), &dev.device);
     reset_peak_rss();
     let mut trainer = Trainer::new(spec.clone(), dev.clone())?;
     // One warm-up step (allocations, kernel selection), then the timed ones.
@@ -165,6 +196,9 @@ fn measure(
         model,
         about,
         backend: kind,
+        device: device_name,
+        n_layers: spec.model.n_layers,
+        d_model: spec.model.d_model,
         timed_steps: timed,
         ms_per_step: secs * 1000.0 / timed as f64,
         train_tokens_per_s: tokens as f64 / secs,
@@ -182,6 +216,7 @@ pub fn bench_train(
     steps: usize,
     backend: Option<Backend>,
     model: Option<BenchModel>,
+    size: BenchSize,
     as_json: bool,
 ) -> Result<(), CliError> {
     let steps = steps.max(1);
@@ -201,7 +236,14 @@ pub fn bench_train(
             "the browser demo: 2 layers, d_model 64, 4 heads, batch 8",
             demo,
         ),
-    ];
+    ]
+    .map(|(which, name, about, spec)| (which, name, about, size.apply(spec)));
+    for (_, _, _, spec) in models.iter().filter(|m| model.is_none_or(|w| w == m.0)) {
+        spec.validate().map_err(|source| CliError::Spec {
+            path: PathBuf::from("--layers/--d-model"),
+            source,
+        })?;
+    }
     let kinds: Vec<BackendKind> = match backend {
         Some(b) => {
             let kind = BackendKind::from(b);
@@ -225,7 +267,8 @@ pub fn bench_train(
             continue;
         }
         for &kind in &kinds {
-            let Some(dev) = kind.cpu_device() else {
+            // Backends not asked for by name are skipped when this build lacks them.
+            let Ok(dev) = mnemo_core::native::device(kind) else {
                 continue;
             };
             let row = measure(name, about, &spec, kind, &dev)?;
@@ -234,7 +277,7 @@ pub fn bench_train(
                     stdout,
                     "{:<14} {:<16} {:>10.1} {:>12.0} {:>14.1} {:>10}",
                     row.model,
-                    kind.label(),
+                    row.device,
                     row.ms_per_step,
                     row.train_tokens_per_s,
                     row.eval_sequences_per_s(),
@@ -245,7 +288,12 @@ pub fn bench_train(
             rows.push(row);
         }
         if !as_json {
-            let _ = writeln!(stdout, "  ({name}: {about})");
+            let spec = &spec.model;
+            let _ = writeln!(
+                stdout,
+                "  ({name}: {about}; here {} layers, d_model {})",
+                spec.n_layers, spec.d_model
+            );
         }
     }
     if as_json {
@@ -388,12 +436,15 @@ pub enum Bench {
         /// Timed steps (after one warm-up step).
         #[arg(long, default_value_t = 5)]
         steps: usize,
-        /// Only this backend (default: every CPU backend compiled in).
+        /// Only this backend (default: every CPU backend compiled in; cpu, wgpu and cuda
+        /// must be there when named).
         #[arg(long, value_enum)]
         backend: Option<crate::Backend>,
         /// Only this model (default: both).
         #[arg(long, value_enum)]
         model: Option<BenchModel>,
+        #[command(flatten)]
+        size: BenchSize,
         /// Print JSON (one object per model and backend) instead of a table.
         #[arg(long)]
         json: bool,

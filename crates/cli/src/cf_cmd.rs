@@ -36,6 +36,7 @@ fn with_settings(
 
 fn run(
     spec: &ExperimentSpec,
+    backend: BackendKind,
     quiet: bool,
 ) -> Result<(Corpus, CounterfactualResult, f64), CliError> {
     let corpus = Corpus::build(&spec.data, spec.tokenizer, spec.model.context, spec.seed)
@@ -52,11 +53,10 @@ fn run(
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let start = std::time::Instant::now();
-    let result =
-        run_ensemble_blocking(spec, &corpus, &plan, &device(BackendKind::Flex)?, |j, _| {
-            bar.set_position(j as u64);
-            ControlFlow::Continue(())
-        })?;
+    let result = run_ensemble_blocking(spec, &corpus, &plan, &device(backend)?, |j, _| {
+        bar.set_position(j as u64);
+        ControlFlow::Continue(())
+    })?;
     bar.finish_and_clear();
     Ok((corpus, result, start.elapsed().as_secs_f64()))
 }
@@ -67,20 +67,21 @@ pub fn counterfactual(
     spec_path: PathBuf,
     out: PathBuf,
     models: Option<usize>,
+    backend: BackendKind,
     quiet: bool,
     shard: Option<Shard>,
 ) -> Result<(), CliError> {
     let spec = with_settings(read_spec(&spec_path)?, models)?;
     let settings = spec.counterfactual.clone().unwrap_or_default();
     if let Some(shard) = shard {
-        return run_shard(&spec, shard, &out, quiet);
+        return run_shard(&spec, shard, backend, &out, quiet);
     }
     eprintln!(
         "training {} models, each on {:.0}% of the training texts",
         settings.models,
         settings.fraction * 100.0
     );
-    let (_, result, secs) = run(&spec, quiet)?;
+    let (_, result, secs) = run(&spec, backend, quiet)?;
     write_outputs(&spec, &result, &out)?;
     eprintln!(
         "{} models in {secs:.1} s; mem defined for {} of {} training texts. Most memorised:",
@@ -110,10 +111,7 @@ fn write_outputs(
     let mut files = mnemo_measures::export::counterfactual_tables(result)?;
     let size = (800, 480);
     files.extend([
-        (
-            "counterfactual.json",
-            serde_json::to_string_pretty(result).map_err(|e| CliError::Output(e.to_string()))?,
-        ),
+        ("counterfactual.json", crate::json_doc(result)?),
         (
             "mem_histogram.svg",
             svg_of(size, |a| mem_histogram(a, result)),
@@ -126,7 +124,13 @@ fn write_outputs(
 
 /// Train and score shard `shard`'s members (member `j` is job `j`) and write the shard
 /// folder.
-fn run_shard(spec: &ExperimentSpec, shard: Shard, out: &Path, quiet: bool) -> Result<(), CliError> {
+fn run_shard(
+    spec: &ExperimentSpec,
+    shard: Shard,
+    backend: BackendKind,
+    out: &Path,
+    quiet: bool,
+) -> Result<(), CliError> {
     let corpus = Corpus::build(&spec.data, spec.tokenizer, spec.model.context, spec.seed)
         .map_err(mnemo_core::TrainError::from)?;
     let settings = spec.counterfactual.clone().unwrap_or_default();
@@ -142,7 +146,7 @@ fn run_shard(spec: &ExperimentSpec, shard: Shard, out: &Path, quiet: bool) -> Re
     } else {
         ProgressBar::new(jobs.len() as u64)
     };
-    let dev = device(BackendKind::Flex)?;
+    let dev = device(backend)?;
     let mut results = Vec::with_capacity(jobs.len());
     for (k, &j) in jobs.iter().enumerate() {
         bar.set_position(k as u64);
@@ -193,7 +197,7 @@ pub fn merge(set: &ShardSet, out: &Path) -> Result<(), CliError> {
 /// the counterfactual demo on the native CPU backend.
 pub fn bench(models: usize) -> Result<(), CliError> {
     let spec = with_settings(ExperimentSpec::counterfactual_demo(), Some(models))?;
-    let (_, result, secs) = run(&spec, true)?;
+    let (_, result, secs) = run(&spec, BackendKind::Flex, true)?;
     println!(
         "counterfactual demo ({} models, 2 layers, d_model {}, {} epochs on half the texts) on {}",
         result.models,

@@ -20,10 +20,7 @@ pub fn outputs(result: &DidResult) -> Result<Vec<(&'static str, String)>, CliErr
     let mut files = mnemo_measures::export::tables(result)?;
     let size = (800, 480);
     files.extend([
-        (
-            "result.json",
-            serde_json::to_string_pretty(result).map_err(|e| CliError::Output(e.to_string()))?,
-        ),
+        ("result.json", crate::json_doc(result)?),
         ("profile.svg", svg_of(size, |a| profile_heatmap(a, result))),
         (
             "persistent.svg",
@@ -99,6 +96,7 @@ pub fn run(
 /// Run `mnemo profile`: train, evaluate the panel at every checkpoint, estimate.
 pub fn profile(args: TrainArgs) -> Result<(), CliError> {
     let out = args.out.clone();
+    let kind: BackendKind = args.backend.into();
     let (trainer, checkpoints) = crate::train(args)?;
     let spec = trainer.spec().clone();
     let settings = spec.profile.clone().unwrap_or_default();
@@ -110,7 +108,7 @@ pub fn profile(args: TrainArgs) -> Result<(), CliError> {
         &settings,
         spec.seed,
     )?;
-    let device = crate::device(BackendKind::Flex)?;
+    let device = crate::device(kind)?;
     eprintln!(
         "evaluating {} instances at {} checkpoints",
         plan.ids.len(),

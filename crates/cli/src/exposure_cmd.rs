@@ -59,9 +59,7 @@ pub fn outputs(
     result: &ExposureResult,
     after: Option<(&str, &ExposureResult)>,
 ) -> Result<Vec<(&'static str, String)>, CliError> {
-    let json = |r: &ExposureResult| {
-        serde_json::to_string_pretty(r).map_err(|e| CliError::Output(e.to_string()))
-    };
+    let json = |r: &ExposureResult| crate::json_doc(r);
     let mut files = vec![
         ("exposure.csv", result.csv()?),
         ("exposure.json", json(result)?),

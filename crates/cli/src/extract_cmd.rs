@@ -57,11 +57,7 @@ pub fn outputs(result: &ExtractionResult) -> Result<Vec<(&'static str, String)>,
     Ok(vec![
         ("extraction.csv", extraction_csv(&result.train)?),
         ("extraction_heldout.csv", extraction_csv(&result.heldout)?),
-        (
-            "extraction.json",
-            serde_json::to_string_pretty(&result.summary())
-                .map_err(|e| CliError::Output(e.to_string()))?,
-        ),
+        ("extraction.json", crate::json_doc(&result.summary())?),
         (
             "extraction.svg",
             svg_of((800, 480), |a| extraction_chart(a, result)),

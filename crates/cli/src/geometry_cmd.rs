@@ -198,9 +198,14 @@ fn curve_points(r: &GeometryResult) -> Vec<usize> {
 }
 
 /// `mnemo geometry`.
-pub fn run(spec_path: PathBuf, out: PathBuf, quiet: bool) -> Result<(), CliError> {
+pub fn run(
+    spec_path: PathBuf,
+    out: PathBuf,
+    backend: BackendKind,
+    quiet: bool,
+) -> Result<(), CliError> {
     let spec = read_spec(&spec_path)?;
-    let dev = device(BackendKind::Flex)?;
+    let dev = device(backend)?;
     let run = GeometryRun::new(&spec, &dev)?;
     let g = spec
         .geometry
@@ -250,11 +255,7 @@ pub fn run(spec_path: PathBuf, out: PathBuf, quiet: bool) -> Result<(), CliError
         "train_seconds": trained_at,
         "total_seconds": seconds,
     });
-    write(
-        &out,
-        "geometry.json",
-        &serde_json::to_string_pretty(&json).map_err(|e| CliError::Output(e.to_string()))?,
-    )?;
+    write(&out, "geometry.json", &crate::json_doc(&json)?)?;
     let size = (900, 700);
     let pairs: Vec<(usize, usize)> = if result.dim == 2 {
         vec![(0, 1)]

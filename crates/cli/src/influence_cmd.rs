@@ -33,14 +33,19 @@ fn bar(quiet: bool, len: usize, template: &str) -> ProgressBar {
 }
 
 /// `mnemo influence`.
-pub fn run(spec_path: PathBuf, out: PathBuf, quiet: bool) -> Result<(), CliError> {
+pub fn run(
+    spec_path: PathBuf,
+    out: PathBuf,
+    backend: BackendKind,
+    quiet: bool,
+) -> Result<(), CliError> {
     let spec = read_spec(&spec_path)?;
     let corpus = Corpus::build(&spec.data, spec.tokenizer, spec.model.context, spec.seed)
         .map_err(TrainError::from)?;
     // Every setting is checked before anything is trained or written.
     influence::check(&spec, &corpus)?;
     let steps = influence::checkpoint_steps(&spec, &corpus)?;
-    let dev = device(BackendKind::Flex)?;
+    let dev = device(backend)?;
 
     // Train, keeping the checkpoints the run sums over and the final one.
     let mut trainer = Trainer::with_corpus(spec.clone(), corpus.clone(), dev.clone())?;
@@ -150,10 +155,7 @@ pub fn run(spec_path: PathBuf, out: PathBuf, quiet: bool) -> Result<(), CliError
         deletion_secs,
         trained.elapsed_s,
     );
-    files.push((
-        "influence.json",
-        serde_json::to_string_pretty(&summary).map_err(|e| CliError::Output(e.to_string()))?,
-    ));
+    files.push(("influence.json", crate::json_doc(&summary)?));
     let size = (800, 520);
     files.push((
         "agreement.svg",

@@ -58,6 +58,7 @@ pub fn run(
     link: String,
     corpus: Option<PathBuf>,
     out: PathBuf,
+    backend: Backend,
     quiet: bool,
 ) -> Result<(), CliError> {
     let mut p = decode(&link)?;
@@ -77,7 +78,7 @@ pub fn run(
     let args = |dir: &Path| TrainArgs {
         spec: spec_path.clone(),
         out: dir.to_path_buf(),
-        backend: Backend::Flex,
+        backend,
         quiet,
     };
     if p.spec.profile.is_some() {
@@ -93,6 +94,7 @@ pub fn run(
             spec_path.clone(),
             out.join("counterfactual"),
             None,
+            backend.into(),
             quiet,
             None,
         )?;

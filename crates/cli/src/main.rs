@@ -93,6 +93,8 @@ enum Command {
         /// Models in the ensemble (overrides the spec; 2 to 64).
         #[arg(long)]
         models: Option<usize>,
+        #[command(flatten)]
+        backend: BackendArg,
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
@@ -157,6 +159,8 @@ enum Command {
         /// Output directory.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        #[command(flatten)]
+        backend: BackendArg,
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
@@ -199,6 +203,8 @@ enum Command {
         /// Output directory.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        #[command(flatten)]
+        backend: BackendArg,
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
@@ -219,6 +225,8 @@ enum Command {
         /// Output directory.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        #[command(flatten)]
+        backend: BackendArg,
         /// No progress bars.
         #[arg(long)]
         quiet: bool,
@@ -255,8 +263,8 @@ struct TrainArgs {
     /// Output directory (created if missing).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
-    /// CPU backend to train on.
-    #[arg(long, value_enum, default_value_t = Backend::Flex)]
+    /// Backend to train and evaluate on.
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     backend: Backend,
     /// No progress bar.
     #[arg(long)]
@@ -290,19 +298,35 @@ struct SoftPromptArgs {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Backend {
-    /// burn's pure-Rust CPU backend.
+    /// The CPU: burn's pure-Rust backend (flex).
+    Cpu,
+    /// Same as cpu.
     Flex,
     /// burn's ndarray CPU backend (only in builds with the `ndarray` feature).
     Ndarray,
+    /// burn's wgpu backend: Vulkan on Linux, Metal on macOS (the `wgpu` feature, default).
+    Wgpu,
+    /// burn's CUDA backend (only in builds with the `cuda` feature).
+    Cuda,
 }
 
 impl From<Backend> for BackendKind {
     fn from(b: Backend) -> Self {
         match b {
-            Backend::Flex => BackendKind::Flex,
+            Backend::Cpu | Backend::Flex => BackendKind::Flex,
             Backend::Ndarray => BackendKind::Ndarray,
+            Backend::Wgpu => BackendKind::Wgpu,
+            Backend::Cuda => BackendKind::Cuda,
         }
     }
+}
+
+/// `--backend` for the commands whose options are not [`TrainArgs`].
+#[derive(Args, Clone, Copy)]
+struct BackendArg {
+    /// Backend to train and evaluate on.
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    backend: Backend,
 }
 
 #[derive(Debug, Error)]
@@ -318,8 +342,8 @@ enum CliError {
     Train(#[from] TrainError),
     #[error("writing CSV: {0}")]
     Csv(#[from] csv::Error),
-    #[error("backend {0} is not compiled into this build")]
-    Backend(&'static str),
+    #[error("{0}")]
+    Device(#[from] mnemo_core::native::DeviceError),
     #[error(
         "nothing to do: pass --example, --tinymem, --profile, --counterfactual, --softprompt, --influence, --canary, --geometry or --check FILE"
     )]
@@ -412,20 +436,31 @@ fn main() -> ExitCode {
         } => did_cmd::run(panel, out, draws, seed, alpha),
         Command::Spec(args) => spec_cmd::run(args),
         Command::Exposure(args) => exposure_cmd::run(args),
-        Command::Influence { spec, out, quiet } => influence_cmd::run(spec, out, quiet),
+        Command::Influence {
+            spec,
+            out,
+            backend,
+            quiet,
+        } => influence_cmd::run(spec, out, backend.backend.into(), quiet),
         Command::Lid {
             points,
             estimator,
             k,
             out,
         } => geometry_cmd::lid(points, estimator, k, out),
-        Command::Geometry { spec, out, quiet } => geometry_cmd::run(spec, out, quiet),
+        Command::Geometry {
+            spec,
+            out,
+            backend,
+            quiet,
+        } => geometry_cmd::run(spec, out, backend.backend.into(), quiet),
         Command::Bench(bench_cmd::Bench::Train {
             steps,
             backend,
             model,
+            size,
             json,
-        }) => bench_cmd::bench_train(steps, backend, model, json),
+        }) => bench_cmd::bench_train(steps, backend, model, size, json),
         Command::Bench(bench_cmd::Bench::ExportInit {
             out,
             steps,
@@ -443,8 +478,9 @@ fn main() -> ExitCode {
             link,
             corpus,
             out,
+            backend,
             quiet,
-        } => link_cmd::run(link, corpus, out, quiet),
+        } => link_cmd::run(link, corpus, out, backend.backend, quiet),
         Command::Bench(bench_cmd::Bench::Counterfactual { models }) => cf_cmd::bench(models),
         Command::Bench(bench_cmd::Bench::Softprompt) => softprompt_cmd::bench(),
         Command::Mitigate(args) => mitigate_cmd::run(args),
@@ -453,9 +489,10 @@ fn main() -> ExitCode {
             spec,
             out,
             models,
+            backend,
             quiet,
             shard,
-        } => cf_cmd::counterfactual(spec, out, models, quiet, shard),
+        } => cf_cmd::counterfactual(spec, out, models, backend.backend.into(), quiet, shard),
         Command::Merge(args) => merge_cmd::merge(args),
         Command::Slurm(args) => merge_cmd::slurm(args),
     };
@@ -476,8 +513,43 @@ fn read_spec(path: &Path) -> Result<ExperimentSpec, CliError> {
     })
 }
 
+/// The native device of `kind` (made once per process; see [`mnemo_core::native`]). The
+/// device used last names itself in every JSON output ([`json_doc`]).
 fn device(kind: BackendKind) -> Result<mnemo_core::backend::Device, CliError> {
-    kind.cpu_device().ok_or(CliError::Backend(kind.label()))
+    let made = mnemo_core::native::device(kind)?;
+    let mut name = DEVICE_NAME.lock().unwrap_or_else(|e| e.into_inner());
+    if name.as_deref() != Some(made.name.as_str()) {
+        eprintln!("device: {}", made.name);
+        *name = Some(made.name);
+    }
+    Ok(made.device)
+}
+
+static DEVICE_NAME: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// The description of the device this command runs on, e.g. `cpu (flex)` or
+/// `wgpu: llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan)`; `None` before [`device`] made one.
+fn device_name() -> Option<String> {
+    DEVICE_NAME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+}
+
+/// Name the device of this command's outputs without making one (`mnemo merge`: the
+/// shards' devices).
+fn set_device_name(name: String) {
+    *DEVICE_NAME.lock().unwrap_or_else(|e| e.into_inner()) = Some(name);
+}
+
+/// `value` as pretty JSON with a `"device"` field naming the device the command ran on
+/// (when it made one; objects only).
+fn json_doc(value: &impl serde::Serialize) -> Result<String, CliError> {
+    let mut v = serde_json::to_value(value).map_err(|e| CliError::Output(e.to_string()))?;
+    if let (Some(map), Some(name)) = (v.as_object_mut(), device_name()) {
+        map.insert("device".into(), serde_json::Value::String(name));
+    }
+    serde_json::to_string_pretty(&v).map_err(|e| CliError::Output(e.to_string()))
 }
 
 fn train(args: TrainArgs) -> Result<(Trainer, Vec<mnemo_core::Checkpoint>), CliError> {
@@ -507,7 +579,7 @@ fn train_spec(
         corpus.heldout.len(),
         corpus.tokenizer.vocab_size(),
         trainer.total_steps(),
-        kind.label(),
+        device_name().unwrap_or_default(),
         if corpus.truncated > 0 {
             format!(" ({} instances truncated to the context)", corpus.truncated)
         } else {

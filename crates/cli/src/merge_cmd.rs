@@ -38,6 +38,10 @@ pub fn merge(args: MergeArgs) -> Result<(), CliError> {
             shardable_names()
         )));
     };
+    // The merged JSON names the device the shards ran on, as the unsharded run's does.
+    if !set.devices.is_empty() {
+        crate::set_device_name(set.devices.join(" + "));
+    }
     merge(&set, &args.out)
 }
 

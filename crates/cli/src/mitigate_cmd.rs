@@ -7,7 +7,7 @@ use std::fs;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use mnemo_core::{BackendKind, Checkpoint, Corpus, train::block_on};
+use mnemo_core::{Checkpoint, Corpus, train::block_on};
 use mnemo_measures::unlearn::{
     Method, MethodSettings, MitigationOptions, MitigationSummary, prepare, run_method,
 };
@@ -56,6 +56,8 @@ pub struct MitigateArgs {
     /// BalancedSubnet's `a` in `-(1 - a) L_forget + a L_retain` (default 0.7).
     #[arg(long)]
     pub alpha: Option<f64>,
+    #[command(flatten)]
+    pub backend: crate::BackendArg,
     /// Output directory.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -250,7 +252,7 @@ pub fn run(args: MitigateArgs) -> Result<(), CliError> {
     mnemo_measures::tinymem::layout(&corpus).map_err(|e| CliError::Output(e.to_string()))?;
     fs::create_dir_all(&args.out).map_err(io_err(&args.out))?;
 
-    let device = crate::device(BackendKind::Flex)?;
+    let device = crate::device(args.backend.backend.into())?;
     let start = std::time::Instant::now();
     let clock = move || start.elapsed().as_secs_f64();
     let options = MitigationOptions {
@@ -330,10 +332,7 @@ fn outputs(summary: &MitigationSummary) -> Result<Vec<(&'static str, String)>, C
     let results = &summary.results;
     let refs = reference_points(results, summary.is_backdoor(), summary.layers);
     let mut files = mnemo_measures::export::mitigation_tables(results)?;
-    files.push((
-        "mitigation.json",
-        serde_json::to_string_pretty(summary).map_err(|e| CliError::Output(e.to_string()))?,
-    ));
+    files.push(("mitigation.json", crate::json_doc(summary)?));
     files.push((
         "tradeoff.svg",
         svg_of((900, 560), |a| tradeoff_chart(a, results, &refs)),

@@ -85,6 +85,10 @@ pub struct Manifest {
     pub total_jobs: usize,
     /// This shard's jobs (0-based), ascending.
     pub jobs: Vec<usize>,
+    /// The device its jobs ran on (`cpu (flex)`, `wgpu: ...`), as every JSON output names
+    /// it; the merged files name the shards' devices.
+    #[serde(default)]
+    pub device: Option<String>,
 }
 
 /// SHA-256 (hex) of the command, the spec's JSON and the options that change results:
@@ -118,6 +122,7 @@ pub fn write<T: Serialize>(
         shards: shard.count,
         total_jobs,
         jobs: results.iter().map(|r| r.0).collect(),
+        device: crate::device_name(),
     };
     let mut bytes = Vec::new();
     ciborium::into_writer(results, &mut bytes)
@@ -239,6 +244,8 @@ pub struct ShardSet {
     pub total_jobs: usize,
     /// The folders, shard 1 first.
     pub dirs: Vec<PathBuf>,
+    /// The devices the shards ran on, each once, in shard order.
+    pub devices: Vec<String>,
 }
 
 fn damaged(path: &Path, message: impl Into<String>) -> CliError {
@@ -351,11 +358,24 @@ pub fn open(dirs: &[PathBuf]) -> Result<ShardSet, CliError> {
             "spec.json or options.json was changed after the shard ran (the digest differs)",
         ));
     }
+    let mut devices: Vec<String> = Vec::new();
+    for &i in by_index.keys() {
+        let device = manifests
+            .iter()
+            .find(|(_, m)| m.shard == i)
+            .and_then(|(_, m)| m.device.clone());
+        if let Some(d) = device
+            && !devices.contains(&d)
+        {
+            devices.push(d);
+        }
+    }
     Ok(ShardSet {
         command: head.command,
         spec,
         total_jobs: head.total_jobs,
         dirs: by_index.into_values().collect(),
+        devices,
     })
 }
 

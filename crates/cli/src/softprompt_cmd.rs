@@ -32,11 +32,7 @@ pub fn outputs(result: &SoftPromptResult) -> Result<Vec<(&'static str, String)>,
         ("softprompt.csv", softprompt_csv(result)?),
         ("pairs.csv", pairs_csv(result)?),
         ("prompt_loss.csv", prompt_loss_csv(result)?),
-        (
-            "softprompt.json",
-            serde_json::to_string_pretty(&result.summary())
-                .map_err(|e| CliError::Output(e.to_string()))?,
-        ),
+        ("softprompt.json", crate::json_doc(&result.summary())?),
         ("softprompt.svg", svg_of(size, |a| rates_chart(a, result))),
         (
             "prompt_loss.svg",

@@ -15,6 +15,8 @@ pub enum BackendKind {
     Ndarray,
     /// burn's wgpu backend: WebGPU in the browser, Vulkan/Metal natively.
     Wgpu,
+    /// burn's CUDA backend (native builds with the `cuda` feature).
+    Cuda,
 }
 
 impl BackendKind {
@@ -31,6 +33,7 @@ impl BackendKind {
             BackendKind::Flex => "CPU (flex)",
             BackendKind::Ndarray => "CPU (ndarray)",
             BackendKind::Wgpu => "WebGPU",
+            BackendKind::Cuda => "CUDA",
         }
     }
 
@@ -41,6 +44,7 @@ impl BackendKind {
             BackendKind::Flex => cfg!(feature = "flex"),
             BackendKind::Ndarray => cfg!(feature = "ndarray"),
             BackendKind::Wgpu => cfg!(any(feature = "wgpu", feature = "webgpu")),
+            BackendKind::Cuda => cfg!(feature = "cuda"),
         }
     }
 

@@ -15,6 +15,8 @@ pub mod corpus;
 pub mod lesson;
 pub mod link;
 pub mod model;
+#[cfg(not(target_family = "wasm"))]
+pub mod native;
 mod optim;
 pub mod regularise;
 pub mod resume;

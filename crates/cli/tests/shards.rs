@@ -256,3 +256,218 @@ fn slurm_writes_the_array_merge_and_submit_scripts() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--command train: not a command that takes --shard"));
 }
+
+/// A one-layer TinyMem noise model trained for one epoch on 200 texts: (spec, checkpoint).
+fn tiny_noise_model(dir: &Path) -> (PathBuf, PathBuf) {
+    let out = mnemo()
+        .args(["spec", "--tinymem-noise", "--epochs", "1", "--layers", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut spec: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let src = &mut spec["data"]["source"];
+    src["main_sequences"] = 200.into();
+    src["aux_sequences"] = 20.into();
+    src["test_sequences"] = 10.into();
+    src["noised_sequences"] = 10.into();
+    spec["model"]["d_model"] = 32.into();
+    spec["training"]["batch_size"] = 64.into();
+    let path = dir.join("noise.json");
+    std::fs::write(&path, spec.to_string()).unwrap();
+    let train = dir.join("train");
+    let o = run(
+        &["train", "--quiet"],
+        &[("--spec", &path), ("--out", &train)],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut cks: Vec<PathBuf> = std::fs::read_dir(train.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    cks.sort();
+    (path, cks.pop().unwrap())
+}
+
+/// `text` without the last column of each line (a CSV whose last column is `seconds`).
+fn without_last_column(text: &str) -> String {
+    text.lines()
+        .map(|l| l.rsplit_once(',').map_or(l, |(head, _)| head))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `mitigation.json` without the rows' `seconds`, which are measured times.
+fn json_without_seconds(path: &Path) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    for r in v["results"].as_array_mut().unwrap() {
+        assert!(r["seconds"].as_f64().unwrap() >= 0.0);
+        r.as_object_mut().unwrap().remove("seconds");
+    }
+    v
+}
+
+/// Mitigate's shards merge into the unsharded files, byte for byte except for the measured
+/// seconds: `mitigation.csv` is compared without its `seconds` column, `mitigation.json`
+/// without the rows' `seconds`, and `seconds.svg` (the chart of the times) not at all.
+#[test]
+fn mitigate_shards_merge_into_the_unsharded_files_apart_from_the_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (spec, ck) = tiny_noise_model(d);
+    let args = [
+        "mitigate",
+        "--quiet",
+        "--methods",
+        "durable,zero-out,balanced-subnet",
+        "--ratios",
+        "0.01,0.05",
+    ];
+    let whole = d.join("whole");
+    let o = run(
+        &args,
+        &[("--spec", &spec), ("--checkpoint", &ck), ("--out", &whole)],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let shards: Vec<PathBuf> = (1..=3).map(|i| d.join(format!("s{i}"))).collect();
+    for (i, s) in shards.iter().enumerate() {
+        let shard = format!("{}/3", i + 1);
+        let mut a = args.to_vec();
+        a.extend(["--shard", &shard]);
+        let o = run(
+            &a,
+            &[("--spec", &spec), ("--checkpoint", &ck), ("--out", s)],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(s.join("shard.json")).unwrap()).unwrap();
+        assert_eq!(manifest["command"], "mitigate");
+        assert_eq!(manifest["total_jobs"], 6, "three methods at two ratios");
+        assert_eq!(manifest["jobs"], serde_json::json!([i, i + 3]));
+    }
+    let merged = d.join("merged");
+    let o = run(
+        &["merge"],
+        &[
+            ("", &shards[1]),
+            ("", &shards[2]),
+            ("", &shards[0]),
+            ("--out", &merged),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("merged 6 runs from 3 shards"),
+        "{}",
+        stderr(&o)
+    );
+    let names = |p: &Path| {
+        let mut v: Vec<String> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&whole), names(&merged));
+    for f in names(&whole) {
+        let (a, b) = (whole.join(&f), merged.join(&f));
+        match f.as_str() {
+            "seconds.svg" => {}
+            "mitigation.csv" => {
+                let (ta, tb) = (
+                    std::fs::read_to_string(&a).unwrap(),
+                    std::fs::read_to_string(&b).unwrap(),
+                );
+                assert_eq!(ta.lines().count(), 7, "header and six rows");
+                assert!(ta.lines().next().unwrap().ends_with(",seconds"));
+                assert_eq!(without_last_column(&ta), without_last_column(&tb));
+            }
+            "mitigation.json" => assert_eq!(json_without_seconds(&a), json_without_seconds(&b)),
+            _ => assert!(
+                std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
+                "{f} differs"
+            ),
+        }
+    }
+    assert_eq!(
+        json_without_seconds(&merged.join("mitigation.json"))["results"]
+            .as_array()
+            .unwrap()
+            .len(),
+        6
+    );
+
+    // A shard of another model (the same spec, another checkpoint) is refused by name.
+    let other_ck = d.join("other.safetensors");
+    let mut bytes = std::fs::read(&ck).unwrap();
+    let low = bytes.len() - 4;
+    bytes[low] ^= 1; // the lowest bit of the last f32 weight: still a valid checkpoint
+    std::fs::write(&other_ck, bytes).unwrap();
+    let other = d.join("other");
+    let mut a = args.to_vec();
+    a.extend(["--shard", "2/3"]);
+    let o = run(
+        &a,
+        &[
+            ("--spec", &spec),
+            ("--checkpoint", &other_ck),
+            ("--out", &other),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bad = d.join("bad");
+    let o = run(
+        &["merge"],
+        &[
+            ("", &shards[0]),
+            ("", &other),
+            ("", &shards[2]),
+            ("--out", &bad),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("shard 2/3 (") && e.contains("is from another spec or other options"),
+        "{e}"
+    );
+    // A missing shard.
+    let o = run(
+        &["merge"],
+        &[("", &shards[0]), ("", &shards[1]), ("--out", &bad)],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("shard 3/3 is missing"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!bad.exists());
+    // Shards that disagree on the untouched model's measures.
+    let forged = d.join("forged");
+    std::fs::create_dir(&forged).unwrap();
+    for f in std::fs::read_dir(&shards[2]).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), forged.join(f.file_name())).unwrap();
+    }
+    let mut summary = std::fs::read(forged.join("summary.cbor")).unwrap();
+    let last = summary.len() - 1;
+    summary[last] ^= 1;
+    std::fs::write(forged.join("summary.cbor"), summary).unwrap();
+    let o = run(
+        &["merge"],
+        &[
+            ("", &shards[0]),
+            ("", &shards[1]),
+            ("", &forged),
+            ("--out", &bad),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("summary.cbor differs from"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!bad.exists());
+}

@@ -222,6 +222,11 @@ enum Command {
         /// No progress bars.
         #[arg(long)]
         quiet: bool,
+        /// Run only shard I of N of the case-deletion retrains (distinct removed sets
+        /// I-1, I-1+N, ...; training and gradient pass whole) and write a shard folder
+        /// for `mnemo merge`.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<shard::Shard>,
     },
     /// TinyMem's post-hoc unlearning methods (METHODS.md section 5, methods 7-17) on a
     /// trained TinyMem model, each on a copy, measured before and after: writes
@@ -412,7 +417,12 @@ fn main() -> ExitCode {
         } => did_cmd::run(panel, out, draws, seed, alpha),
         Command::Spec(args) => spec_cmd::run(args),
         Command::Exposure(args) => exposure_cmd::run(args),
-        Command::Influence { spec, out, quiet } => influence_cmd::run(spec, out, quiet),
+        Command::Influence {
+            spec,
+            out,
+            quiet,
+            shard,
+        } => influence_cmd::run(spec, out, quiet, shard),
         Command::Lid {
             points,
             estimator,

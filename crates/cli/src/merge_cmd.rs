@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::shard::{self, ShardSet};
-use crate::{CliError, cf_cmd, emit, io_err, mitigate_cmd, read_spec};
+use crate::{CliError, cf_cmd, emit, influence_cmd, io_err, mitigate_cmd, read_spec};
 
 /// Writes a command's unsharded files from its checked shard folders.
 type MergeFn = fn(&ShardSet, &Path) -> Result<(), CliError>;
@@ -14,6 +14,7 @@ type MergeFn = fn(&ShardSet, &Path) -> Result<(), CliError>;
 const SHARDABLE: &[(&str, MergeFn)] = &[
     (cf_cmd::COMMAND, cf_cmd::merge),
     (mitigate_cmd::COMMAND, mitigate_cmd::merge),
+    (influence_cmd::COMMAND, influence_cmd::merge),
 ];
 
 fn shardable_names() -> String {
@@ -50,7 +51,7 @@ pub struct SlurmArgs {
     /// The experiment spec (copied into DIR).
     #[arg(long, value_name = "SPEC.json")]
     pub spec: PathBuf,
-    /// The command to shard: counterfactual or mitigate.
+    /// The command to shard: counterfactual, mitigate or influence.
     #[arg(long, value_name = "COMMAND")]
     pub command: String,
     /// Shards (array tasks), 1 to 10000.

@@ -471,3 +471,143 @@ fn mitigate_shards_merge_into_the_unsharded_files_apart_from_the_seconds() {
     );
     assert!(!bad.exists());
 }
+
+/// Influence's shards (each a share of the distinct case-deletion retrains) merge into
+/// the unsharded files byte for byte, apart from `influence.json`'s `timings_s` (measured
+/// seconds), which is compared without them, and the checkpoints, compared as weights.
+#[test]
+fn influence_shards_merge_into_the_unsharded_files_apart_from_the_timings() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/influence/tied.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    spec["influence"]["deletion_k"] = serde_json::json!([1, 2]);
+    spec["influence"]["deletion_tests"] = 2.into();
+    let spec_path = d.join("influence.json");
+    std::fs::write(&spec_path, spec.to_string()).unwrap();
+    let whole = d.join("whole");
+    let o = run(
+        &["influence", "--quiet"],
+        &[("--spec", &spec_path), ("--out", &whole)],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let shards: Vec<PathBuf> = (1..=3).map(|i| d.join(format!("s{i}"))).collect();
+    let mut distinct = 0;
+    for (i, s) in shards.iter().enumerate() {
+        let shard = format!("{}/3", i + 1);
+        let o = run(
+            &["influence", "--quiet", "--shard", &shard],
+            &[("--spec", &spec_path), ("--out", s)],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(s.join("shard.json")).unwrap()).unwrap();
+        assert_eq!(manifest["command"], "influence");
+        distinct = manifest["total_jobs"].as_u64().unwrap();
+    }
+    // 2 tests x 2 k x (4 methods + 3 random draws) = 28 jobs, fewer distinct retrains
+    // (methods that remove the same texts), but more than one per shard.
+    assert!((4..28).contains(&distinct), "{distinct}");
+    let merged = d.join("merged");
+    let o = run(
+        &["merge"],
+        &[
+            ("", &shards[2]),
+            ("", &shards[0]),
+            ("", &shards[1]),
+            ("--out", &merged),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "merged 28 deletion rows ({distinct} distinct retrains) from 3 shards"
+        )),
+        "{}",
+        stderr(&o)
+    );
+    let names = |p: &Path| {
+        let mut v: Vec<String> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&whole), names(&merged));
+    let without_timings = |p: &Path| {
+        let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+        assert!(v["timings_s"]["case_deletion"].as_f64().unwrap() > 0.0);
+        v.as_object_mut().unwrap().remove("timings_s");
+        v
+    };
+    for f in names(&whole) {
+        let (a, b) = (whole.join(&f), merged.join(&f));
+        if f == "influence.json" {
+            assert_eq!(without_timings(&a), without_timings(&b));
+        } else if f == "checkpoints" {
+            // The same weights, step and shape; the bytes may differ in the order of the
+            // safetensors metadata entries (a hash map's), as between two unsharded runs.
+            assert_eq!(names(&a), names(&b));
+            for ck in names(&a) {
+                let read = |p: &Path| {
+                    mnemo_core::Checkpoint::from_safetensors(&std::fs::read(p.join(&ck)).unwrap())
+                        .unwrap()
+                };
+                assert!(read(&a) == read(&b), "{ck} differs");
+            }
+        } else {
+            assert!(
+                std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
+                "{f} differs"
+            );
+        }
+    }
+    assert_eq!(
+        std::fs::read_to_string(merged.join("deletion.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        1 + 28
+    );
+    // A shard of another spec (another seed) is refused by name; a missing one too.
+    let mut other_spec = spec.clone();
+    other_spec["seed"] = 12.into();
+    let other_path = d.join("other.json");
+    std::fs::write(&other_path, other_spec.to_string()).unwrap();
+    let other = d.join("other");
+    let o = run(
+        &["influence", "--quiet", "--shard", "3/3"],
+        &[("--spec", &other_path), ("--out", &other)],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bad = d.join("bad");
+    let o = run(
+        &["merge"],
+        &[
+            ("", &shards[0]),
+            ("", &shards[1]),
+            ("", &other),
+            ("--out", &bad),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("shard 3/3 (") && e.contains("is from another spec or other options"),
+        "{e}"
+    );
+    let o = run(
+        &["merge"],
+        &[("", &shards[1]), ("", &shards[2]), ("--out", &bad)],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("shard 1/3 is missing"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!bad.exists());
+}

@@ -35,6 +35,7 @@ mod link_cmd;
 mod merge_cmd;
 mod mitigate_cmd;
 mod shard;
+mod sizes_cmd;
 mod softprompt_cmd;
 mod spec_cmd;
 
@@ -105,6 +106,10 @@ enum Command {
     /// unsharded run writes. Refuses a missing or repeated shard, and shards of another
     /// command, spec or options.
     Merge(merge_cmd::MergeArgs),
+    /// The memorisation profile (`mnemo profile`) at several model widths: writes
+    /// persistent.csv (`d_model,event_time,memorisation,lower,upper`), persistent.svg
+    /// (the curves overlaid) and each width's profile files in d_model_W/.
+    Sizes(sizes_cmd::SizesArgs),
     /// Write a Slurm job array that runs a command in shards and merges them:
     /// DIR/array.sbatch, DIR/merge.sbatch and DIR/submit.sh (prints how to submit).
     Slurm(merge_cmd::SlurmArgs),
@@ -467,6 +472,7 @@ fn main() -> ExitCode {
             shard,
         } => cf_cmd::counterfactual(spec, out, models, quiet, shard),
         Command::Merge(args) => merge_cmd::merge(args),
+        Command::Sizes(args) => sizes_cmd::run(args),
         Command::Slurm(args) => merge_cmd::slurm(args),
     };
     match result {

@@ -611,3 +611,150 @@ fn influence_shards_merge_into_the_unsharded_files_apart_from_the_timings() {
     );
     assert!(!bad.exists());
 }
+
+/// Every file under `a` (recursively) has a byte-identical twin in `b`, and neither has
+/// others; returns how many files.
+fn assert_same_tree(a: &Path, b: &Path) -> usize {
+    let mut entries: Vec<(String, bool)> = std::fs::read_dir(a)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.file_type().unwrap().is_dir(),
+            )
+        })
+        .collect();
+    entries.sort();
+    let mut other: Vec<String> = std::fs::read_dir(b)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    other.sort();
+    assert_eq!(
+        entries.iter().map(|e| e.0.clone()).collect::<Vec<_>>(),
+        other
+    );
+    let mut n = 0;
+    for (name, dir) in entries {
+        if dir {
+            n += assert_same_tree(&a.join(&name), &b.join(&name));
+        } else {
+            assert!(
+                std::fs::read(a.join(&name)).unwrap() == std::fs::read(b.join(&name)).unwrap(),
+                "{name} differs between {} and {}",
+                a.display(),
+                b.display()
+            );
+            n += 1;
+        }
+    }
+    n
+}
+
+/// The size sweep's shards (a share of the widths each) merge into the unsharded files,
+/// byte for byte (no file holds a time).
+#[test]
+fn sizes_shards_merge_into_the_unsharded_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = mnemo().args(["spec", "--profile"]).output().unwrap();
+    assert!(out.status.success());
+    let spec = d.join("profile.json");
+    std::fs::write(&spec, &out.stdout).unwrap();
+    let args = ["sizes", "--quiet", "--widths", "32,48,64"];
+    let whole = d.join("whole");
+    let o = run(&args, &[("--spec", &spec), ("--out", &whole)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let shards: Vec<PathBuf> = (1..=2).map(|i| d.join(format!("s{i}"))).collect();
+    for (i, s) in shards.iter().enumerate() {
+        let shard = format!("{}/2", i + 1);
+        let mut a = args.to_vec();
+        a.extend(["--shard", &shard]);
+        let o = run(&a, &[("--spec", &spec), ("--out", s)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(s.join("shard.json")).unwrap()).unwrap();
+        assert_eq!(manifest["command"], "sizes");
+        assert_eq!(manifest["total_jobs"], 3);
+    }
+    let merged = d.join("merged");
+    let o = run(
+        &["merge"],
+        &[("", &shards[1]), ("", &shards[0]), ("--out", &merged)],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("merged 3 widths from 2 shards"),
+        "{}",
+        stderr(&o)
+    );
+    // 3 shared files and 11 per width.
+    assert_eq!(assert_same_tree(&whole, &merged), 3 + 3 * 11);
+    let csv = std::fs::read_to_string(merged.join("persistent.csv")).unwrap();
+    assert_eq!(
+        csv.lines().next().unwrap(),
+        "d_model,event_time,memorisation,lower,upper"
+    );
+    for w in ["32", "48", "64"] {
+        assert!(csv.lines().any(|l| l.starts_with(&format!("{w},"))), "{w}");
+    }
+    let svg = std::fs::read_to_string(merged.join("persistent.svg")).unwrap();
+    assert!(
+        svg.contains("d_model 48"),
+        "the overlay's legend names each width"
+    );
+    // Shards of other widths are refused; bad widths before any work.
+    let other = d.join("other");
+    let o = run(
+        &["sizes", "--quiet", "--widths", "32,48", "--shard", "2/2"],
+        &[("--spec", &spec), ("--out", &other)],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bad = d.join("bad");
+    let o = run(
+        &["merge"],
+        &[("", &shards[0]), ("", &other), ("--out", &bad)],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("is from another spec or other options"),
+        "{}",
+        stderr(&o)
+    );
+    for (w, msg) in [
+        ("16", "--widths 16: model.d_model = 16 is outside"),
+        ("32,x", "--widths: \"x\" is not a whole number"),
+        ("32,32", "--widths: 32 is given twice"),
+    ] {
+        let o = run(
+            &["sizes", "--quiet", "--widths", w],
+            &[("--spec", &spec), ("--out", &bad)],
+        );
+        assert_eq!(o.status.code(), Some(2), "{w}");
+        assert!(stderr(&o).contains(msg), "{}", stderr(&o));
+    }
+    assert!(!bad.exists());
+}
+
+#[test]
+fn slurm_takes_every_shardable_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = cf_spec(dir.path());
+    for cmd in ["mitigate", "influence", "sizes"] {
+        let out = dir.path().join(cmd);
+        let o = run(
+            &["slurm", "--command", cmd, "--shards", "3"],
+            &[("--spec", &spec), ("--out", &out)],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let array = std::fs::read_to_string(out.join("array.sbatch")).unwrap();
+        assert!(
+            array.contains(&format!(
+                " {cmd} --quiet --spec {}/spec.json --shard \"$SLURM_ARRAY_TASK_ID/3\"",
+                std::fs::canonicalize(&out).unwrap().display()
+            )),
+            "{array}"
+        );
+    }
+}

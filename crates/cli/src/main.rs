@@ -102,9 +102,10 @@ enum Command {
         #[arg(long, value_name = "I/N")]
         shard: Option<shard::Shard>,
     },
-    /// Combine the shard folders of a `--shard I/N` run into exactly the files the
-    /// unsharded run writes. Refuses a missing or repeated shard, and shards of another
-    /// command, spec or options.
+    /// Combine the shard folders of a `--shard I/N` run (counterfactual, mitigate,
+    /// influence or sizes) into exactly the files the unsharded run writes (measured
+    /// seconds aside). Refuses a missing or repeated shard, and shards of another command,
+    /// spec, model or options.
     Merge(merge_cmd::MergeArgs),
     /// The memorisation profile (`mnemo profile`) at several model widths: writes
     /// persistent.csv (`d_model,event_time,memorisation,lower,upper`), persistent.svg

@@ -4,21 +4,57 @@
 
 use std::fs;
 use std::ops::ControlFlow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use mnemo_core::train::{Trainer, checkpoint_lr, run_blocking};
 use mnemo_core::{BackendKind, Checkpoint, Corpus, ExperimentSpec, TrainError};
 use mnemo_measures::export;
 use mnemo_measures::influence::{
-    self, DeletionResult, InfluenceResult, InfluenceRun, agreement, plan_deletion,
-    run_deletion_blocking,
+    self, DeletionPlan, DeletionResult, DeletionRow, InfluenceResult, InfluenceRun, agreement,
+    plan_deletion, run_deletion_blocking,
 };
 use mnemo_plots::did::svg_of;
 use mnemo_plots::influence::{agreement_chart, deletion_chart};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::shard::{self, Shard, ShardSet};
 use crate::{CliError, device, did_cmd, io_err, read_spec};
+
+/// The shards' name for this command.
+pub const COMMAND: &str = "influence";
+
+/// What every influence shard computes alike (training and the gradient pass are
+/// deterministic), checked byte for byte by the merge: `shared.cbor`.
+#[derive(Serialize, Deserialize)]
+struct Shared {
+    result: InfluenceResult,
+    ck_rows: Vec<(usize, f64, String)>,
+    /// The checkpoints written under `checkpoints/`: (file name, weights). Kept as
+    /// weights, not as safetensors bytes: the order of a safetensors file's metadata
+    /// entries changes from run to run.
+    checkpoints: Vec<(String, Checkpoint)>,
+}
+
+/// A shard's measured seconds (`timings.cbor`): not compared.
+#[derive(Serialize, Deserialize)]
+struct Timings {
+    training: f64,
+    gradient_pass: f64,
+    case_deletion: f64,
+}
+
+/// The distinct removed sets of `plan`, in the order first needed: the shards' jobs.
+fn distinct_sets(plan: &DeletionPlan) -> Vec<&Vec<u32>> {
+    let mut sets: Vec<&Vec<u32>> = Vec::new();
+    for j in &plan.jobs {
+        if !sets.contains(&&j.removed) {
+            sets.push(&j.removed);
+        }
+    }
+    sets
+}
 
 fn bar(quiet: bool, len: usize, template: &str) -> ProgressBar {
     let bar = if quiet {
@@ -33,11 +69,17 @@ fn bar(quiet: bool, len: usize, template: &str) -> ProgressBar {
 }
 
 /// `mnemo influence`.
+///
+/// With `shard`, the training and gradient pass run whole (they are deterministic, so
+/// every shard gets the same tables) and the case deletion runs only the shard's distinct
+/// retrains (removed set `d`, in the order first needed, is job `d`): a shard folder for
+/// `mnemo merge`.
 pub fn run(
     spec_path: PathBuf,
     out: PathBuf,
     backend: BackendKind,
     quiet: bool,
+    shard: Option<Shard>,
 ) -> Result<(), CliError> {
     let spec = read_spec(&spec_path)?;
     let corpus = Corpus::build(&spec.data, spec.tokenizer, spec.model.context, spec.seed)
@@ -78,10 +120,13 @@ pub fn run(
     )?;
     b.finish_and_clear();
     let mut ck_rows = Vec::new();
+    let mut ck_files = Vec::new();
     for ck in kept.iter().filter(|c| steps.contains(&c.step)) {
         let file = format!("step_{:06}.safetensors", ck.step);
         let path = ck_dir.join(&file);
-        fs::write(&path, ck.to_safetensors().map_err(TrainError::from)?).map_err(io_err(&path))?;
+        let bytes = ck.to_safetensors().map_err(TrainError::from)?;
+        fs::write(&path, &bytes).map_err(io_err(&path))?;
+        ck_files.push((file.clone(), ck.clone()));
         ck_rows.push((
             ck.step,
             checkpoint_lr(&spec.training, total, ck.step),
@@ -119,6 +164,76 @@ pub fn run(
         .iter()
         .find(|c| c.step == total)
         .ok_or_else(|| CliError::Output("no final checkpoint".into()))?;
+    if let Some(shard) = shard {
+        let sets = distinct_sets(&plan);
+        let owned = shard.jobs(sets.len());
+        let mine: Vec<usize> = (0..plan.jobs.len())
+            .filter(|&j| {
+                let d = sets.iter().position(|s| **s == plan.jobs[j].removed);
+                d.is_some_and(|d| owned.contains(&d))
+            })
+            .collect();
+        let sub = DeletionPlan {
+            tests: plan.tests.clone(),
+            jobs: mine.iter().map(|&j| plan.jobs[j].clone()).collect(),
+        };
+        eprintln!(
+            "shard {shard}: {} of {} distinct retrains ({} of {} deletion jobs)",
+            owned.len(),
+            sets.len(),
+            sub.jobs.len(),
+            plan.jobs.len()
+        );
+        let start = std::time::Instant::now();
+        let rows = if sub.jobs.is_empty() {
+            Vec::new()
+        } else {
+            let b = bar(
+                quiet,
+                sub.jobs.len(),
+                "{bar:40} {pos}/{len} retrains  eta {eta}",
+            );
+            let d = run_deletion_blocking(&spec, &corpus, &sub, final_ck, &dev, |i, _| {
+                b.set_position(i as u64);
+                ControlFlow::Continue(())
+            })?;
+            b.finish_and_clear();
+            d.rows
+        };
+        if rows.len() != mine.len() {
+            return Err(CliError::Output("the case deletion stopped early".into()));
+        }
+        // Job d: the rows (plan index, row) of the jobs that remove set d.
+        let mut results: Vec<(usize, Vec<(usize, DeletionRow)>)> =
+            owned.iter().map(|&d| (d, Vec::new())).collect();
+        for (&j, row) in mine.iter().zip(rows) {
+            let d = sets.iter().position(|s| **s == plan.jobs[j].removed);
+            if let Some(slot) = results.iter_mut().find(|r| Some(r.0) == d) {
+                slot.1.push((j, row));
+            }
+        }
+        let shared = Shared {
+            result,
+            ck_rows,
+            checkpoints: ck_files,
+        };
+        let timings = Timings {
+            training: trained.elapsed_s,
+            gradient_pass: grad_secs,
+            case_deletion: start.elapsed().as_secs_f64(),
+        };
+        shard::write_shared(&out, SHARED, &shared)?;
+        shard::write_shared(&out, TIMINGS, &timings)?;
+        return shard::write(
+            &out,
+            COMMAND,
+            &spec,
+            &json!({}),
+            shard,
+            sets.len(),
+            &results,
+        );
+    }
     let start = std::time::Instant::now();
     let deletion = if plan.jobs.is_empty() {
         influence::deletion_result(Vec::new())
@@ -140,36 +255,117 @@ pub fn run(
         b.finish_and_clear();
         d
     };
-    let deletion_secs = start.elapsed().as_secs_f64();
+    let timings = Timings {
+        training: trained.elapsed_s,
+        gradient_pass: grad_secs,
+        case_deletion: start.elapsed().as_secs_f64(),
+    };
+    write_outputs(&spec, &corpus, &result, &ck_rows, &deletion, &timings, &out)?;
+    report(&corpus, &result, &deletion);
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
 
-    let mut files = export::influence_tables(&result)?;
-    files.push(("instances.csv", export::influence_instances(&corpus)?));
-    files.push(("checkpoints.csv", export::checkpoints_table(&ck_rows)?));
-    files.push(("deletion.csv", export::deletion_table(&deletion)?));
-    let summary = summary_json(
-        &spec,
+const SHARED: &str = "shared.cbor";
+const TIMINGS: &str = "timings.cbor";
+
+/// `mnemo merge` of influence shards: the unsharded run's files. The timings in
+/// `influence.json` are shard 1's training and gradient pass and the case-deletion
+/// seconds of all shards summed.
+pub fn merge(set: &ShardSet, out: &Path) -> Result<(), CliError> {
+    let spec = &set.spec;
+    let shared: Shared = set.shared(SHARED)?;
+    let corpus = Corpus::build(&spec.data, spec.tokenizer, spec.model.context, spec.seed)
+        .map_err(TrainError::from)?;
+    let plan = plan_deletion(spec, &corpus, &shared.result)?;
+    let per_set: Vec<Vec<(usize, DeletionRow)>> = set.results()?;
+    let mut rows: Vec<(usize, DeletionRow)> = per_set.into_iter().flatten().collect();
+    rows.sort_by_key(|r| r.0);
+    if rows.iter().map(|r| r.0).ne(0..plan.jobs.len())
+        || set.total_jobs != distinct_sets(&plan).len()
+    {
+        return Err(CliError::Output(format!(
+            "merge: the shards hold {} deletion rows for a plan of {} jobs",
+            rows.len(),
+            plan.jobs.len()
+        )));
+    }
+    let deletion = influence::deletion_result(rows.into_iter().map(|r| r.1).collect());
+    let mut timings: Timings = {
+        let path = set.dirs[0].join(TIMINGS);
+        let bytes = fs::read(&path).map_err(io_err(&path))?;
+        ciborium::from_reader(bytes.as_slice())
+            .map_err(|e| CliError::Output(format!("{}: {e}", path.display())))?
+    };
+    timings.case_deletion = 0.0;
+    for dir in &set.dirs {
+        let path = dir.join(TIMINGS);
+        let bytes = fs::read(&path).map_err(io_err(&path))?;
+        let t: Timings = ciborium::from_reader(bytes.as_slice())
+            .map_err(|e| CliError::Output(format!("{}: {e}", path.display())))?;
+        timings.case_deletion += t.case_deletion;
+    }
+    let ck_dir = out.join("checkpoints");
+    fs::create_dir_all(&ck_dir).map_err(io_err(&ck_dir))?;
+    for (file, ck) in &shared.checkpoints {
+        let path = ck_dir.join(file);
+        let bytes = ck.to_safetensors().map_err(TrainError::from)?;
+        fs::write(&path, bytes).map_err(io_err(&path))?;
+    }
+    write_outputs(
+        spec,
         &corpus,
-        &result,
+        &shared.result,
+        &shared.ck_rows,
         &deletion,
-        grad_secs,
-        deletion_secs,
-        trained.elapsed_s,
+        &timings,
+        out,
+    )?;
+    eprintln!(
+        "merged {} deletion rows ({} distinct retrains) from {} shards; wrote {}",
+        deletion.rows.len(),
+        set.total_jobs,
+        set.dirs.len(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// The files of `mnemo influence` besides the checkpoints.
+fn write_outputs(
+    spec: &ExperimentSpec,
+    corpus: &Corpus,
+    result: &InfluenceResult,
+    ck_rows: &[(usize, f64, String)],
+    deletion: &DeletionResult,
+    timings: &Timings,
+    out: &Path,
+) -> Result<(), CliError> {
+    let mut files = export::influence_tables(result)?;
+    files.push(("instances.csv", export::influence_instances(corpus)?));
+    files.push(("checkpoints.csv", export::checkpoints_table(ck_rows)?));
+    files.push(("deletion.csv", export::deletion_table(deletion)?));
+    let summary = summary_json(
+        spec,
+        corpus,
+        result,
+        deletion,
+        timings.gradient_pass,
+        timings.case_deletion,
+        timings.training,
     );
     files.push(("influence.json", crate::json_doc(&summary)?));
     let size = (800, 520);
     files.push((
         "agreement.svg",
-        svg_of(size, |a| agreement_chart(a, &result)),
+        svg_of(size, |a| agreement_chart(a, result)),
     ));
     files.push((
         "deletion.svg",
-        svg_of(size, |a| deletion_chart(a, &deletion)),
+        svg_of(size, |a| deletion_chart(a, deletion)),
     ));
     files.push(("spec.json", spec.to_json()));
-    did_cmd::write_all(&out, &files)?;
-    report(&corpus, &result, &deletion);
-    eprintln!("wrote {}", out.display());
-    Ok(())
+    did_cmd::write_all(out, &files)
 }
 
 /// `influence.json`: the settings, the checkpoints, timings, each test text's top

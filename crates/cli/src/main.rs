@@ -35,6 +35,7 @@ mod link_cmd;
 mod merge_cmd;
 mod mitigate_cmd;
 mod shard;
+mod sizes_cmd;
 mod softprompt_cmd;
 mod spec_cmd;
 
@@ -103,10 +104,15 @@ enum Command {
         #[arg(long, value_name = "I/N")]
         shard: Option<shard::Shard>,
     },
-    /// Combine the shard folders of a `--shard I/N` run into exactly the files the
-    /// unsharded run writes. Refuses a missing or repeated shard, and shards of another
-    /// command, spec or options.
+    /// Combine the shard folders of a `--shard I/N` run (counterfactual, mitigate,
+    /// influence or sizes) into exactly the files the unsharded run writes (measured
+    /// seconds aside). Refuses a missing or repeated shard, and shards of another command,
+    /// spec, model or options.
     Merge(merge_cmd::MergeArgs),
+    /// The memorisation profile (`mnemo profile`) at several model widths: writes
+    /// persistent.csv (`d_model,event_time,memorisation,lower,upper`), persistent.svg
+    /// (the curves overlaid) and each width's profile files in d_model_W/.
+    Sizes(sizes_cmd::SizesArgs),
     /// Write a Slurm job array that runs a command in shards and merges them:
     /// DIR/array.sbatch, DIR/merge.sbatch and DIR/submit.sh (prints how to submit).
     Slurm(merge_cmd::SlurmArgs),
@@ -230,6 +236,11 @@ enum Command {
         /// No progress bars.
         #[arg(long)]
         quiet: bool,
+        /// Run only shard I of N of the case-deletion retrains (distinct removed sets
+        /// I-1, I-1+N, ...; training and gradient pass whole) and write a shard folder
+        /// for `mnemo merge`.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<shard::Shard>,
     },
     /// TinyMem's post-hoc unlearning methods (METHODS.md section 5, methods 7-17) on a
     /// trained TinyMem model, each on a copy, measured before and after: writes
@@ -441,7 +452,8 @@ fn main() -> ExitCode {
             out,
             backend,
             quiet,
-        } => influence_cmd::run(spec, out, backend.backend.into(), quiet),
+            shard,
+        } => influence_cmd::run(spec, out, backend.backend.into(), quiet, shard),
         Command::Lid {
             points,
             estimator,
@@ -494,6 +506,7 @@ fn main() -> ExitCode {
             shard,
         } => cf_cmd::counterfactual(spec, out, models, backend.backend.into(), quiet, shard),
         Command::Merge(args) => merge_cmd::merge(args),
+        Command::Sizes(args) => sizes_cmd::run(args),
         Command::Slurm(args) => merge_cmd::slurm(args),
     };
     match result {

@@ -5,13 +5,18 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::shard::{self, ShardSet};
-use crate::{CliError, cf_cmd, emit, io_err, read_spec};
+use crate::{CliError, cf_cmd, emit, influence_cmd, io_err, mitigate_cmd, read_spec, sizes_cmd};
 
 /// Writes a command's unsharded files from its checked shard folders.
 type MergeFn = fn(&ShardSet, &Path) -> Result<(), CliError>;
 
 /// The commands that take `--shard`, with the merge of their shard folders.
-const SHARDABLE: &[(&str, MergeFn)] = &[(cf_cmd::COMMAND, cf_cmd::merge)];
+const SHARDABLE: &[(&str, MergeFn)] = &[
+    (cf_cmd::COMMAND, cf_cmd::merge),
+    (mitigate_cmd::COMMAND, mitigate_cmd::merge),
+    (influence_cmd::COMMAND, influence_cmd::merge),
+    (sizes_cmd::COMMAND, sizes_cmd::merge),
+];
 
 fn shardable_names() -> String {
     SHARDABLE.iter().map(|c| c.0).collect::<Vec<_>>().join(", ")
@@ -51,7 +56,7 @@ pub struct SlurmArgs {
     /// The experiment spec (copied into DIR).
     #[arg(long, value_name = "SPEC.json")]
     pub spec: PathBuf,
-    /// The command to shard: counterfactual.
+    /// The command to shard: counterfactual, mitigate, influence or sizes.
     #[arg(long, value_name = "COMMAND")]
     pub command: String,
     /// Shards (array tasks), 1 to 10000.

@@ -14,7 +14,20 @@ use mnemo_measures::unlearn::{
 use mnemo_plots::did::svg_of;
 use mnemo_plots::mitigation::{Measure, measure_chart, reference_points, tradeoff_chart};
 
+use crate::shard::{self, Shard, ShardSet};
 use crate::{CliError, did_cmd, io_err};
+
+/// The shards' name for this command.
+pub const COMMAND: &str = "mitigate";
+
+/// SHA-256 (hex) of a file's bytes, for the shard digest.
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 /// Arguments of `mnemo mitigate`.
 #[derive(clap::Args)]
@@ -64,6 +77,10 @@ pub struct MitigateArgs {
     /// No progress line.
     #[arg(long)]
     pub quiet: bool,
+    /// Run only shard I of N (runs I-1, I-1+N, ... of the method list) and write a shard
+    /// folder for `mnemo merge`.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
 }
 
 /// The methods named by `--methods` (`all` or a comma-separated list).
@@ -169,10 +186,13 @@ pub fn run(args: MitigateArgs) -> Result<(), CliError> {
         .as_ref()
         .and_then(|s| s.mitigation.as_ref())
         .and_then(|m| m.model.clone());
+    // Digests of the model files, so shards of another model are refused by `merge`.
+    let mut model_digests = serde_json::Map::new();
     let point = match &args.resume {
         None => None,
         Some(path) => {
             let bytes = fs::read(path).map_err(io_err(path))?;
+            model_digests.insert("resume_sha256".into(), sha256(&bytes).into());
             Some(
                 mnemo_core::ResumePoint::from_bytes(&bytes)
                     .map_err(|e| CliError::Output(format!("{}: {e}", path.display())))?,
@@ -207,6 +227,7 @@ pub fn run(args: MitigateArgs) -> Result<(), CliError> {
                 (None, Some(p)) => p.weights.clone(),
                 _ => {
                     let bytes = fs::read(path).map_err(io_err(path))?;
+                    model_digests.insert("checkpoint_sha256".into(), sha256(&bytes).into());
                     Checkpoint::from_safetensors(&bytes).map_err(|source| CliError::Checkpoint {
                         path: path.clone(),
                         source,
@@ -279,8 +300,14 @@ pub fn run(args: MitigateArgs) -> Result<(), CliError> {
         ctx.data.retain.len(),
         runs.len()
     );
-    let mut results = Vec::new();
-    for (j, settings) in runs.iter().enumerate() {
+    let summary = MitigationSummary::new(&ctx, &spec.name, &model_label);
+    let jobs: Vec<usize> = match args.shard {
+        Some(shard) => shard.jobs(runs.len()),
+        None => (0..runs.len()).collect(),
+    };
+    let mut results = Vec::with_capacity(jobs.len());
+    for &j in &jobs {
+        let settings = &runs[j];
         let mut last = 0usize;
         let quiet = args.quiet;
         let mut progress = |p: mnemo_measures::unlearn::StepProgress| {
@@ -318,13 +345,54 @@ pub fn run(args: MitigateArgs) -> Result<(), CliError> {
             r.perplexity_after,
             r.seconds
         );
-        results.push(r);
+        results.push((j, r));
     }
-    let mut summary = MitigationSummary::new(&ctx, &spec.name, &model_label);
-    summary.results = results;
+    if let Some(shard) = args.shard {
+        // What the merge needs besides the rows: the untouched model's measures (the
+        // summary without rows), the same in every shard.
+        let mut opts = serde_json::Map::new();
+        opts.insert("model".into(), model_label.clone().into());
+        opts.insert("retain".into(), options.retain.into());
+        opts.insert(
+            "runs".into(),
+            serde_json::to_value(&runs).map_err(|e| CliError::Output(e.to_string()))?,
+        );
+        opts.extend(model_digests);
+        shard::write_shared(&args.out, SUMMARY, &summary)?;
+        return shard::write(
+            &args.out,
+            COMMAND,
+            &spec,
+            &serde_json::Value::Object(opts),
+            shard,
+            runs.len(),
+            &results,
+        );
+    }
+    let mut summary = summary;
+    summary.results = results.into_iter().map(|r| r.1).collect();
     let files = outputs(&summary)?;
     did_cmd::write_all(&args.out, &files)?;
     eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+/// A mitigate shard's copy of the summary without rows.
+const SUMMARY: &str = "summary.cbor";
+
+/// `mnemo merge` of mitigate shards: the unsharded run's files, each row with the
+/// seconds its shard measured.
+pub fn merge(set: &ShardSet, out: &Path) -> Result<(), CliError> {
+    let mut summary: MitigationSummary = set.shared(SUMMARY)?;
+    summary.results = set.results()?;
+    let files = outputs(&summary)?;
+    did_cmd::write_all(out, &files)?;
+    eprintln!(
+        "merged {} runs from {} shards; wrote {}",
+        summary.results.len(),
+        set.dirs.len(),
+        out.display()
+    );
     Ok(())
 }
 

@@ -146,6 +146,19 @@ pub fn write<T: Serialize>(
     Ok(())
 }
 
+/// Write `value` as `name` (CBOR) into the shard folder `out`: results every shard
+/// computes alike (the untouched model's measures, shared tables). Call it before
+/// [`write`], which writes the manifest last; [`ShardSet::shared`] checks the shards
+/// agree on it byte for byte.
+pub fn write_shared<T: Serialize>(out: &Path, name: &str, value: &T) -> Result<(), CliError> {
+    fs::create_dir_all(out).map_err(io_err(out))?;
+    let mut bytes = Vec::new();
+    ciborium::into_writer(value, &mut bytes)
+        .map_err(|e| CliError::Output(format!("encoding {name}: {e}")))?;
+    let path = out.join(name);
+    fs::write(&path, bytes).map_err(io_err(&path))
+}
+
 /// Why shard folders cannot be merged.
 #[derive(Debug, thiserror::Error)]
 pub enum MergeError {
@@ -380,6 +393,33 @@ pub fn open(dirs: &[PathBuf]) -> Result<ShardSet, CliError> {
 }
 
 impl ShardSet {
+    /// The shared result `name` (see [`write_shared`]): the same bytes in every shard
+    /// folder, or an error naming the first that differs.
+    pub fn shared<T: DeserializeOwned>(&self, name: &str) -> Result<T, CliError> {
+        let mut first: Option<(PathBuf, Vec<u8>)> = None;
+        for dir in &self.dirs {
+            let path = dir.join(name);
+            let bytes = fs::read(&path).map_err(io_err(&path))?;
+            match &first {
+                None => first = Some((path, bytes)),
+                Some((p, b)) if *b != bytes => {
+                    return Err(damaged(
+                        dir,
+                        format!(
+                            "{name} differs from {}'s: the shards computed their shared results differently (another build or machine?)",
+                            p.display()
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        let (path, bytes) =
+            first.ok_or_else(|| CliError::Output("merge: no shard folders given".into()))?;
+        ciborium::from_reader(bytes.as_slice())
+            .map_err(|e| damaged(&path, format!("unreadable {name}: {e}")))
+    }
+
     /// Every job's result, in job order.
     pub fn results<T: DeserializeOwned>(&self) -> Result<Vec<T>, CliError> {
         let mut all: Vec<Option<T>> = (0..self.total_jobs).map(|_| None).collect();

@@ -30,6 +30,8 @@ pub struct SizesArgs {
     /// Output directory.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub backend: crate::BackendArg,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -64,8 +66,13 @@ fn width_specs(spec: &ExperimentSpec, widths: &str) -> Result<Vec<ExperimentSpec
 }
 
 /// Train `spec` in memory and estimate its memorisation profile, as `mnemo profile` does.
-fn profile_of(spec: &ExperimentSpec, quiet: bool) -> Result<DidResult, CliError> {
-    let mut trainer = Trainer::new(spec.clone(), device(BackendKind::Flex)?)?;
+fn profile_of(
+    spec: &ExperimentSpec,
+    backend: BackendKind,
+    quiet: bool,
+) -> Result<DidResult, CliError> {
+    let dev = device(backend)?;
+    let mut trainer = Trainer::new(spec.clone(), dev.clone())?;
     let bar = if quiet {
         ProgressBar::hidden()
     } else {
@@ -103,7 +110,7 @@ fn profile_of(spec: &ExperimentSpec, quiet: bool) -> Result<DidResult, CliError>
         &kept,
         trainer.corpus(),
         settings.outcome,
-        &device(BackendKind::Flex)?,
+        &dev,
         |_, _| {},
     ))?;
     Ok(mnemo_measures::profile::estimate_profile(
@@ -123,7 +130,7 @@ pub fn run(args: SizesArgs) -> Result<(), CliError> {
     let mut results = Vec::with_capacity(jobs.len());
     for &j in &jobs {
         let start = std::time::Instant::now();
-        let r = profile_of(&specs[j], args.quiet)?;
+        let r = profile_of(&specs[j], args.backend.backend.into(), args.quiet)?;
         eprintln!(
             "d_model {}: {} cohorts, {} checkpoints in {:.1} s",
             widths[j],

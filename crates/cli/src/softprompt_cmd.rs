@@ -8,7 +8,7 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use mnemo_core::{BackendKind, Checkpoint, Corpus, ExperimentSpec};
+use mnemo_core::{BackendKind, Checkpoint, Corpus, ExperimentSpec, PromptPositions};
 use mnemo_measures::softprompt::{
     Method, SoftPromptResult, SoftPromptRun, SoftPromptSpec, make_pairs, pairs_csv,
     prompt_loss_csv, run_blocking, softprompt_csv,
@@ -121,7 +121,14 @@ pub fn run(args: TrainArgs, checkpoint: Option<PathBuf>) -> Result<(), CliError>
     )?;
     let device = crate::device(args.backend.into())?;
     let (corpus, ck) = target(&spec, &args, checkpoint)?;
-    let mut run = SoftPromptRun::new(&ck, &corpus, &settings, spec.seed, &device)?;
+    let mut run = SoftPromptRun::new(
+        &ck,
+        &corpus,
+        &settings,
+        spec.seed,
+        PromptPositions::for_training(spec.training.packed),
+        &device,
+    )?;
     let total = run.progress().total;
     let bar = if args.quiet {
         ProgressBar::hidden()
@@ -164,7 +171,14 @@ pub fn bench() -> Result<(), CliError> {
         },
     )?;
     let ck = last.ok_or_else(|| CliError::Output("training saved no checkpoint".into()))?;
-    let mut run = SoftPromptRun::new(&ck, trainer.corpus(), &settings, spec.seed, &device)?;
+    let mut run = SoftPromptRun::new(
+        &ck,
+        trainer.corpus(),
+        &settings,
+        spec.seed,
+        PromptPositions::for_training(spec.training.packed),
+        &device,
+    )?;
     let mut times: Vec<(Method, f64, usize)> =
         vec![(Method::Constant, 0.0, 0), (Method::Dynamic, 0.0, 0)];
     loop {

@@ -25,6 +25,10 @@ pub struct SpecArgs {
     /// Print the soft-prompt extraction demo instead.
     #[arg(long)]
     pub softprompt: bool,
+    /// Print the soft-prompt demo where prompts can help instead: records trained packed
+    /// behind a hidden source line (METHODS.md section 3).
+    #[arg(long)]
+    pub softprompt_context: bool,
     /// Print the training-data influence demo instead.
     #[arg(long)]
     pub influence: bool,
@@ -61,7 +65,7 @@ pub struct SpecArgs {
     #[arg(long, value_name = "BUILTIN")]
     pub mitigation: Option<String>,
     /// Check a spec file and print it normalised (defaults filled in).
-    #[arg(long, value_name = "SPEC.json", conflicts_with_all = ["example", "tinymem", "profile", "counterfactual", "softprompt", "influence", "tinymem_noise", "tinymem_backdoor", "mitigation", "canary", "geometry", "geometry_overfit"])]
+    #[arg(long, value_name = "SPEC.json", conflicts_with_all = ["example", "tinymem", "profile", "counterfactual", "softprompt", "softprompt_context", "influence", "tinymem_noise", "tinymem_backdoor", "mitigation", "canary", "geometry", "geometry_overfit"])]
     pub check: Option<PathBuf>,
 }
 
@@ -90,6 +94,8 @@ fn spec_cmd(a: &SpecArgs) -> Result<(), CliError> {
         ExperimentSpec::canary_demo()
     } else if a.influence {
         ExperimentSpec::influence_demo()
+    } else if a.softprompt_context {
+        ExperimentSpec::softprompt_context_demo()
     } else if a.softprompt {
         ExperimentSpec::softprompt_demo()
     } else if a.profile {

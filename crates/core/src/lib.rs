@@ -29,7 +29,7 @@ pub mod upload;
 pub use backend::BackendKind;
 pub use checkpoint::{Checkpoint, CheckpointError, NamedTensor};
 pub use corpus::{Corpus, CorpusError, Instance};
-pub use model::{Gpt, ModelConfig};
+pub use model::{Gpt, ModelConfig, PromptPositions};
 pub use resume::{ResumeError, ResumePoint};
 pub use spec::{ExperimentSpec, SpecError};
 pub use tokenizer::{Tokenizer, TokenizerError, TokenizerKind};

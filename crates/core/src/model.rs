@@ -140,6 +140,28 @@ pub struct Block {
     pub mlp: Mlp,
 }
 
+/// Where the tokens behind a soft prompt sit (see [`Gpt::forward_prompted_at`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PromptPositions {
+    /// The prompt has no positions; the tokens keep 0, 1, ... (models trained unpacked).
+    #[default]
+    Kept,
+    /// The prompt takes positions 0..L and the tokens follow (models trained packed).
+    Shifted,
+}
+
+impl PromptPositions {
+    /// How a model trained packed (`training.packed`) or not reads a soft prompt.
+    pub fn for_training(packed: bool) -> Self {
+        if packed {
+            PromptPositions::Shifted
+        } else {
+            PromptPositions::Kept
+        }
+    }
+}
+
 /// The decoder.
 #[derive(Module, Debug)]
 pub struct Gpt {
@@ -280,18 +302,42 @@ impl Gpt {
     }
 
     /// Logits `[B, L + T, vocab]` for a soft prompt `soft` `[B, L, d]` followed by the
-    /// tokens `ids` `[B, T]` (`T <= context`).
+    /// tokens `ids` `[B, T]` (`L + T <= context` when `positions` is
+    /// [`PromptPositions::Shifted`], `T <= context` otherwise).
     ///
     /// The soft prompt is a sequence of residual-stream vectors in front of the tokens,
-    /// seen by them through causal attention; it gets no position embedding (a trainable
-    /// prompt would absorb one), and the tokens keep positions 0..T, the positions they
-    /// have without a prompt. Mnemo's models only ever see a text from position 0, so
-    /// shifting the text behind the prompt would measure the shift rather than the prompt
-    /// (the large models of the soft-prompt papers train on text at every offset and do
-    /// not care). `L` or `T` may be 0, not both.
-    pub fn forward_prompted(&self, soft: Tensor<3>, ids: Tensor<2, Int>) -> Tensor<3> {
+    /// seen by them through causal attention. Where the tokens sit is `positions`:
+    /// - [`PromptPositions::Kept`]: the prompt gets no position embedding (a trainable
+    ///   prompt would absorb one), and the tokens keep positions 0..T, the positions they
+    ///   have without a prompt. A model trained with every text at position 0 (unpacked)
+    ///   is read this way: shifting the text behind the prompt would measure the shift
+    ///   rather than the prompt.
+    /// - [`PromptPositions::Shifted`]: the prompt takes positions 0..L and the tokens
+    ///   L..L+T, as the soft-prompt papers' models read `inputs_embeds` (a prompt of a
+    ///   text's own token embeddings then gives exactly the logits of that text). For
+    ///   models trained packed, which saw texts at every offset.
+    ///
+    /// `L` or `T` may be 0, not both.
+    pub fn forward_prompted_at(
+        &self,
+        positions: PromptPositions,
+        soft: Tensor<3>,
+        ids: Tensor<2, Int>,
+    ) -> Tensor<3> {
         let [_, t] = ids.dims();
         let [_, l, _] = soft.dims();
+        if positions == PromptPositions::Shifted {
+            if t == 0 {
+                return self.forward_embeddings(soft);
+            }
+            let tokens = self.embed(ids);
+            let x = if l == 0 {
+                tokens
+            } else {
+                Tensor::cat(vec![soft, tokens], 1)
+            };
+            return self.forward_embeddings(x);
+        }
         if t == 0 {
             // Only the prompt (a zero-length reshape would read as "keep this dimension").
             return self.forward_residual(soft);
@@ -304,6 +350,11 @@ impl Gpt {
             Tensor::cat(vec![soft, tokens], 1)
         };
         self.forward_residual(h)
+    }
+
+    /// [`Gpt::forward_prompted_at`] with [`PromptPositions::Kept`].
+    pub fn forward_prompted(&self, soft: Tensor<3>, ids: Tensor<2, Int>) -> Tensor<3> {
+        self.forward_prompted_at(PromptPositions::Kept, soft, ids)
     }
 
     /// Logits `[B, T, vocab]` for token ids `[B, T]`.
@@ -417,7 +468,7 @@ impl Gpt {
     /// Greedy decoding conditioned on soft prompts: for each row, the `n` argmax tokens
     /// that follow the soft prompt `soft[i]` (a `[L_i, d]` tensor on the model's device;
     /// `L_i` may be 0) and the tokens `prompts[i]`, read as [`Gpt::forward_prompted`]
-    /// reads them (the prompt without positions, the tokens from position 0).
+    /// reads them with `positions` ([`Gpt::forward_prompted_at`]).
     ///
     /// With an empty soft prompt this is [`Gpt::greedy_batch`]. Rows with the same
     /// `(L_i, prompts[i].len())` are decoded together, one forward pass of the group per
@@ -430,6 +481,7 @@ impl Gpt {
     /// `[L, d_model]` give no tokens.
     pub async fn greedy_embeddings(
         &self,
+        positions: PromptPositions,
         soft: &[Tensor<2>],
         prompts: &[Vec<u32>],
         n: usize,
@@ -477,10 +529,15 @@ impl Gpt {
                 let t = len - start;
                 let windows: Vec<Vec<u32>> = seqs.iter().map(|s| s[start..].to_vec()).collect();
                 let logits = match (&soft_group, t) {
-                    (Some(s), 0) => self.forward_residual(s.clone()),
-                    (Some(s), _) => {
-                        self.forward_prompted(s.clone(), ids_tensor(&windows, t, 0, &device))
-                    }
+                    (Some(s), 0) => match positions {
+                        PromptPositions::Kept => self.forward_residual(s.clone()),
+                        PromptPositions::Shifted => self.forward_embeddings(s.clone()),
+                    },
+                    (Some(s), _) => self.forward_prompted_at(
+                        positions,
+                        s.clone(),
+                        ids_tensor(&windows, t, 0, &device),
+                    ),
                     (None, _) => self.forward(ids_tensor(&windows, t, 0, &device)),
                 };
                 let [_, t, v] = logits.dims();

@@ -37,6 +37,8 @@ pub enum Stream {
     Canaries = 16,
     /// The candidates sampled for exposure's extrapolation.
     Exposure = 17,
+    /// The offset at which packed training cuts its first window.
+    Packing = 18,
 }
 
 /// A deterministic generator for `stream` under `seed`.

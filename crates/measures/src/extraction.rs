@@ -6,7 +6,9 @@
 //! - The sequence is the instance's token ids as trained on: BOS, the text's tokens and
 //!   EOS, truncated to the model's context + 1. The prefix therefore starts with BOS (the
 //!   model never saw a sequence without it), and a suffix that reaches the end of a
-//!   sequence ends with EOS. Tokens past `k + s` are not used.
+//!   sequence ends with EOS. Tokens past `k + s` are not used. An instance trained behind
+//!   a hidden context (the records corpus) is split without it
+//!   ([`mnemo_core::corpus::Instance::visible_tokens`]): BOS, then the text.
 //! - Sequences shorter than `k + s` have both lengths scaled down proportionally (see
 //!   [`split_lengths`]) and are counted in [`ExtractionResult::scaled`]; sequences of
 //!   fewer than two tokens cannot be split and are counted in
@@ -280,12 +282,12 @@ pub async fn extract(
                     vocab,
                 });
             }
-            let Some((k, s)) = split_lengths(inst.tokens.len(), settings.prefix, settings.suffix)
-            else {
+            let tokens = inst.visible_tokens();
+            let Some((k, s)) = split_lengths(tokens.len(), settings.prefix, settings.suffix) else {
                 skipped += 1;
                 continue;
             };
-            if inst.tokens.len() < requested {
+            if tokens.len() < requested {
                 scaled += 1;
             }
             let slots = if heldout {
@@ -297,8 +299,8 @@ pub async fn extract(
                 heldout,
                 slot: slots.len(),
                 instance: id,
-                prefix: inst.tokens[..k].to_vec(),
-                target: inst.tokens[k..k + s].to_vec(),
+                prefix: tokens[..k].to_vec(),
+                target: tokens[k..k + s].to_vec(),
             });
             slots.push(None);
         }

@@ -11,7 +11,7 @@ use mnemo_core::burn::tensor::{Distribution, Tensor};
 use mnemo_core::model::{Gpt, ModelConfig, ids_tensor};
 use mnemo_core::spec::{CanarySpec, ExperimentSpec, SoftPromptSpec};
 use mnemo_core::train::{Trainer, block_on, run_blocking};
-use mnemo_core::{Checkpoint, Corpus};
+use mnemo_core::{Checkpoint, Corpus, PromptPositions};
 use mnemo_measures::extraction::{ExtractionRates, ExtractionRow};
 use mnemo_measures::softprompt::{
     GENERATOR_BLOCKS, Method, Pair, PromptGenerator, SoftPromptError, SoftPromptRun, extract_pairs,
@@ -197,7 +197,8 @@ fn greedy_embeddings_decodes_like_forward_prompted_one_token_at_a_time() {
         vec![],
     ];
     let n = 6;
-    let got = block_on(model.greedy_embeddings(&softs, &prompts, n)).unwrap();
+    let got =
+        block_on(model.greedy_embeddings(PromptPositions::Kept, &softs, &prompts, n)).unwrap();
     assert_eq!(got.len(), prompts.len());
     for i in 0..prompts.len() {
         assert_eq!(got[i].len(), n);
@@ -208,16 +209,21 @@ fn greedy_embeddings_decodes_like_forward_prompted_one_token_at_a_time() {
         );
     }
     // Longer than the context: the tokens slide, the prompt stays; no panic, n tokens.
-    let long = block_on(model.greedy_embeddings(&[soft(10)], &[vec![1; 9]], 12)).unwrap();
+    let long =
+        block_on(model.greedy_embeddings(PromptPositions::Kept, &[soft(10)], &[vec![1; 9]], 12))
+            .unwrap();
     assert_eq!(long[0].len(), 12);
-    let huge = block_on(model.greedy_embeddings(&[soft(40)], &[vec![2; 3]], 3)).unwrap();
+    let huge =
+        block_on(model.greedy_embeddings(PromptPositions::Kept, &[soft(40)], &[vec![2; 3]], 3))
+            .unwrap();
     assert_eq!(huge[0].len(), 3);
     // A prompt of the wrong width gives nothing; no rows give nothing.
     let wrong = Tensor::<2>::zeros([2, 31], &dev);
-    let out = block_on(model.greedy_embeddings(&[wrong], &[vec![1, 2]], 3)).unwrap();
+    let out = block_on(model.greedy_embeddings(PromptPositions::Kept, &[wrong], &[vec![1, 2]], 3))
+        .unwrap();
     assert_eq!(out, vec![Vec::<u32>::new()]);
     assert!(
-        block_on(model.greedy_embeddings(&[], &[], 3))
+        block_on(model.greedy_embeddings(PromptPositions::Kept, &[], &[], 3))
             .unwrap()
             .is_empty()
     );
@@ -248,7 +254,7 @@ fn the_loss_scores_the_suffix_tokens_only() {
     assert_eq!(batch.len, 11); // 5 + 5 + 2 - 1
     assert_eq!(batch.scored_count(), 6);
     let loss = |b: &mnemo_measures::softprompt::PromptBatch| -> f32 {
-        prompt_loss(&model, prompts.clone(), b)
+        prompt_loss(&model, PromptPositions::Kept, prompts.clone(), b)
             .unwrap()
             .into_scalar()
     };
@@ -398,7 +404,15 @@ fn prompt_training_leaves_the_target_bit_identical() {
         steps: 15,
         ..spec.softprompt.unwrap()
     };
-    let mut run = SoftPromptRun::new(ck, corpus, &settings, spec.seed, &Device::flex()).unwrap();
+    let mut run = SoftPromptRun::new(
+        ck,
+        corpus,
+        &settings,
+        spec.seed,
+        PromptPositions::Kept,
+        &Device::flex(),
+    )
+    .unwrap();
     let prompt_before = values(run.constant().soft_prompt().unwrap().vectors.val());
     let gen_before = values(
         run.dynamic().generator().unwrap().blocks[0]
@@ -467,7 +481,15 @@ fn three_methods_on_a_partly_memorised_model() {
         ..spec.softprompt.unwrap()
     };
     let start = std::time::Instant::now();
-    let mut run = SoftPromptRun::new(ck, corpus, &settings, spec.seed, &Device::flex()).unwrap();
+    let mut run = SoftPromptRun::new(
+        ck,
+        corpus,
+        &settings,
+        spec.seed,
+        PromptPositions::Kept,
+        &Device::flex(),
+    )
+    .unwrap();
     let result = run_prompts(&mut run, |_, _| std::ops::ControlFlow::Continue(())).unwrap();
     let seconds = start.elapsed().as_secs_f64();
     assert_eq!((result.train_pairs, result.test_pairs), (32, 32));
@@ -506,14 +528,28 @@ fn three_methods_on_a_partly_memorised_model() {
     }
     assert_eq!((none.exact_gain, none.fractional_gain), (None, None));
     // The no-prompt rows are plain greedy extraction from the prefix.
-    let plain = block_on(extract_pairs(run.target(), &run.pairs().test, None)).unwrap();
+    let plain = block_on(extract_pairs(
+        run.target(),
+        PromptPositions::Kept,
+        &run.pairs().test,
+        None,
+    ))
+    .unwrap();
     assert_eq!(plain, none.rows);
 
     // On the pairs the prompts trained on, the dynamic prompt extracts more than no
     // prompt: the generator fits them.
     let train = &run.pairs().train;
     let rate = |rows: Vec<ExtractionRow>| ExtractionRates::of(&rows).fractional_rate;
-    let train_none = rate(block_on(extract_pairs(run.target(), train, None)).unwrap());
+    let train_none = rate(
+        block_on(extract_pairs(
+            run.target(),
+            PromptPositions::Kept,
+            train,
+            None,
+        ))
+        .unwrap(),
+    );
     let train_constant = rate(block_on(run.constant().evaluate(train)).unwrap());
     let train_dynamic = rate(block_on(run.dynamic().evaluate(train)).unwrap());
     let f = |m: Method| {
@@ -547,29 +583,126 @@ fn bad_settings_and_foreign_models_are_errors_not_panics() {
         prompt_len: 0,
         ..settings
     };
-    let err = SoftPromptRun::new(ck, corpus, &bad, 1, &dev).err().unwrap();
+    let err = SoftPromptRun::new(ck, corpus, &bad, 1, PromptPositions::Kept, &dev)
+        .err()
+        .unwrap();
     assert!(matches!(err, SoftPromptError::Settings(_)), "{err}");
     assert!(err.to_string().contains("softprompt.prompt_len"), "{err}");
     let bad = SoftPromptSpec {
         embed_lr: 2.0,
         ..settings
     };
-    assert!(SoftPromptRun::new(ck, corpus, &bad, 1, &dev).is_err());
+    assert!(SoftPromptRun::new(ck, corpus, &bad, 1, PromptPositions::Kept, &dev).is_err());
     // One training text: nothing to train on and test with.
     let mut one = corpus.clone();
     one.train.truncate(1);
-    let err = SoftPromptRun::new(ck, &one, &settings, 1, &dev)
+    let err = SoftPromptRun::new(ck, &one, &settings, 1, PromptPositions::Kept, &dev)
         .err()
         .unwrap();
     assert!(matches!(err, SoftPromptError::TooFewPairs(1)), "{err}");
     // A model with a smaller vocabulary than the corpus.
     let small = Gpt::new(&ck.config, 4, 0, &dev);
     let small_ck = block_on(small.snapshot(0, ck.config)).unwrap();
-    let err = SoftPromptRun::new(&small_ck, corpus, &settings, 1, &dev)
+    let err = SoftPromptRun::new(&small_ck, corpus, &settings, 1, PromptPositions::Kept, &dev)
         .err()
         .unwrap();
     assert!(
         matches!(err, SoftPromptError::Vocabulary { vocab: 4, .. }),
         "{err}"
     );
+}
+
+/// With shifted positions, a prompt made of a text's own token embeddings is that text:
+/// the logits of `[embed(head) ; rest]` equal the model's logits of `head ++ rest`, and
+/// greedy decoding behind it equals greedy decoding of the whole text.
+#[test]
+fn a_shifted_prompt_of_token_embeddings_reads_as_the_tokens_themselves() {
+    let model = small_model(2, 5);
+    let dev = Device::flex();
+    let head: Vec<u32> = vec![1, 7, 3, 9];
+    let rest: Vec<u32> = vec![2, 4, 6];
+    let soft = model
+        .embed(ids_tensor(std::slice::from_ref(&head), 4, 0, &dev))
+        .reshape([4, 32]);
+    let whole: Vec<u32> = head.iter().chain(&rest).copied().collect();
+    let want = values(model.forward(ids_tensor(&[whole.clone()], 7, 0, &dev)));
+    let ids = ids_tensor(std::slice::from_ref(&rest), 3, 0, &dev);
+    let got = values(model.forward_prompted_at(
+        PromptPositions::Shifted,
+        soft.clone().unsqueeze::<3>(),
+        ids.clone(),
+    ));
+    assert_eq!(got.len(), want.len());
+    for (a, b) in got.iter().zip(&want) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+    // Kept positions read the same prompt differently (the tokens sit at 0, 1, 2).
+    let kept = values(model.forward_prompted_at(PromptPositions::Kept, soft.unsqueeze::<3>(), ids));
+    assert!(kept.iter().zip(&want).any(|(a, b)| (a - b).abs() > 1e-3));
+    let n = 5;
+    let behind = block_on(
+        model.greedy_embeddings(
+            PromptPositions::Shifted,
+            &[model
+                .embed(ids_tensor(std::slice::from_ref(&head), 4, 0, &dev))
+                .reshape([4, 32])],
+            std::slice::from_ref(&rest),
+            n,
+        ),
+    )
+    .unwrap();
+    let plain = block_on(model.greedy_batch(&[whole], n)).unwrap();
+    assert_eq!(behind, plain);
+}
+
+/// The loss of a batch laid out by `prompt_batch` with shifted positions equals the
+/// suffix cross-entropy computed by hand from `forward_prompted_at`, rows of different
+/// prompt lengths included.
+#[test]
+fn shifted_prompt_loss_matches_the_forward_pass_row_by_row() {
+    let model = small_model(1, 8);
+    let dev = Device::flex();
+    let pairs = [
+        Pair {
+            instance: 0,
+            prefix: vec![1, 2, 3],
+            suffix: vec![4, 5],
+        },
+        Pair {
+            instance: 1,
+            prefix: vec![6, 7],
+            suffix: vec![8, 9, 10],
+        },
+    ];
+    let refs: Vec<&Pair> = pairs.iter().collect();
+    let lens = [3, 2];
+    let batch = prompt_batch(&refs, &lens);
+    let prompts = Tensor::<3>::random([2, 3, 32], Distribution::Normal(0.0, 1.0), &dev);
+    let loss =
+        values(prompt_loss(&model, PromptPositions::Shifted, prompts.clone(), &batch).unwrap())[0];
+    let mut total = 0.0f32;
+    let mut count = 0;
+    for (i, p) in pairs.iter().enumerate() {
+        let l = lens[i];
+        let soft = prompts.clone().slice(i..i + 1).slice([0..1, 0..l, 0..32]);
+        let tokens: Vec<u32> = p
+            .prefix
+            .iter()
+            .chain(&p.suffix[..p.suffix.len() - 1])
+            .copied()
+            .collect();
+        let ids = ids_tensor(std::slice::from_ref(&tokens), tokens.len(), 0, &dev);
+        let logp = values(log_softmax(
+            model.forward_prompted_at(PromptPositions::Shifted, soft, ids),
+            2,
+        ));
+        let v = 17;
+        for (j, &target) in p.suffix.iter().enumerate() {
+            let pos = l + p.prefix.len() - 1 + j;
+            total -= logp[pos * v + target as usize];
+            count += 1;
+        }
+    }
+    let want = total / count as f32;
+    assert!((loss - want).abs() < 1e-5, "{loss} vs {want}");
 }

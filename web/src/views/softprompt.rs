@@ -294,14 +294,26 @@ pub enum Msg {
     Hub(Hub),
     /// From the shell.
     Event(ViewEvent),
-    /// Train soft prompts: the demo (its own model first, `true`) or on the last model.
-    Run(bool),
+    /// Train soft prompts: on a demo's own model (trained first) or on the last model.
+    Run(Target),
     /// A field changed (index, text).
     SetField(usize, String),
     /// Stop prompt training (the prompts are measured as trained so far).
     Cancel,
     /// Export a chart or table.
     Export(&'static str),
+}
+
+/// Which model the prompts are trained against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The soft-prompt demo (facts, unpacked), trained first.
+    Demo,
+    /// The hidden-context demo (records behind a source line, packed), trained first,
+    /// with its own prompt settings.
+    ContextDemo,
+    /// The last trained model.
+    Last,
 }
 
 /// The view.
@@ -403,17 +415,22 @@ impl SpView {
                 }
             }
             Msg::Event(ViewEvent::Resumed(_)) => return false,
-            Msg::Run(demo) => {
+            Msg::Run(target) => {
                 if !self.hub.state.can_start() {
                     return false;
                 }
-                let base = if demo {
-                    Some(ExperimentSpec::softprompt_demo())
-                } else {
-                    self.hub.state.trained.as_ref().map(|t| t.1.clone())
+                let base = match target {
+                    Target::Demo => Some(ExperimentSpec::softprompt_demo()),
+                    Target::ContextDemo => {
+                        // Its prompt settings are part of the demo: show them in the fields.
+                        let spec = ExperimentSpec::softprompt_context_demo();
+                        self.sp.set_fields(&spec.softprompt.unwrap_or_default());
+                        Some(spec)
+                    }
+                    Target::Last => self.hub.state.trained.as_ref().map(|t| t.1.clone()),
                 };
                 match base {
-                    Some(base) => self.start(base, demo),
+                    Some(base) => self.start(base, target != Target::Last),
                     None => self.sp.error = Some("train a model first".into()),
                 }
             }
@@ -591,12 +608,14 @@ impl Component for SpView {
             <section class="panel" id="sp-panel">
                 <h2>{ "Soft-prompt extraction" }</h2>
                 <p class="help">{ "Ozdayi et al. (2023) train one constant soft prompt, Wang et al. (2024) a generator that writes a prompt for each prefix; both learn, with the model frozen, to make it reproduce the suffixes of training pairs. Extraction is then measured on held-out test pairs with no prompt, the constant prompt and the dynamic one." }</p>
+                <p class="help" id="sp-settings-help">{ "Two demos. The soft-prompt demo trains each invented fact from position 0, as Mnemo trains by default: there a prompt in front of a prefix is something the model never saw, and on this tiny model no prompt extracts the most. The hidden-context demo sets up the papers' conditions: invented records of four kinds, each trained behind its kind's source line (“Parish roll:”, “Ship's log:”, ...) that the attacker never gets, packed into windows as GPT pretraining does, so the prompts sit in front of the text the way the papers' do and can stand in for the missing source line." }</p>
                 <div class="row actions">
                     { field(0) }{ field(1) }{ field(2) }{ field(3) }
                 </div>
                 <div class="row actions">
-                    <button id="sp-demo" class="primary" onclick={link.callback(|_| Msg::Run(true))} disabled={busy || !fields_ok}>{ "Run the soft-prompt demo" }</button>
-                    <button id="sp-button" onclick={link.callback(|_| Msg::Run(false))} disabled={busy || !fields_ok || trained.is_none()}>{ "Train prompts on the last model" }</button>
+                    <button id="sp-demo" class="primary" onclick={link.callback(|_| Msg::Run(Target::Demo))} disabled={busy || !fields_ok}>{ "Run the soft-prompt demo" }</button>
+                    <button id="sp-context-demo" onclick={link.callback(|_| Msg::Run(Target::ContextDemo))} disabled={busy}>{ "Run the hidden-context demo" }</button>
+                    <button id="sp-button" onclick={link.callback(|_| Msg::Run(Target::Last))} disabled={busy || !fields_ok || trained.is_none()}>{ "Train prompts on the last model" }</button>
                     <button id="sp-cancel" onclick={link.callback(|_| Msg::Cancel)} disabled={!sp.busy()}>{ "Cancel" }</button>
                 </div>
                 <p id="sp-status" data-state={state}>{ status }</p>

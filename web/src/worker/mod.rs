@@ -42,6 +42,9 @@ pub struct Kept {
     pub corpus: Corpus,
     /// Where it was trained.
     pub backend: BackendKind,
+    /// Whether it was trained packed (`training.packed`): soft prompts then shift the
+    /// text behind them.
+    pub packed: bool,
     /// For the user.
     pub description: String,
 }

@@ -3,7 +3,7 @@
 //! 50 ms so Cancel is seen) and measure the three methods. After Cancel the prompts are
 //! measured as trained so far.
 
-use mnemo_core::{BackendKind, ExperimentSpec};
+use mnemo_core::{BackendKind, ExperimentSpec, PromptPositions};
 use mnemo_measures::softprompt::{Method, SoftPromptRun};
 
 use super::{cancelled, device_for, kept_or_err, now_ms, post, token_labels, yield_now};
@@ -31,6 +31,7 @@ pub async fn run(
         &model.corpus,
         &settings,
         spec.seed,
+        PromptPositions::for_training(model.packed),
         &device,
     )
     .map_err(|e| e.to_string())?;

@@ -102,6 +102,7 @@ pub async fn run(
             checkpoint: last,
             corpus: trainer.corpus().clone(),
             backend,
+            packed: spec.training.packed,
             description,
         },
         &spec,

@@ -50,6 +50,7 @@ fn checked(bytes: &[u8], name: &str, spec: ExperimentSpec) -> Result<String, Str
             checkpoint: ck,
             corpus,
             backend: BackendKind::Flex,
+            packed: spec.training.packed,
             description: description.clone(),
         },
         &spec,

@@ -13,9 +13,11 @@ use crate::spec::{BuiltinCorpus, DataSource, DataSpec, SplitMode, TinyMemSpec, l
 use crate::tokenizer::{Tokenizer, TokenizerError, TokenizerKind};
 
 mod canaries;
+mod records;
 mod tinymem;
 
 pub use canaries::*;
+pub use records::*;
 pub use tinymem::*;
 
 /// What an instance is, for analyses that treat some instances specially.
@@ -45,10 +47,37 @@ pub struct Instance {
     pub id: u32,
     /// The text.
     pub text: String,
-    /// Token ids: BOS, the text's tokens, EOS; truncated to the model's context + 1.
+    /// Token ids: BOS, the hidden context's tokens (if any), the text's tokens, EOS;
+    /// truncated to the model's context + 1.
     pub tokens: Vec<u32>,
     /// What this instance is.
     pub kind: InstanceKind,
+    /// A hidden training context (a record's source line, [`BuiltinCorpus::Records`]):
+    /// trained on in front of the text, never part of an extraction pair. Empty for
+    /// every other corpus.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub context: String,
+    /// How many tokens after BOS are the hidden context's (0 without one).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hidden: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl Instance {
+    /// The tokens an attacker knows: BOS, the text, EOS, without the hidden context
+    /// (equal to [`Instance::tokens`] when there is none). Extraction pairs are cut from
+    /// these.
+    pub fn visible_tokens(&self) -> Vec<u32> {
+        if self.hidden == 0 {
+            return self.tokens.clone();
+        }
+        let mut t = self.tokens[..1.min(self.tokens.len())].to_vec();
+        t.extend_from_slice(self.tokens.get(1 + self.hidden..).unwrap_or(&[]));
+        t
+    }
 }
 
 /// The secret a canary carries.
@@ -203,6 +232,8 @@ impl Corpus {
         seed: u64,
     ) -> Result<Self, CorpusError> {
         let mut tiny: Option<(&TinyMemSpec, Vec<TinyMemItem>)> = None;
+        // Hidden training contexts by instance position (records only; none past the end).
+        let mut contexts: Vec<&'static str> = Vec::new();
         let mut texts: Vec<(String, InstanceKind)> = match &data.source {
             DataSource::Builtin {
                 corpus: BuiltinCorpus::Facts,
@@ -210,6 +241,16 @@ impl Corpus {
             } => facts(*instances, seed)
                 .into_iter()
                 .map(|t| (t, InstanceKind::Plain))
+                .collect(),
+            DataSource::Builtin {
+                corpus: BuiltinCorpus::Records,
+                instances,
+            } => records(*instances, seed)
+                .into_iter()
+                .map(|r| {
+                    contexts.push(r.header());
+                    (r.text, InstanceKind::Plain)
+                })
                 .collect(),
             DataSource::Text { text, split } => {
                 if text.len() > limits::TEXT_BYTES {
@@ -276,13 +317,17 @@ impl Corpus {
             texts
                 .iter()
                 .map(|(t, _)| t.as_str())
+                .chain(contexts.iter().copied())
                 .chain(std::iter::once(slot_chars.as_str()).filter(|s| !s.is_empty())),
         )?;
         let mut truncated = 0;
         let mut instances = Vec::with_capacity(texts.len());
         for (i, (text, kind)) in texts.into_iter().enumerate() {
-            let mut tokens = Vec::with_capacity(text.len() + 2);
+            let header = contexts.get(i).copied().unwrap_or("");
+            let mut tokens = Vec::with_capacity(header.len() + text.len() + 2);
             tokens.push(tokenizer.bos());
+            tokens.extend(tokenizer.encode(header)?);
+            let hidden = tokens.len() - 1;
             tokens.extend(tokenizer.encode(&text)?);
             tokens.push(tokenizer.eos());
             if tokens.len() > context + 1 {
@@ -294,6 +339,8 @@ impl Corpus {
                 text,
                 tokens,
                 kind,
+                context: header.to_string(),
+                hidden,
             });
         }
         let mut layout = None;
@@ -400,6 +447,46 @@ mod tests {
             canary: None,
             canaries: None,
         }
+    }
+
+    #[test]
+    fn records_are_trained_behind_their_source_line_and_split_without_it() {
+        let data = DataSpec {
+            source: DataSource::Builtin {
+                corpus: BuiltinCorpus::Records,
+                instances: 8,
+            },
+            heldout_fraction: 0.0,
+            canary: None,
+            canaries: None,
+        };
+        let c = Corpus::build(&data, TokenizerKind::Char, 128, 3).unwrap();
+        let recs = records(8, 3);
+        for (inst, rec) in c.instances.iter().zip(&recs) {
+            assert_eq!(inst.text, rec.text);
+            assert_eq!(inst.context, rec.header());
+            let header = c.tokenizer.encode(rec.header()).unwrap();
+            let body = c.tokenizer.encode(&rec.text).unwrap();
+            assert_eq!(inst.hidden, header.len());
+            let mut want = vec![c.tokenizer.bos()];
+            want.extend(&header);
+            want.extend(&body);
+            want.push(c.tokenizer.eos());
+            assert_eq!(inst.tokens, want);
+            let mut visible = vec![c.tokenizer.bos()];
+            visible.extend(&body);
+            visible.push(c.tokenizer.eos());
+            assert_eq!(inst.visible_tokens(), visible);
+        }
+        // Other corpora have no hidden context: the visible tokens are the tokens.
+        let facts =
+            Corpus::build(&ExperimentSpec::demo().data, TokenizerKind::Char, 64, 3).unwrap();
+        assert!(
+            facts
+                .instances
+                .iter()
+                .all(|i| i.hidden == 0 && i.visible_tokens() == i.tokens)
+        );
     }
 
     #[test]

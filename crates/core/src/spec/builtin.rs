@@ -7,11 +7,12 @@ use super::*;
 
 /// The names [`ExperimentSpec::builtin`] knows: the demo of every view, and each
 /// built-in TinyMem model's spec with every mitigation method at its defaults.
-pub const BUILTIN_SPECS: [&str; 11] = [
+pub const BUILTIN_SPECS: [&str; 12] = [
     "demo",
     "profile",
     "counterfactual",
     "softprompt",
+    "softprompt-context",
     "influence",
     "canary",
     "geometry",
@@ -30,6 +31,7 @@ impl ExperimentSpec {
             "profile" => Self::profile_demo(),
             "counterfactual" => Self::counterfactual_demo(),
             "softprompt" => Self::softprompt_demo(),
+            "softprompt-context" => Self::softprompt_context_demo(),
             "influence" => Self::influence_demo(),
             "canary" => Self::canary_demo(),
             "geometry" => Self::geometry_demo(),
@@ -84,6 +86,7 @@ impl ExperimentSpec {
                 checkpoint_every: 50,
                 checkpoint_steps: vec![],
                 regulariser: None,
+                packed: false,
             },
             profile: None,
             counterfactual: None,
@@ -227,6 +230,26 @@ impl ExperimentSpec {
             embed_lr: 1e-3,
             block_lr: 1e-4,
         });
+        spec
+    }
+
+    /// The soft-prompt demo where prompts can help (METHODS.md section 3, "the settings
+    /// where they can help"): 64 invented records of four kinds, each trained behind its
+    /// kind's source line (a hidden training context the pairs never include), with
+    /// packed training, so the prompts shift the text behind them as in the papers. The
+    /// prompt and pair lengths and rates are set in [`softprompt_context_settings`].
+    pub fn softprompt_context_demo() -> Self {
+        let mut spec = Self::demo();
+        spec.name = "Soft-prompt demo with a hidden training context".into();
+        spec.data.source = DataSource::Builtin {
+            corpus: BuiltinCorpus::Records,
+            instances: 64,
+        };
+        spec.data.heldout_fraction = 0.0;
+        spec.training.packed = true;
+        spec.training.duration = Duration::Steps(400);
+        spec.training.checkpoint_every = 0;
+        spec.softprompt = Some(softprompt_context_settings());
         spec
     }
 
@@ -384,6 +407,7 @@ impl ExperimentSpec {
             checkpoint_every: 0,
             checkpoint_steps: vec![],
             regulariser: None,
+            packed: false,
         };
         spec
     }
@@ -516,5 +540,20 @@ impl ExperimentSpec {
             // be digits too; the corpus builder reports the offending character.
         }
         Ok(())
+    }
+}
+
+/// The soft-prompt settings of [`ExperimentSpec::softprompt_context_demo`].
+pub fn softprompt_context_settings() -> SoftPromptSpec {
+    SoftPromptSpec {
+        prompt_len: 13,
+        prefix: 13,
+        suffix: 32,
+        test_fraction: 0.5,
+        steps: 200,
+        batch_size: 16,
+        prompt_lr: 1e-2,
+        embed_lr: 1e-3,
+        block_lr: 1e-4,
     }
 }

@@ -230,6 +230,11 @@ pub enum BuiltinCorpus {
     /// Invented one-line biographies ("Ada Quill lives in Leeds, keeps 7 owls and loves
     /// teal."): their random details can only be learnt by memorisation.
     Facts,
+    /// Invented records of four kinds (a parish register, a ship's log, a club roll, a
+    /// clinic card), each trained behind its kind's source line: a *hidden training
+    /// context* that extraction never gets (METHODS.md section 3). See
+    /// [`crate::corpus::records`].
+    Records,
 }
 
 /// How uploaded text is cut into instances.
@@ -390,6 +395,13 @@ pub struct TrainingConfig {
     /// so specs written before the field existed keep their text and digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regulariser: Option<Regulariser>,
+    /// Packed training, as GPT pretraining does: the texts, in the data order, joined
+    /// one after another (each keeps its BOS and EOS, so EOS then BOS separates two texts)
+    /// and cut into full windows of `context + 1` tokens from a seeded offset (see
+    /// [`crate::train::Packing`]). Off by default: every text is then one row from
+    /// position 0. Left out of the JSON when off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub packed: bool,
 }
 
 fn default_min_lr() -> f64 {
@@ -432,6 +444,13 @@ impl TrainingConfig {
         }
         if let Some(r) = &self.regulariser {
             r.validate()?;
+            if self.packed {
+                return Err(SpecError::Inconsistent(
+                    "training.packed cannot be combined with a regulariser: the regularisers \
+                     act on whole training texts, and packed windows cut texts apart"
+                        .into(),
+                ));
+            }
         }
         Ok(())
     }

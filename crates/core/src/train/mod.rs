@@ -28,9 +28,11 @@ use crate::rng::{self, Stream};
 use crate::spec::{Decay, Duration, ExperimentSpec, SpecError};
 
 mod batch;
+mod pack;
 mod schedule;
 
 pub use batch::{Batch, batch_tensors, token_batch};
+pub use pack::Packing;
 pub use schedule::{checkpoint_lr, lr_at, plan, plan_excluding};
 
 /// The epsilon of every run's AdamW (added to the square root of the second moment).
@@ -146,6 +148,7 @@ pub struct Trainer {
     losses: Vec<(usize, f32)>,
     excluded: BTreeSet<u32>,
     reg: Active,
+    packing: Option<Packing>,
 }
 
 impl Trainer {
@@ -187,7 +190,15 @@ impl Trainer {
         let t = &spec.training;
         let optim = adamw(t);
         let reg = Active::new(&spec, &model);
-        let (total_steps, stream) = plan_excluding(&spec, &corpus, &exclude)?;
+        let packing = if spec.training.packed {
+            Some(Packing::plan(&spec, &corpus, &exclude)?)
+        } else {
+            None
+        };
+        let (total_steps, stream) = match &packing {
+            Some(p) => (p.total_steps(), p.stream().to_vec()),
+            None => plan_excluding(&spec, &corpus, &exclude)?,
+        };
         let mut checkpoints: BTreeSet<usize> = [0, total_steps].into();
         if t.checkpoint_every > 0 {
             checkpoints.extend((0..=total_steps).step_by(t.checkpoint_every));
@@ -220,6 +231,7 @@ impl Trainer {
             losses: Vec::new(),
             excluded: exclude,
             reg,
+            packing,
         })
     }
 
@@ -265,8 +277,12 @@ impl Trainer {
         &self.checkpoints
     }
 
-    /// Instances trained at step `step` (1-based).
+    /// Instances trained at step `step` (1-based); in a packed run, the texts whose first
+    /// trained token is in the step's windows (see [`Packing`]).
     pub fn batch_ids(&self, step: usize) -> &[u32] {
+        if let Some(p) = &self.packing {
+            return p.texts(step);
+        }
         let b = self.spec.training.batch_size;
         let start = ((step.max(1) - 1) * b).min(self.stream.len());
         let end = (step * b).min(self.stream.len());
@@ -380,7 +396,12 @@ impl Trainer {
             .copied()
             .filter(|&i| self.corpus.get(i).is_some())
             .collect();
-        let (inputs, targets, mask, n_tokens) = batch_tensors(&self.corpus, &ids, &self.device);
+        let (inputs, targets, mask, n_tokens) = match &self.packing {
+            // Packed runs have no regulariser (the spec refuses one), so `ids` only
+            // records the data order there.
+            Some(p) => token_batch(&p.rows(step), self.corpus.tokenizer.pad(), &self.device),
+            None => batch_tensors(&self.corpus, &ids, &self.device),
+        };
         let model = self.model.take()?;
         let logp = self.reg.token_log_probs(&model, &ids, inputs, targets);
         let nll = -(logp * mask.clone());

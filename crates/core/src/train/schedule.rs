@@ -22,11 +22,18 @@ pub fn plan(spec: &ExperimentSpec, corpus: &Corpus) -> (usize, Vec<u32>) {
 /// `Steps(s)` keeps `s` steps, reading on into the following epochs' order as needed.
 /// With nothing excluded this is exactly [`plan`]. Ids in `exclude` that are not
 /// training ids are ignored; excluding every training instance is an error.
+///
+/// A packed run (`training.packed`) has the steps and the trained texts of its
+/// [`Packing`], with the same data order.
 pub fn plan_excluding(
     spec: &ExperimentSpec,
     corpus: &Corpus,
     exclude: &BTreeSet<u32>,
 ) -> Result<(usize, Vec<u32>), TrainError> {
+    if spec.training.packed {
+        let p = Packing::plan(spec, corpus, exclude)?;
+        return Ok((p.total_steps(), p.stream().to_vec()));
+    }
     let n = corpus.train.len();
     let kept = corpus.train.iter().filter(|i| !exclude.contains(i)).count();
     if kept == 0 {

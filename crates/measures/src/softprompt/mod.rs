@@ -18,12 +18,18 @@
 //!   then scales the requested `k` and `s` down (as [`split_lengths`] does) until
 //!   `max(L, k) + k + s <= context + 1`; the values used are reported in
 //!   [`FittedLengths`]. All three methods use the same pairs.
-//! - **Positions.** The prompt is a sequence of residual-stream vectors without position
-//!   embeddings, and the text behind it keeps positions 0, 1, ... (see
-//!   [`Gpt::forward_prompted`]). Mnemo's models only ever see a text from position 0;
-//!   shifting the prefix behind an `L`-vector prompt, as the papers' large models allow,
-//!   wrecks what a tiny model memorised (the prompt would measure the shift, not the
-//!   prompt).
+//! - **Positions.** How the target reads `[prompt ; prefix ; suffix]` follows how it
+//!   was trained ([`PromptPositions::for_training`]). A model trained unpacked only ever
+//!   saw a text from position 0: the prompt is a sequence of residual-stream vectors
+//!   without position embeddings and the text behind it keeps positions 0, 1, ...
+//!   ([`PromptPositions::Kept`]); shifting the prefix behind an `L`-vector prompt would
+//!   wreck what such a model memorised (the prompt would measure the shift, not the
+//!   prompt). A model trained packed (`training.packed`) saw texts at every offset, so
+//!   the prompt takes positions 0..L and the text follows, as in the papers
+//!   ([`PromptPositions::Shifted`]).
+//! - **Hidden context.** Pairs are cut from [`mnemo_core::corpus::Instance::visible_tokens`]:
+//!   an instance trained behind a hidden context (the records corpus's source line) is
+//!   split as BOS then its own text; the context's tokens are never in a pair.
 //! - **Loss.** Mean cross-entropy of the suffix tokens only ([`prompt_loss`]): positions
 //!   of the prompt and the prefix are never scored.
 //! - **Frozen target.** The target is held without autodiff (on the plain device, after
@@ -66,7 +72,7 @@ use mnemo_core::burn::tensor::{Device, Int, Tensor, TensorData};
 use mnemo_core::model::{Block, ModelConfig, ids_tensor};
 use mnemo_core::rng::{self, Stream};
 use mnemo_core::spec::SpecError;
-use mnemo_core::{Checkpoint, CheckpointError, Corpus, Gpt};
+use mnemo_core::{Checkpoint, CheckpointError, Corpus, Gpt, PromptPositions};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -253,11 +259,19 @@ pub fn prompt_batch(pairs: &[&Pair], prompt_lens: &[usize]) -> PromptBatch {
     }
 }
 
-/// The residual-stream input `[rows, len, d]` of `batch`, as [`Gpt::forward_prompted`]
-/// builds it: row `i` is its first `prompt_lens[i]` vectors of `prompts` (`[rows, P, d]`,
-/// `P` the longest prompt; no position embedding), then the target's embeddings of its
-/// tokens plus positions 0, 1, ... Callers check that the tokens fit the context.
-fn assemble(target: &Gpt, prompts: Tensor<3>, batch: &PromptBatch) -> Tensor<3> {
+/// The residual-stream input `[rows, len, d]` of `batch`, as
+/// [`Gpt::forward_prompted_at`] builds it with `positions`: row `i` is its first
+/// `prompt_lens[i]` vectors of `prompts` (`[rows, P, d]`, `P` the longest prompt), then
+/// the target's embeddings of its tokens; with [`PromptPositions::Kept`] the prompt has
+/// no position embedding and the tokens get positions 0, 1, ..., with
+/// [`PromptPositions::Shifted`] every element of the row gets its place in the row.
+/// Callers check that the row fits the context.
+fn assemble(
+    target: &Gpt,
+    positions: PromptPositions,
+    prompts: Tensor<3>,
+    batch: &PromptBatch,
+) -> Tensor<3> {
     let [b, p, d] = prompts.dims();
     let tdev = target.wte.val().device();
     let m = batch.tokens.iter().map(Vec::len).max().unwrap_or(0);
@@ -266,14 +280,23 @@ fn assemble(target: &Gpt, prompts: Tensor<3>, batch: &PromptBatch) -> Tensor<3> 
         parts.push(prompts);
     }
     if m > 0 {
-        let tokens = target.embed(ids_tensor(&batch.tokens, m, 0, &tdev))
-            + target.wpe.val().slice(0..m).reshape([1, m, d]);
-        parts.push(tokens);
+        let tokens = target.embed(ids_tensor(&batch.tokens, m, 0, &tdev));
+        parts.push(match positions {
+            PromptPositions::Kept => tokens + target.wpe.val().slice(0..m).reshape([1, m, d]),
+            PromptPositions::Shifted => tokens,
+        });
     }
     let src = Tensor::cat(parts, 1);
+    let place = |x: Tensor<3>| match positions {
+        PromptPositions::Kept => x,
+        PromptPositions::Shifted => {
+            let len = x.dims()[1];
+            x + target.wpe.val().slice(0..len).reshape([1, len, d])
+        }
+    };
     if batch.prompt_lens.iter().all(|&l| l == p) && p + m == batch.len {
         // Every row's tokens start right after the prompt: already laid out.
-        return src;
+        return place(src);
     }
     let mut index: Vec<i64> = Vec::with_capacity(b * batch.len * d);
     for (i, &l) in batch.prompt_lens.iter().enumerate() {
@@ -291,16 +314,17 @@ fn assemble(target: &Gpt, prompts: Tensor<3>, batch: &PromptBatch) -> Tensor<3> 
     }
     let index: Tensor<3, Int> =
         Tensor::from_data(TensorData::new(index, [b, batch.len, d]), &src.device());
-    src.gather(1, index)
+    place(src.gather(1, index))
 }
 
 /// Mean cross-entropy (nats/token) of the suffix tokens of `batch` under `target`, with
 /// the soft prompts `prompts` (`[rows, P, d]`) in front, read as
-/// [`Gpt::forward_prompted`] reads them. Only positions that
+/// [`Gpt::forward_prompted_at`] reads them with `positions`. Only positions that
 /// [`PromptBatch::scored`] marks count, so the prompt and the prefix are never scored.
 /// The result keeps the autodiff graph of `prompts`.
 pub fn prompt_loss(
     target: &Gpt,
+    positions: PromptPositions,
     prompts: Tensor<3>,
     batch: &PromptBatch,
 ) -> Result<Tensor<1>, SoftPromptError> {
@@ -312,7 +336,7 @@ pub fn prompt_loss(
         });
     }
     let rows = batch.rows();
-    let x = assemble(target, prompts, batch);
+    let x = assemble(target, positions, prompts, batch);
     let device = x.device();
     let logp = log_softmax(target.forward_residual(x), 2);
     let labels = ids_tensor(&batch.labels, batch.len, 0, &device);
@@ -328,10 +352,12 @@ pub fn prompt_loss(
 }
 
 /// Greedy extraction on `pairs` (decoding `s` tokens after each prefix), from the prefix
-/// alone (`prompts` `None`) or behind `prompts[i]` (`[L_i, d]`, on the model's device).
-/// One row per pair, in order; its `instance` is the pair's instance.
+/// alone (`prompts` `None`) or behind `prompts[i]` (`[L_i, d]`, on the model's device,
+/// read with `positions`). One row per pair, in order; its `instance` is the pair's
+/// instance.
 pub async fn extract_pairs(
     model: &Gpt,
+    positions: PromptPositions,
     pairs: &[Pair],
     prompts: Option<&[Tensor<2>]>,
 ) -> Result<Vec<ExtractionRow>, SoftPromptError> {
@@ -344,7 +370,7 @@ pub async fn extract_pairs(
             Some(all) => {
                 let start = c * MAX_BATCH;
                 let soft = all.get(start..start + chunk.len()).unwrap_or(&[]);
-                model.greedy_embeddings(soft, &prefixes, n).await
+                model.greedy_embeddings(positions, soft, &prefixes, n).await
             }
         }
         .map_err(device_err)?;
@@ -458,6 +484,7 @@ pub struct PromptStep {
 /// and dynamic prompt trainers (trained in that order).
 pub struct SoftPromptRun {
     settings: SoftPromptSpec,
+    positions: PromptPositions,
     pairs: PairSet,
     target: Gpt,
     constant: PromptTrainer,
@@ -468,12 +495,14 @@ impl SoftPromptRun {
     /// Set up the experiment for the model in `checkpoint` and the training instances of
     /// `corpus` (its training corpus), with `seed` (the experiment's) for the pairs and
     /// the prompts, on `device` (plain or autodiff; prompts train with autodiff, the
-    /// target is held without it).
+    /// target is held without it). `positions` is how the target reads a prompt:
+    /// [`PromptPositions::for_training`] of how it was trained.
     pub fn new(
         checkpoint: &Checkpoint,
         corpus: &Corpus,
         settings: &SoftPromptSpec,
         seed: u64,
+        positions: PromptPositions,
         device: &Device,
     ) -> Result<Self, SoftPromptError> {
         settings.validate()?;
@@ -486,10 +515,12 @@ impl SoftPromptRun {
             checkpoint.vocab,
             seed,
         )?;
-        let constant = PromptTrainer::constant(&target, &pairs, settings, device)?;
-        let dynamic = PromptTrainer::dynamic(&target, checkpoint, &pairs, settings, device)?;
+        let constant = PromptTrainer::constant(&target, &pairs, settings, positions, device)?;
+        let dynamic =
+            PromptTrainer::dynamic(&target, checkpoint, &pairs, settings, positions, device)?;
         Ok(SoftPromptRun {
             settings: *settings,
+            positions,
             pairs,
             target,
             constant,
@@ -505,6 +536,11 @@ impl SoftPromptRun {
     /// The frozen target.
     pub fn target(&self) -> &Gpt {
         &self.target
+    }
+
+    /// How the target reads the prompts.
+    pub fn positions(&self) -> PromptPositions {
+        self.positions
     }
 
     /// The constant prompt's trainer.
@@ -558,7 +594,7 @@ impl SoftPromptRun {
     /// (so a cancelled run still has a result).
     pub async fn result(&self) -> Result<SoftPromptResult, SoftPromptError> {
         let test = &self.pairs.test;
-        let none = extract_pairs(&self.target, test, None).await?;
+        let none = extract_pairs(&self.target, self.positions, test, None).await?;
         let constant = self.constant.evaluate(test).await?;
         let dynamic = self.dynamic.evaluate(test).await?;
         let base = ExtractionRates::of(&none);

@@ -152,17 +152,19 @@ pub fn make_pairs(
             duplicates += 1;
             continue;
         }
-        let Some((k, s)) = split_lengths(inst.tokens.len(), lengths.prefix, lengths.suffix) else {
+        // Without the hidden context, if the instance was trained behind one.
+        let tokens = inst.visible_tokens();
+        let Some((k, s)) = split_lengths(tokens.len(), lengths.prefix, lengths.suffix) else {
             skipped += 1;
             continue;
         };
-        if inst.tokens.len() < lengths.prefix + lengths.suffix {
+        if tokens.len() < lengths.prefix + lengths.suffix {
             scaled += 1;
         }
         pairs.push(Pair {
             instance: id,
-            prefix: inst.tokens[..k].to_vec(),
-            suffix: inst.tokens[k..k + s].to_vec(),
+            prefix: tokens[..k].to_vec(),
+            suffix: tokens[k..k + s].to_vec(),
         });
     }
     let n = pairs.len();

@@ -138,6 +138,7 @@ pub struct PromptTrainer {
     pairs: Vec<Pair>,
     order: Vec<usize>,
     prompt_len: usize,
+    positions: PromptPositions,
     settings: SoftPromptSpec,
     total_steps: usize,
     step: usize,
@@ -164,6 +165,7 @@ impl PromptTrainer {
         target: &Gpt,
         pairs: &PairSet,
         settings: &SoftPromptSpec,
+        positions: PromptPositions,
         device: &Device,
         learner: Learner,
     ) -> Self {
@@ -180,6 +182,7 @@ impl PromptTrainer {
             ),
             pairs: pairs.train.clone(),
             prompt_len: pairs.lengths.prompt_len,
+            positions,
             settings: *settings,
             total_steps: settings.steps,
             step: 0,
@@ -188,12 +191,13 @@ impl PromptTrainer {
     }
 
     /// A constant prompt of `pairs.lengths.prompt_len` vectors for `target` (held frozen,
-    /// without autodiff), trained on `pairs.train` on `device` (autodiff is switched on
-    /// here).
+    /// without autodiff, reading the prompt with `positions`), trained on `pairs.train` on
+    /// `device` (autodiff is switched on here).
     pub fn constant(
         target: &Gpt,
         pairs: &PairSet,
         settings: &SoftPromptSpec,
+        positions: PromptPositions,
         device: &Device,
     ) -> Result<Self, SoftPromptError> {
         settings.validate()?;
@@ -224,18 +228,21 @@ impl PromptTrainer {
             target,
             pairs,
             settings,
+            positions,
             device,
             learner,
         ))
     }
 
     /// A dynamic prompt: the [`PromptGenerator`] of `checkpoint` (the target's weights),
-    /// trained on `pairs.train` on `device` against `target` (held frozen).
+    /// trained on `pairs.train` on `device` against `target` (held frozen, reading the
+    /// prompt with `positions`).
     pub fn dynamic(
         target: &Gpt,
         checkpoint: &Checkpoint,
         pairs: &PairSet,
         settings: &SoftPromptSpec,
+        positions: PromptPositions,
         device: &Device,
     ) -> Result<Self, SoftPromptError> {
         settings.validate()?;
@@ -254,6 +261,7 @@ impl PromptTrainer {
             target,
             pairs,
             settings,
+            positions,
             device,
             learner,
         ))
@@ -337,7 +345,7 @@ impl PromptTrainer {
                     .val()
                     .unsqueeze::<3>()
                     .expand([pairs.len(), l, d]);
-                let loss = match prompt_loss(&self.target, prompts, &batch) {
+                let loss = match prompt_loss(&self.target, self.positions, prompts, &batch) {
                     Ok(loss) => loss,
                     Err(e) => {
                         self.learner = Some(Learner::Constant { prompt, optim });
@@ -358,7 +366,7 @@ impl PromptTrainer {
                 let k = lens.iter().copied().max().unwrap_or(0);
                 let prefixes: Vec<Vec<u32>> = pairs.iter().map(|p| p.prefix.clone()).collect();
                 let prompts = generator.prompt(ids_tensor(&prefixes, k, 0, &self.device));
-                let loss = match prompt_loss(&self.target, prompts, &batch) {
+                let loss = match prompt_loss(&self.target, self.positions, prompts, &batch) {
                     Ok(loss) => loss,
                     Err(e) => {
                         self.learner = Some(Learner::Dynamic {
@@ -449,6 +457,6 @@ impl PromptTrainer {
     /// Greedy extraction on `pairs` with this prompt: one row per pair, in order.
     pub async fn evaluate(&self, pairs: &[Pair]) -> Result<Vec<ExtractionRow>, SoftPromptError> {
         let prompts = self.prompts_for(pairs);
-        extract_pairs(&self.target, pairs, Some(&prompts)).await
+        extract_pairs(&self.target, self.positions, pairs, Some(&prompts)).await
     }
 }

@@ -17,6 +17,7 @@ const shots = [
   ['train', 'train', ['#demo-button'], '#status[data-state="done"]'],
   ['extraction', 'extraction', ['#ex-button'], '#ex-status[data-state="ready"]'],
   ['softprompt', 'softprompt', ['#sp-demo'], '#sp-status[data-state="ready"]'],
+  ['softprompt-context', 'softprompt', ['#sp-context-demo'], '#sp-status[data-state="ready"]'],
   ['influence', 'influence', ['#inf-demo'], '#inf-status[data-state="ready"]'],
   // The paper's headline setting on the built-in 2-layer noise model.
   ['mitigation', 'mitigation', ['#mit-headline', '#mit-run'], '#mit-status[data-state="ready"]'],

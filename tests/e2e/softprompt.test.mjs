@@ -94,6 +94,28 @@ test('the soft-prompt demo trains both prompts and compares the three methods', 
   assert.deepEqual(errors, []);
 });
 
+test('the hidden-context demo trains records packed and shows its own prompt settings', async () => {
+  const { page, errors } = browser;
+  await nav(page, 'softprompt');
+  const started = Date.now();
+  await page.click('#sp-context-demo');
+  // Its prompt settings fill the fields (L = 13, k = 13, s = 32).
+  await page.waitForFunction(() => [...document.querySelectorAll('#sp-panel input')].slice(0, 3).map((i) => i.value).join(',') === '13,13,32');
+  await page.waitForSelector('#sp-train-progress', { timeout: 60_000 });
+  await page.waitForSelector('#sp-status[data-state="ready"]', { timeout: 600_000 });
+  console.log(`# hidden-context demo in the browser (CPU path): ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  const summary = await page.textContent('#sp-summary');
+  // 64 records, one pair each, half of them test pairs; the source line is never in a pair.
+  assert.match(summary, /32 pairs trained the prompts, 32 test pairs measured \(k = 13, s = 32, L = 13/);
+  const shown = await page.$$eval('#sp-methods li', (li) => li.map((l) => l.dataset.method));
+  assert.deepEqual(shown, ['none', 'constant', 'dynamic']);
+  const json = JSON.parse((await download(page, page.locator('#sp-panel button', { hasText: 'JSON' }))).text);
+  for (const m of json.methods) {
+    assert.ok(m.rates.fractional_rate > 0.05 && m.rates.fractional_rate < 1, JSON.stringify(m.rates));
+  }
+  assert.deepEqual(errors, []);
+});
+
 test('Cancel keeps the prompts as trained so far', async () => {
   const { page, errors } = browser;
   await page.fill('#sp-steps', '5000');

@@ -625,7 +625,7 @@ fn a_shifted_prompt_of_token_embeddings_reads_as_the_tokens_themselves() {
         .embed(ids_tensor(std::slice::from_ref(&head), 4, 0, &dev))
         .reshape([4, 32]);
     let whole: Vec<u32> = head.iter().chain(&rest).copied().collect();
-    let want = values(model.forward(ids_tensor(&[whole.clone()], 7, 0, &dev)));
+    let want = values(model.forward(ids_tensor(std::slice::from_ref(&whole), 7, 0, &dev)));
     let ids = ids_tensor(std::slice::from_ref(&rest), 3, 0, &dev);
     let got = values(model.forward_prompted_at(
         PromptPositions::Shifted,
@@ -705,4 +705,102 @@ fn shifted_prompt_loss_matches_the_forward_pass_row_by_row() {
     }
     let want = total / count as f32;
     assert!((loss - want).abs() < 1e-5, "{loss} vs {want}");
+}
+
+/// The hidden-context demo (records trained packed behind a source line the pairs never
+/// hold), run as shipped:
+/// - the setting does what it is for: greedy extraction from a record's own prefix (what
+///   an attacker has, and what the pairs hold) reproduces clearly less of the suffixes
+///   than the same prefix behind its true source line;
+/// - on the demo's seed the prompts order as in the papers, dynamic >= constant >= none
+///   in both rates on the test pairs (README: the other seeds, where they do not).
+#[test]
+fn hidden_context_demo_needs_its_source_line_and_prompts_order_as_in_the_papers() {
+    let spec = ExperimentSpec::softprompt_context_demo();
+    let mut trainer = Trainer::new(spec.clone(), Device::flex()).unwrap();
+    let mut last = None;
+    run_blocking(
+        &mut trainer,
+        |_| std::ops::ControlFlow::Continue(()),
+        |ck| {
+            last = Some(ck);
+            Ok(())
+        },
+    )
+    .unwrap();
+    let ck = last.unwrap();
+    let corpus = trainer.corpus();
+    let model = Gpt::from_checkpoint(&ck, &Device::flex()).unwrap();
+    let settings = spec.softprompt.unwrap();
+    let pairs = make_pairs(
+        corpus,
+        &settings,
+        64,
+        corpus.tokenizer.vocab_size(),
+        spec.seed,
+    )
+    .unwrap();
+    let all: Vec<Pair> = pairs.train.iter().chain(&pairs.test).cloned().collect();
+    assert_eq!(all.len(), 64);
+    let visible = block_on(extract_pairs(&model, PromptPositions::Shifted, &all, None)).unwrap();
+    // The same pairs with the hidden source line put back between BOS and the text.
+    let behind: Vec<Pair> = all
+        .iter()
+        .map(|p| {
+            let inst = corpus.get(p.instance).unwrap();
+            assert!(inst.hidden > 0);
+            let mut prefix = inst.tokens[..1 + inst.hidden].to_vec();
+            prefix.extend_from_slice(&p.prefix[1..]);
+            assert!(!p.prefix[1..].starts_with(&inst.tokens[1..1 + inst.hidden]));
+            Pair {
+                prefix,
+                ..p.clone()
+            }
+        })
+        .collect();
+    let oracle = block_on(extract_pairs(
+        &model,
+        PromptPositions::Shifted,
+        &behind,
+        None,
+    ))
+    .unwrap();
+    let (v, o) = (
+        ExtractionRates::of(&visible).fractional_rate,
+        ExtractionRates::of(&oracle).fractional_rate,
+    );
+    eprintln!("fractional: visible prefix {v:.3}, behind the source line {o:.3}");
+    assert!(o > v + 0.1, "visible {v:.3}, behind the source line {o:.3}");
+
+    let mut run = SoftPromptRun::new(
+        &ck,
+        corpus,
+        &settings,
+        spec.seed,
+        PromptPositions::for_training(spec.training.packed),
+        &Device::flex(),
+    )
+    .unwrap();
+    assert_eq!(run.positions(), PromptPositions::Shifted);
+    let result = run_prompts(&mut run, |_, _| std::ops::ControlFlow::Continue(())).unwrap();
+    let rate = |m: Method| result.method(m).unwrap().rates;
+    let (none, constant, dynamic) = (
+        rate(Method::None),
+        rate(Method::Constant),
+        rate(Method::Dynamic),
+    );
+    eprintln!(
+        "fractional none {:.3}, constant {:.3}, dynamic {:.3}; exact {:.3}, {:.3}, {:.3}",
+        none.fractional_rate,
+        constant.fractional_rate,
+        dynamic.fractional_rate,
+        none.exact_rate,
+        constant.exact_rate,
+        dynamic.exact_rate
+    );
+    assert!(dynamic.fractional_rate >= constant.fractional_rate);
+    assert!(constant.fractional_rate >= none.fractional_rate);
+    assert!(dynamic.exact_rate >= constant.exact_rate);
+    assert!(constant.exact_rate >= none.exact_rate);
+    assert!(dynamic.fractional_rate >= none.fractional_rate + 0.1);
 }

@@ -364,24 +364,30 @@ fn the_generator_starts_as_the_identity() {
     }
 }
 
+/// Train `spec`'s model to the end: its corpus and last checkpoint.
+fn trained(spec: &ExperimentSpec) -> (Corpus, Checkpoint) {
+    let mut trainer = Trainer::new(spec.clone(), Device::flex()).unwrap();
+    let mut last = None;
+    run_blocking(
+        &mut trainer,
+        |_| std::ops::ControlFlow::Continue(()),
+        |ck| {
+            last = Some(ck);
+            Ok(())
+        },
+    )
+    .unwrap();
+    (trainer.corpus().clone(), last.unwrap())
+}
+
 /// The soft-prompt demo's model (facts, char tokenizer, 300 steps: partly memorised),
 /// trained once for all tests.
 fn memorised() -> &'static (ExperimentSpec, Corpus, Checkpoint) {
     static RUN: OnceLock<(ExperimentSpec, Corpus, Checkpoint)> = OnceLock::new();
     RUN.get_or_init(|| {
         let spec = ExperimentSpec::softprompt_demo();
-        let mut trainer = Trainer::new(spec.clone(), Device::flex()).unwrap();
-        let mut last = None;
-        run_blocking(
-            &mut trainer,
-            |_| std::ops::ControlFlow::Continue(()),
-            |ck| {
-                last = Some(ck);
-                Ok(())
-            },
-        )
-        .unwrap();
-        (spec, trainer.corpus().clone(), last.unwrap())
+        let (corpus, ck) = trained(&spec);
+        (spec, corpus, ck)
     })
 }
 
@@ -717,19 +723,8 @@ fn shifted_prompt_loss_matches_the_forward_pass_row_by_row() {
 #[test]
 fn hidden_context_demo_needs_its_source_line_and_prompts_order_as_in_the_papers() {
     let spec = ExperimentSpec::softprompt_context_demo();
-    let mut trainer = Trainer::new(spec.clone(), Device::flex()).unwrap();
-    let mut last = None;
-    run_blocking(
-        &mut trainer,
-        |_| std::ops::ControlFlow::Continue(()),
-        |ck| {
-            last = Some(ck);
-            Ok(())
-        },
-    )
-    .unwrap();
-    let ck = last.unwrap();
-    let corpus = trainer.corpus();
+    let (corpus, ck) = trained(&spec);
+    let corpus = &corpus;
     let model = Gpt::from_checkpoint(&ck, &Device::flex()).unwrap();
     let settings = spec.softprompt.unwrap();
     let pairs = make_pairs(

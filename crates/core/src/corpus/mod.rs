@@ -2,22 +2,23 @@
 //! never trained on, and Mnemo's generators (facts, TinyMem sequences, canaries).
 //! Everything is seeded from the experiment's seed.
 
-use std::collections::HashMap;
-
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::rng::{self, Stream};
-use crate::spec::{BuiltinCorpus, DataSource, DataSpec, SplitMode, TinyMemSpec, limits};
+use crate::spec::{BuiltinCorpus, DataSource, DataSpec, TinyMemSpec, limits};
 use crate::tokenizer::{Tokenizer, TokenizerError, TokenizerKind};
 
 mod canaries;
+mod facts;
 mod records;
+mod split;
 mod tinymem;
 
 pub use canaries::*;
+pub use facts::*;
 pub use records::*;
+use split::split_heldout;
+pub use split::split_text;
 pub use tinymem::*;
 
 /// What an instance is, for analyses that treat some instances specially.
@@ -70,13 +71,13 @@ impl Instance {
     /// The tokens an attacker knows: BOS, the text, EOS, without the hidden context
     /// (equal to [`Instance::tokens`] when there is none). Extraction pairs are cut from
     /// these.
-    pub fn visible_tokens(&self) -> Vec<u32> {
+    pub fn visible_tokens(&self) -> std::borrow::Cow<'_, [u32]> {
         if self.hidden == 0 {
-            return self.tokens.clone();
+            return std::borrow::Cow::Borrowed(&self.tokens);
         }
         let mut t = self.tokens[..1.min(self.tokens.len())].to_vec();
         t.extend_from_slice(self.tokens.get(1 + self.hidden..).unwrap_or(&[]));
-        t
+        std::borrow::Cow::Owned(t)
     }
 }
 
@@ -139,87 +140,6 @@ pub enum CorpusError {
     /// Text the tokenizer cannot encode.
     #[error("tokenizer: {0}")]
     Tokenizer(#[from] TokenizerError),
-}
-
-/// Cut text into instances.
-pub fn split_text(text: &str, mode: SplitMode) -> Vec<String> {
-    match mode {
-        SplitMode::Lines => text
-            .lines()
-            .map(str::trim_end)
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_owned)
-            .collect(),
-        SplitMode::Paragraphs => {
-            let mut out = Vec::new();
-            let mut current: Vec<&str> = Vec::new();
-            for line in text.lines() {
-                if line.trim().is_empty() {
-                    if !current.is_empty() {
-                        out.push(current.join("\n"));
-                        current.clear();
-                    }
-                } else {
-                    current.push(line.trim_end());
-                }
-            }
-            if !current.is_empty() {
-                out.push(current.join("\n"));
-            }
-            out
-        }
-        SplitMode::Windows { length } => {
-            let chars: Vec<char> = text.chars().collect();
-            chars
-                .chunks(length.max(1))
-                .map(|c| c.iter().collect::<String>())
-                .filter(|s| !s.trim().is_empty())
-                .collect()
-        }
-    }
-}
-
-const FIRST: &[&str] = &[
-    "Ada", "Bram", "Cleo", "Dara", "Emil", "Faye", "Gus", "Hana", "Ivo", "Juno", "Kai", "Lena",
-    "Milo", "Nora", "Otto", "Pia", "Quin", "Rosa", "Sami", "Tova", "Uma", "Vik", "Wren", "Yara",
-];
-const LAST: &[&str] = &[
-    "Quill", "Marsh", "Vane", "Holt", "Brisk", "Fenn", "Lark", "Moss", "Reed", "Sol", "Thorn",
-    "Wick", "Ash", "Birch", "Cove", "Dale",
-];
-const CITIES: &[&str] = &[
-    "Leeds", "Porto", "Lyon", "Turku", "Graz", "Cork", "Bergen", "Split", "Gdansk", "Basel",
-    "Ghent", "Brno", "Lille", "Bari", "Kiel", "Oulu",
-];
-const ANIMALS: &[&str] = &[
-    "owl", "cat", "goat", "hen", "fox", "newt", "crow", "mole", "duck", "frog", "bee", "yak",
-];
-const COLOURS: &[&str] = &[
-    "teal", "amber", "plum", "jade", "rust", "navy", "lime", "ochre", "rose", "slate",
-];
-
-fn pick<'a>(rng: &mut impl Rng, list: &[&'a str]) -> &'a str {
-    list[rng.random_range(0..list.len())]
-}
-
-/// Invented one-line biographies. Their details are random, so a model can only
-/// reproduce them by memorising them: a good first corpus for the analyses.
-pub fn facts(n: usize, seed: u64) -> Vec<String> {
-    let mut rng = rng::stream(seed, Stream::Data);
-    (0..n)
-        .map(|_| {
-            let count = rng.random_range(2..10);
-            format!(
-                "{} {} lives in {}, keeps {} {}s and loves {}.",
-                pick(&mut rng, FIRST),
-                pick(&mut rng, LAST),
-                pick(&mut rng, CITIES),
-                count,
-                pick(&mut rng, ANIMALS),
-                pick(&mut rng, COLOURS)
-            )
-        })
-        .collect()
 }
 
 impl Corpus {
@@ -394,48 +314,12 @@ impl Corpus {
     }
 }
 
-/// Hold out a seeded share of the *distinct* plain texts: all copies of a held-out
-/// text are held out, so no duplicate of a held-out instance is ever trained on.
-/// Noised sequences and canaries are always in training (they exist to be trained on).
-fn split_heldout(instances: &[Instance], fraction: f64, seed: u64) -> (Vec<u32>, Vec<u32>) {
-    let mut groups: HashMap<&str, Vec<u32>> = HashMap::new();
-    let mut order: Vec<&str> = Vec::new();
-    for inst in instances {
-        if inst.kind != InstanceKind::Plain {
-            continue;
-        }
-        let entry = groups.entry(inst.text.as_str()).or_default();
-        if entry.is_empty() {
-            order.push(inst.text.as_str());
-        }
-        entry.push(inst.id);
-    }
-    let mut rng = rng::stream(seed, Stream::Split);
-    rng::shuffle(&mut order, &mut rng);
-    let n_held = ((order.len() as f64) * fraction).floor() as usize;
-    let n_held = n_held.min(order.len().saturating_sub(1));
-    let mut is_held = vec![false; instances.len()];
-    for text in &order[..n_held] {
-        for &id in &groups[text] {
-            is_held[id as usize] = true;
-        }
-    }
-    let (mut train, mut held) = (Vec::new(), Vec::new());
-    for inst in instances {
-        if is_held[inst.id as usize] {
-            held.push(inst.id);
-        } else {
-            train.push(inst.id);
-        }
-    }
-    (train, held)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::TinyMemTask;
+    use crate::rng::{self, Stream};
     use crate::spec::{CanarySet, CanarySpec, ExperimentSpec};
+    use crate::spec::{SplitMode, TinyMemTask};
 
     fn text_spec(text: &str, split: SplitMode, heldout: f64) -> DataSpec {
         DataSpec {
@@ -476,7 +360,7 @@ mod tests {
             let mut visible = vec![c.tokenizer.bos()];
             visible.extend(&body);
             visible.push(c.tokenizer.eos());
-            assert_eq!(inst.visible_tokens(), visible);
+            assert_eq!(*inst.visible_tokens(), visible[..]);
         }
         // Other corpora have no hidden context: the visible tokens are the tokens.
         let facts =
@@ -485,7 +369,7 @@ mod tests {
             facts
                 .instances
                 .iter()
-                .all(|i| i.hidden == 0 && i.visible_tokens() == i.tokens)
+                .all(|i| i.hidden == 0 && *i.visible_tokens() == i.tokens[..])
         );
     }
 

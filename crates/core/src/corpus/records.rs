@@ -7,7 +7,7 @@ use rand::Rng;
 
 use crate::rng::{self, Stream};
 
-use super::{ANIMALS, CITIES, COLOURS, FIRST, LAST, pick};
+use super::facts::{ANIMALS, CITIES, COLOURS, FIRST, LAST, pick};
 
 /// The source line (hidden context) of each kind, in kind order.
 pub const RECORD_HEADERS: [&str; 4] = [

@@ -140,7 +140,7 @@ pub struct Trainer {
     model: Option<Gpt>,
     optim: ModuleOptimizer,
     device: Device,
-    stream: Vec<u32>,
+    plan: Plan,
     total_steps: usize,
     step: usize,
     checkpoints: BTreeSet<usize>,
@@ -148,7 +148,14 @@ pub struct Trainer {
     losses: Vec<(usize, f32)>,
     excluded: BTreeSet<u32>,
     reg: Active,
-    packing: Option<Packing>,
+}
+
+/// What each step trains: consecutive batches of the data order, or packed windows.
+enum Plan {
+    /// The data order; step `s` trains its `s`-th batch of `batch_size` instances.
+    Rows(Vec<u32>),
+    /// Packed windows ([`Packing`]).
+    Packed(Packing),
 }
 
 impl Trainer {
@@ -190,14 +197,12 @@ impl Trainer {
         let t = &spec.training;
         let optim = adamw(t);
         let reg = Active::new(&spec, &model);
-        let packing = if spec.training.packed {
-            Some(Packing::plan(&spec, &corpus, &exclude)?)
+        let (total_steps, plan) = if spec.training.packed {
+            let p = Packing::plan(&spec, &corpus, &exclude)?;
+            (p.total_steps(), Plan::Packed(p))
         } else {
-            None
-        };
-        let (total_steps, stream) = match &packing {
-            Some(p) => (p.total_steps(), p.stream().to_vec()),
-            None => plan_excluding(&spec, &corpus, &exclude)?,
+            let (steps, stream) = plan_excluding(&spec, &corpus, &exclude)?;
+            (steps, Plan::Rows(stream))
         };
         let mut checkpoints: BTreeSet<usize> = [0, total_steps].into();
         if t.checkpoint_every > 0 {
@@ -223,7 +228,7 @@ impl Trainer {
             model: Some(model),
             optim,
             device,
-            stream,
+            plan,
             total_steps,
             step: 0,
             checkpoints,
@@ -231,7 +236,6 @@ impl Trainer {
             losses: Vec::new(),
             excluded: exclude,
             reg,
-            packing,
         })
     }
 
@@ -280,13 +284,14 @@ impl Trainer {
     /// Instances trained at step `step` (1-based); in a packed run, the texts whose first
     /// trained token is in the step's windows (see [`Packing`]).
     pub fn batch_ids(&self, step: usize) -> &[u32] {
-        if let Some(p) = &self.packing {
-            return p.texts(step);
-        }
+        let stream = match &self.plan {
+            Plan::Packed(p) => return p.texts(step),
+            Plan::Rows(stream) => stream,
+        };
         let b = self.spec.training.batch_size;
-        let start = ((step.max(1) - 1) * b).min(self.stream.len());
-        let end = (step * b).min(self.stream.len());
-        &self.stream[start..end]
+        let start = ((step.max(1) - 1) * b).min(stream.len());
+        let end = (step * b).min(stream.len());
+        &stream[start..end]
     }
 
     /// The recorded data order of the steps done: `(step, instance id)`.
@@ -396,11 +401,13 @@ impl Trainer {
             .copied()
             .filter(|&i| self.corpus.get(i).is_some())
             .collect();
-        let (inputs, targets, mask, n_tokens) = match &self.packing {
+        let (inputs, targets, mask, n_tokens) = match &self.plan {
             // Packed runs have no regulariser (the spec refuses one), so `ids` only
             // records the data order there.
-            Some(p) => token_batch(&p.rows(step), self.corpus.tokenizer.pad(), &self.device),
-            None => batch_tensors(&self.corpus, &ids, &self.device),
+            Plan::Packed(p) => {
+                token_batch(&p.rows(step), self.corpus.tokenizer.pad(), &self.device)
+            }
+            Plan::Rows(_) => batch_tensors(&self.corpus, &ids, &self.device),
         };
         let model = self.model.take()?;
         let logp = self.reg.token_log_probs(&model, &ids, inputs, targets);

@@ -23,6 +23,7 @@
 
 use rand::Rng;
 
+use super::schedule;
 use super::*;
 
 /// A packed run's windows and the texts each step trains.
@@ -54,27 +55,17 @@ impl Packing {
     ) -> Result<Self, TrainError> {
         let context = spec.model.context;
         let batch = spec.training.batch_size;
-        let kept: Vec<u32> = corpus
-            .train
-            .iter()
-            .copied()
-            .filter(|i| !exclude.contains(i))
-            .collect();
-        if kept.is_empty() {
+        if corpus.train.iter().all(|i| exclude.contains(i)) {
             return Err(TrainError::Corpus(CorpusError::TooFewForTraining(0)));
         }
         let offset = rng::stream(spec.seed, Stream::Packing).random_range(0..context);
         let len = |id: u32| corpus.get(id).map_or(0, |x| x.tokens.len());
-        let mut order = rng::stream(spec.seed, Stream::DataOrder);
-        let mut ids: Vec<u32> = Vec::new();
-        let mut n_tokens = 0usize;
+        let mut order = schedule::epochs(spec, corpus, exclude);
+        let (mut ids, mut n_tokens) = (Vec::new(), 0usize);
         let mut epoch = |ids: &mut Vec<u32>, n_tokens: &mut usize| {
-            let mut e = corpus.train.clone();
-            rng::shuffle(&mut e, &mut order);
-            for id in e.into_iter().filter(|i| !exclude.contains(i)) {
-                *n_tokens += len(id);
-                ids.push(id);
-            }
+            let e = order.next().unwrap_or_default();
+            *n_tokens += e.iter().map(|&id| len(id)).sum::<usize>();
+            ids.extend(e);
         };
         let windows = match spec.training.duration {
             Duration::Steps(s) => {
@@ -115,11 +106,10 @@ impl Packing {
             let first = start.max(offset + 1) - offset;
             if end > offset + 1 && first <= last_target {
                 let step = (first - 1) / context / batch + 1;
-                while bounds.len() <= step {
-                    bounds.push(stream.len());
-                }
+                // Steps without a text of their own end where the last text's step ended.
+                bounds.resize(bounds.len().max(step + 1), stream.len());
                 stream.push(id);
-                *bounds.last_mut().unwrap_or(&mut 0) = stream.len();
+                bounds[step] = stream.len();
             }
             start = end;
             if start > offset + last_target {

@@ -44,15 +44,31 @@ pub fn plan_excluding(
         Duration::Steps(s) => (s, s * b),
         Duration::Epochs(e) => ((e * kept).div_ceil(b), e * kept),
     };
-    let mut rng = rng::stream(spec.seed, Stream::DataOrder);
     let mut stream = Vec::with_capacity(needed + n);
-    while stream.len() < needed {
-        let mut epoch = corpus.train.clone();
-        rng::shuffle(&mut epoch, &mut rng);
-        stream.extend(epoch.into_iter().filter(|i| !exclude.contains(i)));
+    for epoch in epochs(spec, corpus, exclude) {
+        if stream.len() >= needed {
+            break;
+        }
+        stream.extend(epoch);
     }
     stream.truncate(needed);
     Ok((total_steps, stream))
+}
+
+/// The data order of a run, epoch after epoch without end: each epoch a seeded shuffle
+/// ([`Stream::DataOrder`]) of the whole training set with the ids in `exclude` dropped.
+pub(crate) fn epochs<'a>(
+    spec: &ExperimentSpec,
+    corpus: &'a Corpus,
+    exclude: &'a BTreeSet<u32>,
+) -> impl Iterator<Item = Vec<u32>> + 'a {
+    let mut rng = rng::stream(spec.seed, Stream::DataOrder);
+    std::iter::repeat_with(move || {
+        let mut epoch = corpus.train.clone();
+        rng::shuffle(&mut epoch, &mut rng);
+        epoch.retain(|i| !exclude.contains(i));
+        epoch
+    })
 }
 
 /// Learning rate at step `step` (1-based) of a run of `total_steps` steps with the

@@ -82,10 +82,10 @@ impl Gpt {
     /// order, and whether the tensor is really 1-D. Linear weights are `[in, out]` (the
     /// transpose of PyTorch's layout).
     pub fn named_tensors(&self) -> Vec<(String, Tensor<2>, bool)> {
-        let mut out = vec![
-            ("wte.weight".to_string(), self.wte.val(), false),
-            ("wpe.weight".to_string(), self.wpe.val(), false),
-        ];
+        let mut out = vec![("wte.weight".to_string(), self.wte.val(), false)];
+        if let Some(wpe) = &self.wpe {
+            out.push(("wpe.weight".to_string(), wpe.val(), false));
+        }
         for (i, b) in self.blocks.iter().enumerate() {
             ln_names(&format!("h.{i}.ln_1"), &b.ln1, &mut out);
             lin_names(&format!("h.{i}.attn.c_attn"), &b.attn.qkv, &mut out);
@@ -169,7 +169,9 @@ impl Gpt {
         };
         let d = ck.config.d_model;
         model.wte = p2("wte.weight", [ck.vocab, d])?;
-        model.wpe = p2("wpe.weight", [ck.config.context, d])?;
+        if model.wpe.is_some() {
+            model.wpe = Some(p2("wpe.weight", [ck.config.context, d])?);
+        }
         let load_ln = |prefix: &str, ln: &mut LayerNorm| -> Result<(), CheckpointError> {
             ln.gamma = p1(&format!("{prefix}.weight"), d)?;
             ln.beta = Some(p1(&format!("{prefix}.bias"), d)?);

@@ -12,6 +12,7 @@ pub mod backend;
 pub mod builtin;
 pub mod checkpoint;
 pub mod corpus;
+pub mod hf;
 pub mod lesson;
 pub mod link;
 pub mod model;

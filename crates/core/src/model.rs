@@ -1,5 +1,8 @@
 //! A GPT-2-style decoder: token and learned position embeddings, pre-LayerNorm blocks of
 //! causal self-attention and an MLP, a final LayerNorm, and a tied or untied output head.
+//! The same module also reads GPT-NeoX models ([`Layout::Neox`], the Pythia family, imported
+//! from Hugging Face): rotary positions on part of each head instead of learned ones, and
+//! optionally attention and MLP in parallel on the same input.
 //!
 //! The model accepts token ids or input embeddings directly (soft prompts need the
 //! latter), returns per-token log-probabilities, and decodes greedily.
@@ -10,7 +13,7 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::activation::{gelu, log_softmax, relu, softmax};
+use burn::tensor::activation::{gelu, gelu_approximate, log_softmax, relu, softmax};
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
@@ -40,6 +43,63 @@ pub struct ModelConfig {
     /// field existed keep their text and digest.
     #[serde(default, skip_serializing_if = "Activation::is_gelu")]
     pub activation: Activation,
+    /// GPT-2's layout (Mnemo's own models, the default, left out of the JSON) or
+    /// GPT-NeoX's (imported Pythia models).
+    #[serde(default, skip_serializing_if = "Layout::is_gpt2")]
+    pub layout: Layout,
+}
+
+/// How a model places positions and wires its blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// GPT-2: learned position embeddings added to the token embeddings; each block is
+    /// `x + attn(ln1(x))`, then `+ mlp(ln2(.))`.
+    #[default]
+    Gpt2,
+    /// GPT-NeoX (Hugging Face's `GPTNeoXForCausalLM`): no position embeddings; rotary
+    /// positions on the first `rotary_dims` dimensions of every query and key head
+    /// (NeoX's rotate-half pairing, frequencies `base^(-2i/rotary_dims)`); with
+    /// `parallel`, each block is `x + attn(ln1(x)) + mlp(ln2(x))`.
+    Neox {
+        /// Rotated dimensions per head (even, at most the head dimension).
+        rotary_dims: usize,
+        /// The rotary base (`rope_theta`).
+        rotary_base: u32,
+        /// Attention and MLP read the same input (`use_parallel_residual`).
+        parallel: bool,
+    },
+}
+
+impl Layout {
+    /// Whether this is the default, GPT-2.
+    pub fn is_gpt2(&self) -> bool {
+        *self == Layout::Gpt2
+    }
+
+    /// The rotary settings, for GPT-NeoX.
+    fn rotary(&self) -> Option<Rotary> {
+        match *self {
+            Layout::Gpt2 => None,
+            Layout::Neox {
+                rotary_dims,
+                rotary_base,
+                ..
+            } => (rotary_dims > 0).then_some(Rotary {
+                dims: rotary_dims,
+                base: rotary_base as f64,
+            }),
+        }
+    }
+}
+
+/// Rotary position embedding of part of each attention head (GPT-NeoX).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rotary {
+    /// Rotated dimensions per head (even).
+    pub dims: usize,
+    /// Base of the frequencies.
+    pub base: f64,
 }
 
 fn yes() -> bool {
@@ -53,6 +113,9 @@ pub enum Activation {
     /// GPT-2's GELU (tanh-free, exact).
     #[default]
     Gelu,
+    /// The tanh approximation of GELU (`gelu_new` of Hugging Face's GPT-2).
+    #[serde(rename = "gelu_tanh")]
+    GeluTanh,
     /// ReLU, as in TinyMem's reference model (Sakarvadia et al. 2025).
     Relu,
 }
@@ -89,6 +152,56 @@ impl ModelConfig {
                 self.d_model, self.n_heads
             )));
         }
+        self.validate_layout()
+    }
+
+    /// Check a model read from elsewhere (a Hugging Face checkpoint): only what the
+    /// engine needs to run it, not the limits of the page's specs.
+    pub fn validate_imported(&self) -> Result<(), SpecError> {
+        let positive = |field, v: usize| {
+            if v == 0 {
+                Err(SpecError::OutOfRange {
+                    field,
+                    value: 0.0,
+                    min: 1.0,
+                    max: f64::INFINITY,
+                })
+            } else {
+                Ok(())
+            }
+        };
+        positive("model.n_layers", self.n_layers)?;
+        positive("model.d_model", self.d_model)?;
+        positive("model.n_heads", self.n_heads)?;
+        positive("model.context", self.context)?;
+        if !self.d_model.is_multiple_of(self.n_heads) {
+            return Err(SpecError::Inconsistent(format!(
+                "model.d_model ({}) must be a multiple of model.n_heads ({})",
+                self.d_model, self.n_heads
+            )));
+        }
+        self.validate_layout()
+    }
+
+    fn validate_layout(&self) -> Result<(), SpecError> {
+        if let Layout::Neox {
+            rotary_dims,
+            rotary_base,
+            ..
+        } = self.layout
+        {
+            let head = self.d_model / self.n_heads;
+            if rotary_dims % 2 != 0 || rotary_dims > head {
+                return Err(SpecError::Inconsistent(format!(
+                    "model.layout.rotary_dims ({rotary_dims}) must be even and at most the head dimension ({head})"
+                )));
+            }
+            if rotary_base < 2 {
+                return Err(SpecError::Inconsistent(format!(
+                    "model.layout.rotary_base ({rotary_base}) must be at least 2"
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -97,8 +210,13 @@ impl ModelConfig {
         let d = self.d_model;
         let block =
             2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * 4 * d + 4 * d) + (4 * d * d + d);
+        let positions = if self.layout.is_gpt2() {
+            self.context * d
+        } else {
+            0
+        };
         vocab * d
-            + self.context * d
+            + positions
             + self.n_layers * block
             + 2 * d
             + if self.tied_head { 0 } else { d * vocab }
@@ -113,7 +231,11 @@ pub struct Attention {
     /// Output projection `[d, d]`.
     pub proj: Linear,
     /// Heads.
+    #[module(skip)]
     pub n_heads: usize,
+    /// Rotary positions (GPT-NeoX); `None` for GPT-2.
+    #[module(skip)]
+    pub rotary: Option<Rotary>,
 }
 
 /// The position-wise MLP (`d -> 4d -> d`, GELU or ReLU).
@@ -123,8 +245,9 @@ pub struct Mlp {
     pub fc: Linear,
     /// Output projection.
     pub proj: Linear,
-    /// ReLU instead of GELU.
-    pub relu: bool,
+    /// The nonlinearity.
+    #[module(skip)]
+    pub activation: Activation,
 }
 
 /// A pre-LayerNorm transformer block.
@@ -138,6 +261,9 @@ pub struct Block {
     pub ln2: LayerNorm,
     /// MLP.
     pub mlp: Mlp,
+    /// Attention and MLP both read the block's input (GPT-NeoX's parallel residual).
+    #[module(skip)]
+    pub parallel: bool,
 }
 
 /// Where the tokens behind a soft prompt sit (see [`Gpt::forward_prompted_at`]).
@@ -167,14 +293,17 @@ impl PromptPositions {
 pub struct Gpt {
     /// Token embeddings `[vocab, d]`.
     pub wte: Param<Tensor<2>>,
-    /// Position embeddings `[context, d]`.
-    pub wpe: Param<Tensor<2>>,
+    /// Position embeddings `[context, d]`; `None` for rotary positions (GPT-NeoX).
+    pub wpe: Option<Param<Tensor<2>>>,
     /// Blocks.
     pub blocks: Vec<Block>,
     /// Final norm.
     pub ln_f: LayerNorm,
     /// Untied output head `[d, vocab]`; `None` when tied to `wte`.
     pub head: Option<Param<Tensor<2>>>,
+    /// Longest input, in tokens.
+    #[module(skip)]
+    pub context: usize,
 }
 
 /// Host-side initialiser: every weight comes from one seeded stream, in a fixed order.
@@ -222,8 +351,13 @@ impl Gpt {
         let std = 0.02;
         let resid_std = std / (2.0 * config.n_layers as f64).sqrt();
         let wte = init.normal([vocab, d], std);
-        let wpe = init.normal([config.context, d], std / 2.0);
+        let wpe = config
+            .layout
+            .is_gpt2()
+            .then(|| init.normal([config.context, d], std / 2.0));
         let ln = || LayerNormConfig::new(d).init(device);
+        let rotary = config.layout.rotary();
+        let parallel = matches!(config.layout, Layout::Neox { parallel: true, .. });
         let blocks = (0..config.n_layers)
             .map(|_| Block {
                 ln1: ln(),
@@ -231,13 +365,15 @@ impl Gpt {
                     qkv: init.linear(d, 3 * d, std),
                     proj: init.linear(d, d, resid_std),
                     n_heads: config.n_heads,
+                    rotary,
                 },
                 ln2: ln(),
                 mlp: Mlp {
                     fc: init.linear(d, 4 * d, std),
                     proj: init.linear(4 * d, d, resid_std),
-                    relu: config.activation == Activation::Relu,
+                    activation: config.activation,
                 },
+                parallel,
             })
             .collect();
         let head = (!config.tied_head).then(|| init.normal([d, vocab], std));
@@ -247,6 +383,7 @@ impl Gpt {
             blocks,
             ln_f: ln(),
             head,
+            context: config.context,
         }
     }
 
@@ -257,7 +394,19 @@ impl Gpt {
 
     /// Context length.
     pub fn context(&self) -> usize {
-        self.wpe.val().dims()[0]
+        self.context
+    }
+
+    /// `x` `[B, T, d]` with the learned position embeddings of positions 0..T added
+    /// (GPT-2); unchanged for rotary models, whose attention places the tokens.
+    pub fn add_positions(&self, x: Tensor<3>) -> Tensor<3> {
+        match &self.wpe {
+            Some(wpe) => {
+                let [_, t, d] = x.dims();
+                x + wpe.val().slice(0..t).reshape([1, t, d])
+            }
+            None => x,
+        }
     }
 
     /// Residual width.
@@ -276,9 +425,8 @@ impl Gpt {
     /// [`Gpt::forward_prompted`] instead, which leaves the tokens at the positions they have
     /// without it.)
     pub fn forward_embeddings(&self, x: Tensor<3>) -> Tensor<3> {
-        let [_, t, d] = x.dims();
-        let pos = self.wpe.val().slice(0..t).reshape([1, t, d]);
-        self.forward_residual(x + pos)
+        let x = self.add_positions(x);
+        self.forward_residual(x)
     }
 
     /// Logits `[B, T, vocab]` for a residual stream `[B, T, d]` that already carries
@@ -296,9 +444,16 @@ impl Gpt {
         }
     }
 
-    /// Position embeddings `[B, T, d]` of the positions `[B, T]` (each below the context).
+    /// Position embeddings `[B, T, d]` of the positions `[B, T]` (each below the context);
+    /// zeros for rotary models, which have none.
     pub fn position_embeddings(&self, positions: Tensor<2, Int>) -> Tensor<3> {
-        burn::tensor::module::embedding(self.wpe.val(), positions)
+        match &self.wpe {
+            Some(wpe) => burn::tensor::module::embedding(wpe.val(), positions),
+            None => {
+                let [b, t] = positions.dims();
+                Tensor::zeros([b, t, self.d_model()], &positions.device())
+            }
+        }
     }
 
     /// Logits `[B, L + T, vocab]` for a soft prompt `soft` `[B, L, d]` followed by the
@@ -342,8 +497,7 @@ impl Gpt {
             // Only the prompt (a zero-length reshape would read as "keep this dimension").
             return self.forward_residual(soft);
         }
-        let d = self.d_model();
-        let tokens = self.embed(ids) + self.wpe.val().slice(0..t).reshape([1, t, d]);
+        let tokens = self.add_positions(self.embed(ids));
         let h = if l == 0 {
             tokens
         } else {
@@ -570,8 +724,24 @@ impl Block {
     /// The block on a residual stream `[B, T, d]`, causally (each position sees itself
     /// and the positions before it): `x + attn(ln1(x))`, then `+ mlp(ln2(.))`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = x.clone() + self.attn.forward(self.ln1.forward(x));
-        x.clone() + self.mlp.forward(self.ln2.forward(x))
+        self.forward_with_mlp(x, &mut |m, x| m.forward(x))
+    }
+
+    /// [`Block::forward`] with the MLP computed by `mlp(&self.mlp, input)`. Parallel
+    /// blocks (GPT-NeoX) give the MLP `ln2(x)` of the block's input `x`.
+    pub fn forward_with_mlp(
+        &self,
+        x: Tensor<3>,
+        mlp: &mut dyn FnMut(&Mlp, Tensor<3>) -> Tensor<3>,
+    ) -> Tensor<3> {
+        let attn = self.attn.forward(self.ln1.forward(x.clone()));
+        if self.parallel {
+            let m = mlp(&self.mlp, self.ln2.forward(x.clone()));
+            x + attn + m
+        } else {
+            let x = x + attn;
+            x.clone() + mlp(&self.mlp, self.ln2.forward(x))
+        }
     }
 }
 
@@ -588,7 +758,11 @@ impl Mlp {
 
     /// The nonlinearity alone.
     pub fn act(&self, x: Tensor<3>) -> Tensor<3> {
-        if self.relu { relu(x) } else { gelu(x) }
+        match self.activation {
+            Activation::Gelu => gelu(x),
+            Activation::GeluTanh => gelu_approximate(x),
+            Activation::Relu => relu(x),
+        }
     }
 }
 
@@ -603,12 +777,9 @@ impl Gpt {
         ids: Tensor<2, Int>,
         mlp: &mut dyn FnMut(usize, &Mlp, Tensor<3>) -> Tensor<3>,
     ) -> Tensor<3> {
-        let x = self.embed(ids);
-        let [_, t, d] = x.dims();
-        let mut h = x + self.wpe.val().slice(0..t).reshape([1, t, d]);
+        let mut h = self.add_positions(self.embed(ids));
         for (l, block) in self.blocks.iter().enumerate() {
-            h = h.clone() + block.attn.forward(block.ln1.forward(h));
-            h = h.clone() + mlp(l, &block.mlp, block.ln2.forward(h));
+            h = block.forward_with_mlp(h, &mut |m, x| mlp(l, m, x));
         }
         let h = self.ln_f.forward(h);
         match &self.head {
@@ -638,6 +809,13 @@ impl Attention {
                 .swap_dims(1, 2)
         };
         let (q, k, v) = (split(0), split(1), split(2));
+        let (q, k) = match &self.rotary {
+            Some(r) => {
+                let (cos, sin) = r.tables(t, &q.device());
+                (r.apply(q, &cos, &sin), r.apply(k, &cos, &sin))
+            }
+            None => (q, k),
+        };
         let y = if fused {
             let options = AttentionModuleOptions {
                 scale: Some(1.0 / sqrt_hd),
@@ -653,6 +831,48 @@ impl Attention {
             softmax(scores.mask_fill(mask, -1.0e9), 3).matmul(v)
         };
         self.proj.forward(y.swap_dims(1, 2).reshape([b, t, d]))
+    }
+}
+
+impl Rotary {
+    /// `cos` and `sin` of the angles of positions 0..t, `[1, 1, t, dims]` each: position
+    /// `p`, dimension `j` has angle `p * base^(-2 (j mod dims/2) / dims)` (the two halves
+    /// repeat the frequencies, as NeoX pairs dimension `j` with `j + dims/2`).
+    pub fn tables(&self, t: usize, device: &Device) -> (Tensor<4>, Tensor<4>) {
+        let half = self.dims / 2;
+        let mut cos = Vec::with_capacity(t * self.dims);
+        let mut sin = Vec::with_capacity(t * self.dims);
+        for p in 0..t {
+            for j in 0..self.dims {
+                let i = j % half;
+                // As the reference computes it: inverse frequency in f32, then the angle.
+                let inv = (1.0 / self.base.powf((2 * i) as f64 / self.dims as f64)) as f32;
+                let angle = p as f32 * inv;
+                cos.push(angle.cos());
+                sin.push(angle.sin());
+            }
+        }
+        let shape = [1, 1, t, self.dims];
+        (
+            Tensor::from_data(TensorData::new(cos, shape), device),
+            Tensor::from_data(TensorData::new(sin, shape), device),
+        )
+    }
+
+    /// Rotate the first `dims` dimensions of `x` `[B, H, T, hd]`; the rest pass through.
+    pub fn apply(&self, x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
+        let [_, _, _, hd] = x.dims();
+        let half = self.dims / 2;
+        let rot = x.clone().narrow(3, 0, self.dims);
+        let x1 = rot.clone().narrow(3, 0, half);
+        let x2 = rot.clone().narrow(3, half, half);
+        let rotated = Tensor::cat(vec![-x2, x1], 3);
+        let out = rot * cos.clone() + rotated * sin.clone();
+        if self.dims == hd {
+            out
+        } else {
+            Tensor::cat(vec![out, x.narrow(3, self.dims, hd - self.dims)], 3)
+        }
     }
 }
 

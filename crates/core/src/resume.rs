@@ -126,11 +126,12 @@ fn ids_mut(model: &mut Gpt) -> Vec<(String, &mut ParamId)> {
         blocks,
         ln_f,
         head,
+        ..
     } = model;
-    let mut out = vec![
-        ("wte.weight".to_string(), &mut wte.id),
-        ("wpe.weight".to_string(), &mut wpe.id),
-    ];
+    let mut out = vec![("wte.weight".to_string(), &mut wte.id)];
+    if let Some(wpe) = wpe {
+        out.push(("wpe.weight".to_string(), &mut wpe.id));
+    }
     for (i, b) in blocks.iter_mut().enumerate() {
         norm_ids(&format!("h.{i}.ln_1"), &mut b.ln1, &mut out);
         linear_ids(&format!("h.{i}.attn.c_attn"), &mut b.attn.qkv, &mut out);

@@ -20,6 +20,7 @@ fn small_config() -> ModelConfig {
         context: 32,
         tied_head: false,
         activation: Default::default(),
+        layout: Default::default(),
     }
 }
 

@@ -4,11 +4,20 @@
 
 use mnemo_core::Gpt;
 use mnemo_core::backend::Device;
-use mnemo_core::model::{Activation, ModelConfig, ids_tensor};
+use mnemo_core::model::{Activation, Layout, ModelConfig, ids_tensor};
 
 #[test]
 fn hooked_forward_is_the_forward_and_relu_is_relu() {
-    for activation in [Activation::Gelu, Activation::Relu] {
+    let neox = Layout::Neox {
+        rotary_dims: 8,
+        rotary_base: 10_000,
+        parallel: true,
+    };
+    for (activation, layout) in [
+        (Activation::Gelu, Layout::Gpt2),
+        (Activation::Relu, Layout::Gpt2),
+        (Activation::GeluTanh, neox),
+    ] {
         let cfg = ModelConfig {
             n_layers: 2,
             d_model: 32,
@@ -16,6 +25,7 @@ fn hooked_forward_is_the_forward_and_relu_is_relu() {
             context: 16,
             tied_head: false,
             activation,
+            layout,
         };
         let dev = Device::flex();
         let gpt = Gpt::new(&cfg, 14, 3, &dev);
@@ -42,7 +52,10 @@ fn hooked_forward_is_the_forward_and_relu_is_relu() {
         assert_eq!(mins.len(), 2);
         match activation {
             Activation::Relu => assert!(mins.iter().all(|&m| m == 0.0), "{mins:?}"),
-            Activation::Gelu => assert!(mins.iter().all(|&m| m < 0.0), "{mins:?}"),
+            // Both GELUs dip below zero, to about -0.17.
+            Activation::Gelu | Activation::GeluTanh => {
+                assert!(mins.iter().all(|&m| m < 0.0 && m > -0.2), "{mins:?}")
+            }
         }
     }
     // The default stays GELU and is left out of the JSON.
@@ -53,7 +66,9 @@ fn hooked_forward_is_the_forward_and_relu_is_relu() {
         context: 16,
         tied_head: true,
         activation: Activation::Gelu,
+        layout: Default::default(),
     })
     .unwrap();
     assert!(!json.contains("activation"));
+    assert!(!json.contains("layout"));
 }

@@ -296,6 +296,7 @@ fn the_power_iteration_finds_each_blocks_largest_singular_value() {
         context: 16,
         tied_head: false,
         activation: Default::default(),
+        layout: Default::default(),
     };
     let dev = cpu();
     let model = Gpt::new(&cfg, 20, 5, &dev);

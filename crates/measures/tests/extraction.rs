@@ -92,6 +92,7 @@ fn greedy_batch_equals_greedy_one_prompt_at_a_time() {
         context: 8,
         tied_head: false,
         activation: Default::default(),
+        layout: Default::default(),
     };
     let model = Gpt::new(&config, 17, 11, &dev);
     let mut x: u64 = 99;
@@ -165,6 +166,7 @@ fn memorise_spec() -> ExperimentSpec {
         context: 32,
         tied_head: true,
         activation: Default::default(),
+        layout: Default::default(),
     };
     spec.training.batch_size = 8;
     spec.training.duration = Duration::Steps(300);

@@ -34,6 +34,7 @@ fn cfg(tied: bool) -> ModelConfig {
         context: 16,
         tied_head: tied,
         activation: Default::default(),
+        layout: Default::default(),
     }
 }
 
@@ -118,7 +119,7 @@ fn plain_grads(ck: &Checkpoint, tokens: &[u32]) -> (Vec<f32>, Vec<f32>) {
     let g = loss.backward();
     let wte = g2(&m.wte, &g);
     let mut all = wte.clone();
-    all.extend(g2(&m.wpe, &g));
+    all.extend(g2(m.wpe.as_ref().unwrap(), &g));
     for b in &m.blocks {
         norm(&b.ln1, &g, &mut all);
         lin(&b.attn.qkv, &g, &mut all);
@@ -297,6 +298,7 @@ fn memo_spec(copies: usize, epochs: usize) -> ExperimentSpec {
         context: 16,
         tied_head: true,
         activation: Default::default(),
+        layout: Default::default(),
     };
     spec.training.batch_size = 4;
     spec.training.duration = Duration::Epochs(epochs);

@@ -163,6 +163,7 @@ fn small_model(n_layers: usize, seed: u64) -> Gpt {
         context: 16,
         tied_head: false,
         activation: Default::default(),
+        layout: Default::default(),
     };
     Gpt::new(&config, 17, seed, &Device::flex())
 }
@@ -314,6 +315,7 @@ fn checkpoint_of(model: &Gpt) -> Checkpoint {
         context: 16,
         tied_head: false,
         activation: Default::default(),
+        layout: Default::default(),
     };
     block_on(model.snapshot(0, config)).unwrap()
 }

@@ -28,6 +28,7 @@ fn tiny_config() -> ModelConfig {
         context: 32,
         tied_head: false,
         activation: Activation::Relu,
+        layout: Default::default(),
     }
 }
 

@@ -73,6 +73,7 @@ impl ExperimentSpec {
                 context: 64,
                 tied_head: true,
                 activation: Default::default(),
+                layout: Default::default(),
             },
             training: TrainingConfig {
                 batch_size: 8,
@@ -281,6 +282,7 @@ impl ExperimentSpec {
             context: 64,
             tied_head: true,
             activation: Default::default(),
+            layout: Default::default(),
         };
         spec.training.batch_size = 8;
         spec.training.duration = Duration::Epochs(30);
@@ -350,6 +352,7 @@ impl ExperimentSpec {
             context: 150,
             tied_head: false,
             activation: Default::default(),
+            layout: Default::default(),
         };
         spec.training.batch_size = 32;
         spec.training.learning_rate = 1e-3;
@@ -395,6 +398,7 @@ impl ExperimentSpec {
             context: 150,
             tied_head: false,
             activation: crate::model::Activation::Relu,
+            layout: Default::default(),
         };
         spec.training = TrainingConfig {
             batch_size: 128,

@@ -92,7 +92,9 @@ pub(super) async fn example_grad(
         .unwrap_or_else(|| Tensor::zeros([t * d], &plain));
     parts.push(xg);
     parts.push(flat2(&model.wte, &grads, &plain));
-    parts.push(flat2(&model.wpe, &grads, &plain));
+    if let Some(wpe) = &model.wpe {
+        parts.push(flat2(wpe, &grads, &plain));
+    }
     for b in &model.blocks {
         push_norm(&b.ln1, &grads, &plain, &mut parts);
         push_linear(&b.attn.qkv, &grads, &plain, &mut parts);

@@ -282,17 +282,14 @@ fn assemble(
     if m > 0 {
         let tokens = target.embed(ids_tensor(&batch.tokens, m, 0, &tdev));
         parts.push(match positions {
-            PromptPositions::Kept => tokens + target.wpe.val().slice(0..m).reshape([1, m, d]),
+            PromptPositions::Kept => target.add_positions(tokens),
             PromptPositions::Shifted => tokens,
         });
     }
     let src = Tensor::cat(parts, 1);
     let place = |x: Tensor<3>| match positions {
         PromptPositions::Kept => x,
-        PromptPositions::Shifted => {
-            let len = x.dims()[1];
-            x + target.wpe.val().slice(0..len).reshape([1, len, d])
-        }
+        PromptPositions::Shifted => target.add_positions(x),
     };
     if batch.prompt_lens.iter().all(|&l| l == p) && p + m == batch.len {
         // Every row's tokens start right after the prompt: already laid out.

@@ -28,7 +28,6 @@
 //! - **BalancedSubnet**: the same on `-(1 - a) L_forget + a L_retain` with a retain batch
 //!   beside each forget batch, so it forgets while keeping accuracy.
 
-use mnemo_core::burn::tensor::activation::relu;
 use mnemo_core::burn::tensor::{Device, Tensor, TensorData};
 use mnemo_core::model::Mlp;
 use mnemo_core::rng::{self, Stream};
@@ -329,7 +328,7 @@ pub async fn subnet(
                         || Tensor::zeros([1, 1, 1], &x_device(m)),
                         |b| b.val().unsqueeze(),
                     );
-                let h = if m.relu { relu(fc) } else { m.act(fc) };
+                let h = m.act(fc);
                 h.matmul(eff[2 * l + 1].clone().unsqueeze())
                     + m.proj.bias.as_ref().map_or_else(
                         || Tensor::zeros([1, 1, 1], &x_device(m)),

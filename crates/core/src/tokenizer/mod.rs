@@ -12,6 +12,9 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+pub mod hf;
+pub use hf::{HfTokenizer, Specials};
+
 /// Which tokenizer a spec asks for. The character vocabulary is built from the corpus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -38,6 +41,9 @@ pub enum TokenizerError {
     /// Too many distinct characters for a character-level vocabulary.
     #[error("the text has {0} distinct characters; the character tokenizer allows at most {max}", max = MAX_CHAR_VOCAB)]
     VocabularyTooLarge(usize),
+    /// A Hugging Face tokenizer failed (its message).
+    #[error("tokenizer.json: {0}")]
+    Hf(String),
 }
 
 /// Largest character vocabulary accepted (a model's embedding table grows with it).
@@ -56,6 +62,8 @@ pub enum Tokenizer {
     },
     /// TinyMem digits.
     Tinymem,
+    /// An imported model's own tokenizer (`tokenizer.json`).
+    Hf(HfTokenizer),
 }
 
 /// TinyMem's space (the reference's delimiter id).
@@ -94,12 +102,13 @@ impl Tokenizer {
         })
     }
 
-    /// The kind of this tokenizer.
-    pub fn kind(&self) -> TokenizerKind {
+    /// The kind of this tokenizer (`None` for an imported one, which no spec names).
+    pub fn kind(&self) -> Option<TokenizerKind> {
         match self {
-            Tokenizer::Byte => TokenizerKind::Byte,
-            Tokenizer::Char { .. } => TokenizerKind::Char,
-            Tokenizer::Tinymem => TokenizerKind::Tinymem,
+            Tokenizer::Byte => Some(TokenizerKind::Byte),
+            Tokenizer::Char { .. } => Some(TokenizerKind::Char),
+            Tokenizer::Tinymem => Some(TokenizerKind::Tinymem),
+            Tokenizer::Hf(_) => None,
         }
     }
 
@@ -108,6 +117,7 @@ impl Tokenizer {
             Tokenizer::Byte => 256,
             Tokenizer::Char { vocab } => vocab.len() as u32,
             Tokenizer::Tinymem => 11,
+            Tokenizer::Hf(t) => t.specials().vocab as u32,
         }
     }
 
@@ -115,19 +125,24 @@ impl Tokenizer {
     fn is_regular(&self, id: u32) -> bool {
         match self {
             Tokenizer::Tinymem => id <= 9 || id == TINYMEM_SPACE,
+            Tokenizer::Hf(t) => id < self.n_regular() && !t.is_special(id),
             _ => id < self.n_regular(),
         }
     }
 
-    /// Number of ids, specials included.
+    /// Number of ids, specials included (for an imported model: its vocabulary size).
     pub fn vocab_size(&self) -> usize {
-        self.n_regular() as usize + 3
+        match self {
+            Tokenizer::Hf(t) => t.specials().vocab,
+            _ => self.n_regular() as usize + 3,
+        }
     }
 
     /// Beginning-of-sequence id.
     pub fn bos(&self) -> u32 {
         match self {
             Tokenizer::Tinymem => TINYMEM_BOS,
+            Tokenizer::Hf(t) => t.specials().bos,
             _ => self.n_regular(),
         }
     }
@@ -136,6 +151,7 @@ impl Tokenizer {
     pub fn eos(&self) -> u32 {
         match self {
             Tokenizer::Tinymem => TINYMEM_EOS,
+            Tokenizer::Hf(t) => t.specials().eos,
             _ => self.n_regular() + 1,
         }
     }
@@ -144,6 +160,7 @@ impl Tokenizer {
     pub fn pad(&self) -> u32 {
         match self {
             Tokenizer::Tinymem => TINYMEM_PAD,
+            Tokenizer::Hf(t) => t.specials().pad,
             _ => self.n_regular() + 2,
         }
     }
@@ -151,6 +168,7 @@ impl Tokenizer {
     /// Encode text to ids, without specials.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {
         match self {
+            Tokenizer::Hf(t) => t.encode(text, false),
             Tokenizer::Byte => Ok(text.bytes().map(u32::from).collect()),
             Tokenizer::Char { vocab } => text
                 .chars()
@@ -177,6 +195,7 @@ impl Tokenizer {
     pub fn decode(&self, ids: &[u32]) -> String {
         let regular = ids.iter().copied().filter(|&i| self.is_regular(i));
         match self {
+            Tokenizer::Hf(t) => t.decode(&regular.collect::<Vec<_>>()),
             Tokenizer::Byte => {
                 let bytes: Vec<u8> = regular.map(|i| i as u8).collect();
                 String::from_utf8_lossy(&bytes).into_owned()
@@ -196,6 +215,11 @@ impl Tokenizer {
 
     /// A readable label for one id, specials included (for token-by-token views).
     pub fn token_label(&self, id: u32) -> String {
+        if let Tokenizer::Hf(t) = self
+            && t.is_special(id)
+        {
+            return t.token(id).unwrap_or_default();
+        }
         if id == self.bos() {
             "<bos>".into()
         } else if id == self.eos() {

@@ -15,8 +15,9 @@ biases are not the identity: a wrong mapping of any tensor shows in the logits.
 `export-check DIR` loads a GPT-2 folder that `mnemo export-hf` wrote and writes
 DIR/transformers.safetensors: the logits transformers computes for the ids in DIR/ids.json.
 
-`series OUT` trains a small GPT-NeoX with a plain PyTorch loop on 512 short records (a
-fifth never trained), saving a checkpoint (config, weights, tokenizer) every 25 steps in
+`series OUT` trains a small GPT-NeoX with a plain PyTorch loop on 2000 short records (a
+fifth never trained; the rest seen once, in a seeded order, as Pythia sees its data),
+saving a checkpoint (config, weights, tokenizer) every 25 steps in
 OUT/step-N, and writes OUT/order.csv (instance,step: the optimiser step whose batch held
 the instance) and OUT/data.txt (one record per line): the inputs of
 `mnemo profile --checkpoints`.
@@ -185,7 +186,7 @@ def records(n, seed):
 def cmd_series(out):
     torch.manual_seed(0)
     rng = random.Random(0)
-    data = records(512, 7)
+    data = records(2000, 7)
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "data.txt"), "w") as f:
         f.write("\n".join(data) + "\n")

@@ -113,6 +113,7 @@ pub fn report(result: &ExtractionResult, seconds: f64) -> String {
 pub fn run(
     args: TrainArgs,
     checkpoint: Option<PathBuf>,
+    hf: Option<PathBuf>,
     prefix: Option<usize>,
     suffix: Option<usize>,
 ) -> Result<(), CliError> {
@@ -121,8 +122,31 @@ pub fn run(
     let kind: BackendKind = args.backend.into();
     let device = crate::device(kind)?;
     let out = args.out.clone();
-    let (corpus, model) = match checkpoint {
-        Some(path) => {
+    let (corpus, model) = match (checkpoint, hf) {
+        (_, Some(dir)) => {
+            // An imported model on the spec's texts and split, in its own tokens.
+            let m = crate::hf_cmd::read_hf(&dir)?;
+            let tokenizer = m
+                .tokenizer
+                .ok_or_else(|| CliError::Output(format!("{}: no tokenizer.json", dir.display())))?;
+            let corpus = Corpus::build(&spec.data, spec.tokenizer, spec.model.context, spec.seed)?
+                .retokenised(tokenizer, m.checkpoint.config.context)?;
+            let model = Gpt::from_checkpoint(&m.checkpoint, &device).map_err(|source| {
+                CliError::Checkpoint {
+                    path: dir.clone(),
+                    source,
+                }
+            })?;
+            eprintln!(
+                "{} ({:?}); the spec's {} training / {} held-out texts in its tokens",
+                dir.display(),
+                m.family,
+                corpus.train.len(),
+                corpus.heldout.len()
+            );
+            (corpus, model)
+        }
+        (Some(path), None) => {
             let corpus = Corpus::build(&spec.data, spec.tokenizer, spec.model.context, spec.seed)?;
             let ck = load_checkpoint(&path, &spec, &corpus)?;
             let model =
@@ -139,7 +163,7 @@ pub fn run(
             );
             (corpus, model)
         }
-        None => {
+        (None, None) => {
             // Train first (writing the `train` outputs), then measure the final weights.
             let (trainer, checkpoints) = crate::train_spec(spec, &args)?;
             let last = checkpoints

@@ -102,7 +102,7 @@ pub fn run(
     if p.spec.extraction.is_some() {
         eprintln!("== extraction");
         let last = last_checkpoint(&out.join("checkpoints"))?;
-        crate::extract_cmd::run(args(&out.join("extraction")), Some(last), None, None)?;
+        crate::extract_cmd::run(args(&out.join("extraction")), Some(last), None, None, None)?;
     }
     Ok(())
 }

@@ -30,6 +30,7 @@ mod did_cmd;
 mod exposure_cmd;
 mod extract_cmd;
 mod geometry_cmd;
+mod hf_cmd;
 mod influence_cmd;
 mod link_cmd;
 mod merge_cmd;
@@ -78,7 +79,18 @@ enum Command {
     /// Train a spec, build its panel (sampled instances at every checkpoint), estimate
     /// the memorisation profile and write the `did` files plus panel.csv and the
     /// training outputs. The spec's `profile` section sets the panel (defaults if absent).
-    Profile(TrainArgs),
+    /// With --checkpoints instead of --spec: the profile of a series of Hugging Face
+    /// checkpoints (GPT-2 or GPT-NeoX) with your data order (--order) and instances
+    /// (--data), every instance at every checkpoint, one checkpoint loaded at a time.
+    Profile(ProfileArgs),
+    /// Per-token log-probabilities of texts under a Hugging Face model (--hf) or a Mnemo
+    /// checkpoint (--checkpoint with --spec), tokenised by the model's own tokenizer:
+    /// writes logprobs.csv (`text,position,token,logprob`; position = the token's index
+    /// in the text's ids, from 1) and surprisal.csv (`text,tokens,mean_surprisal`, nats).
+    Eval(hf_cmd::EvalArgs),
+    /// Write a Mnemo checkpoint as a Hugging Face GPT-2 folder (config.json,
+    /// model.safetensors, tokenizer.json) that transformers loads.
+    ExportHf(hf_cmd::ExportArgs),
     /// Counterfactual memorisation: train an ensemble of models, each on a random subset
     /// of the training texts, and write counterfactual.csv
     /// (`instance,mem,in_mean,out_mean,n_in,n_out,se,text`), influence.csv,
@@ -283,12 +295,39 @@ struct TrainArgs {
 }
 
 #[derive(Args)]
+struct ProfileArgs {
+    /// The experiment spec (see `mnemo spec --profile`).
+    #[arg(
+        long,
+        value_name = "SPEC.json",
+        required_unless_present = "checkpoints",
+        conflicts_with = "checkpoints"
+    )]
+    spec: Option<PathBuf>,
+    /// Output directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Backend to train and evaluate on.
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    backend: Backend,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+    #[command(flatten)]
+    series: hf_cmd::SeriesArgs,
+}
+
+#[derive(Args)]
 struct ExtractArgs {
     #[command(flatten)]
     run: TrainArgs,
     /// Measure this checkpoint (from `mnemo train` on the same spec) instead of training.
     #[arg(long, value_name = "CKPT.safetensors")]
     checkpoint: Option<PathBuf>,
+    /// Measure a Hugging Face model (GPT-2 or GPT-NeoX folder) on the spec's texts and
+    /// split, tokenised by its own tokenizer, instead of training.
+    #[arg(long, value_name = "DIR", conflicts_with = "checkpoint")]
+    hf: Option<PathBuf>,
     /// Prefix length k in tokens (1-256; default: the spec's extraction.prefix, else 50).
     /// Shorter sequences are split in proportion.
     #[arg(long, value_name = "K")]
@@ -428,13 +467,34 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train(args).map(|_| ()),
-        Command::Profile(args) => did_cmd::profile(args),
+        Command::Profile(ProfileArgs {
+            spec: Some(spec),
+            out,
+            backend,
+            quiet,
+            ..
+        }) => did_cmd::profile(TrainArgs {
+            spec,
+            out,
+            backend,
+            quiet,
+        }),
+        Command::Profile(ProfileArgs {
+            spec: None,
+            out,
+            backend,
+            series,
+            ..
+        }) => hf_cmd::profile_series(series, out, backend),
+        Command::Eval(args) => hf_cmd::eval(args),
+        Command::ExportHf(args) => hf_cmd::export(args),
         Command::Extract(ExtractArgs {
             run,
             checkpoint,
+            hf,
             prefix,
             suffix,
-        }) => extract_cmd::run(run, checkpoint, prefix, suffix),
+        }) => extract_cmd::run(run, checkpoint, hf, prefix, suffix),
         Command::Softprompt(SoftPromptArgs { run, checkpoint }) => {
             softprompt_cmd::run(run, checkpoint)
         }

@@ -43,6 +43,12 @@ pub struct MitigateArgs {
     /// are the model.
     #[arg(long, value_name = "resume.bin", conflicts_with = "builtin")]
     pub resume: Option<PathBuf>,
+    /// A Hugging Face GPT-2 or GPT-NeoX folder trained on the spec's data (TinyMem's own
+    /// models are GPT2LMHeadModels with its 14-token vocabulary): the model to mitigate,
+    /// read with the spec's tokenizer (its vocabulary must be the model's). Needs --spec;
+    /// the methods that train a new model from the spec are refused with it.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["builtin", "checkpoint", "resume"])]
+    pub hf: Option<PathBuf>,
     /// A built-in model: tinymem-noise-2l, tinymem-noise-4l or tinymem-backdoor-2l.
     #[arg(long, value_name = "NAME")]
     pub builtin: Option<String>,
@@ -209,6 +215,12 @@ pub fn run(args: MitigateArgs) -> Result<(), CliError> {
         });
     let checkpoint = args.checkpoint.clone().or(args.resume.clone());
     let (spec, ck, model_label) = match (&builtin, &checkpoint) {
+        _ if args.hf.is_some() => {
+            let dir = args.hf.clone().unwrap_or_default();
+            let spec = given.ok_or_else(|| CliError::Output("--hf needs --spec".into()))?;
+            let m = crate::hf_cmd::read_hf(&dir)?;
+            (spec, m.checkpoint, dir.display().to_string())
+        }
         (Some(name), None) => {
             let b = mnemo_core::builtin::get(name).map_err(|e| CliError::Output(e.to_string()))?;
             let spec = match given {
@@ -265,11 +277,34 @@ pub fn run(args: MitigateArgs) -> Result<(), CliError> {
         }
     };
     let corpus = Corpus::build(&spec.data, spec.tokenizer, spec.model.context, spec.seed)?;
-    ck.fits(&spec.model, corpus.tokenizer.vocab_size())
-        .map_err(|message| CliError::Mismatch {
-            path: PathBuf::from(&model_label),
-            message,
-        })?;
+    if args.hf.is_some() {
+        // An imported model has its own shape; its vocabulary must be the spec's.
+        if ck.vocab != corpus.tokenizer.vocab_size() {
+            return Err(CliError::Mismatch {
+                path: PathBuf::from(&model_label),
+                message: format!(
+                    "the model's vocabulary has {} ids; the spec's tokenizer has {}",
+                    ck.vocab,
+                    corpus.tokenizer.vocab_size()
+                ),
+            });
+        }
+        if let Some(r) = runs
+            .iter()
+            .find(|r| r.method.kind() == mnemo_core::spec::mitigation::Kind::Regulariser)
+        {
+            return Err(CliError::Output(format!(
+                "{} trains a new model from the spec, not the imported one; leave it out with --hf",
+                r.method.name()
+            )));
+        }
+    } else {
+        ck.fits(&spec.model, corpus.tokenizer.vocab_size())
+            .map_err(|message| CliError::Mismatch {
+                path: PathBuf::from(&model_label),
+                message,
+            })?;
+    }
     mnemo_measures::tinymem::layout(&corpus).map_err(|e| CliError::Output(e.to_string()))?;
     fs::create_dir_all(&args.out).map_err(io_err(&args.out))?;
 

@@ -125,6 +125,59 @@ pub fn plan_panel(
     })
 }
 
+/// The panel of a user's own checkpoint series (e.g. Pythia's, or checkpoints trained
+/// elsewhere): every instance in `order` whose cohort can be estimated, and every
+/// instance of `corpus.heldout` (never trained) as a control; no sampling. `order` is
+/// `(step, instance id)`, an instance's first step counting (the step whose weights
+/// first include it; see [`cohorts_from_order`]). Returns the plan and how many trained
+/// instances were left out: those first trained at or before the first checkpoint (no
+/// pre-period), after the last one (never observed trained), or in a cohort of one.
+pub fn plan_from_order(
+    corpus: &Corpus,
+    order: &[(usize, u32)],
+    checkpoint_steps: &[usize],
+) -> Result<(PanelPlan, usize), ProfileError> {
+    if checkpoint_steps.len() < 3 {
+        return Err(ProfileError::TooFewCheckpoints(checkpoint_steps.len()));
+    }
+    if corpus.heldout.is_empty() {
+        return Err(ProfileError::NoControls);
+    }
+    let cohort_of = cohorts_from_order(order, checkpoint_steps);
+    let mut trained: Vec<u32> = order.iter().map(|&(_, id)| id).collect();
+    trained.sort_unstable();
+    trained.dedup();
+    let mut by_cohort: Vec<Vec<u32>> = vec![Vec::new(); checkpoint_steps.len()];
+    for (&id, &k) in &cohort_of {
+        by_cohort[k].push(id);
+    }
+    let mut ids = Vec::new();
+    let mut cohorts = Vec::new();
+    for (k, members) in by_cohort.iter_mut().enumerate() {
+        if k == 0 || members.len() < 2 {
+            continue;
+        }
+        members.sort_unstable();
+        for &id in members.iter() {
+            ids.push(id);
+            cohorts.push(Some(k));
+        }
+    }
+    let dropped = trained.len() - ids.len();
+    for &id in &corpus.heldout {
+        ids.push(id);
+        cohorts.push(None);
+    }
+    Ok((
+        PanelPlan {
+            ids,
+            cohorts,
+            checkpoint_steps: checkpoint_steps.to_vec(),
+        },
+        dropped,
+    ))
+}
+
 /// Builds a panel one checkpoint at a time, so a shell can report progress, yield to its
 /// event loop or stop between checkpoints. [`build_panel`] drives it natively.
 #[derive(Debug)]

@@ -235,3 +235,94 @@ fn an_exported_checkpoint_series_gives_the_profile_of_the_run() {
     let rows = std::fs::read_to_string(x.join("extraction.csv")).unwrap();
     assert_eq!(rows.lines().count(), 384 + 1);
 }
+
+/// The mitigation table without its timing column.
+fn mitigation_rows(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("mitigation.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            f[..f.len() - 1].join(",")
+        })
+        .collect()
+}
+
+#[test]
+fn mitigate_on_an_exported_tinymem_model_gives_the_checkpoints_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = mnemo()
+        .args(["spec", "--tinymem-noise", "--epochs", "1", "--layers", "1"])
+        .output()
+        .unwrap();
+    let mut spec: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let src = &mut spec["data"]["source"];
+    src["main_sequences"] = 200.into();
+    src["aux_sequences"] = 20.into();
+    src["test_sequences"] = 10.into();
+    src["noised_sequences"] = 10.into();
+    spec["model"]["d_model"] = 32.into();
+    spec["training"]["batch_size"] = 64.into();
+    let spec_path = d.join("tm.json");
+    std::fs::write(&spec_path, spec.to_string()).unwrap();
+    let run = d.join("run");
+    ok(mnemo()
+        .args(["train", "--quiet", "--spec"])
+        .arg(&spec_path)
+        .arg("--out")
+        .arg(&run));
+    let mut cks: Vec<_> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    cks.sort();
+    let ck = cks.pop().unwrap();
+    let hf = d.join("hf");
+    ok(mnemo()
+        .args(["export-hf", "--checkpoint"])
+        .arg(&ck)
+        .arg("--spec")
+        .arg(&spec_path)
+        .arg("--out")
+        .arg(&hf));
+    let methods = ["--methods", "zero-out,finetune-clean", "--ratios", "0.1"];
+    let a = d.join("a");
+    ok(mnemo()
+        .args(["mitigate", "--quiet", "--spec"])
+        .arg(&spec_path)
+        .arg("--checkpoint")
+        .arg(&ck)
+        .args(methods)
+        .arg("--out")
+        .arg(&a));
+    let b = d.join("b");
+    ok(mnemo()
+        .args(["mitigate", "--quiet", "--spec"])
+        .arg(&spec_path)
+        .arg("--hf")
+        .arg(&hf)
+        .args(methods)
+        .arg("--out")
+        .arg(&b));
+    let rows = mitigation_rows(&a);
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(rows[0].starts_with("method,kind,setting,memorised_before"));
+    assert_eq!(rows, mitigation_rows(&b));
+    // Methods that train a new model from the spec are refused with --hf, before work.
+    let c = d.join("c");
+    let msg = fails(
+        mnemo()
+            .args(["mitigate", "--spec"])
+            .arg(&spec_path)
+            .arg("--hf")
+            .arg(&hf)
+            .args(["--methods", "spectral-norm", "--out"])
+            .arg(&c),
+    );
+    assert!(
+        msg.contains("spectral-norm") && msg.contains("--hf"),
+        "{msg}"
+    );
+    assert!(!c.exists());
+}

@@ -157,6 +157,13 @@ pub enum ToWorker {
         name: String,
         /// The experiment the weights must fit.
         spec: ExperimentSpec,
+        /// A Hugging Face folder's `config.json`, when the weights are a GPT-2 or
+        /// GPT-NeoX model's `model.safetensors`.
+        #[serde(default)]
+        config: Option<String>,
+        /// That folder's `tokenizer.json`.
+        #[serde(default)]
+        tokenizer: Option<String>,
     },
     /// Stop the running job after its current step.
     Cancel,

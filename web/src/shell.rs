@@ -73,6 +73,9 @@ pub struct App {
     _listeners: Vec<Listener>,
     worker_error: Option<String>,
     webgpu: Option<Result<String, String>>,
+    /// Requests made before the worker answered its probe (a worker drops messages that
+    /// arrive while its wasm still loads): sent once it has.
+    pending: Vec<ToWorker>,
     choice: BackendChoice,
     /// The view whose job runs, and the job's last training step.
     busy: Option<(ViewId, Option<Progress>)>,
@@ -245,6 +248,9 @@ impl App {
             FromWorker::Ready => self.send(&ToWorker::Probe),
             FromWorker::Probe { webgpu } => {
                 self.webgpu = Some(webgpu);
+                for m in std::mem::take(&mut self.pending) {
+                    self.send(&m);
+                }
                 self.run_link();
             }
             FromWorker::ModelKept { description, spec } => {
@@ -412,6 +418,7 @@ impl Component for App {
             _listeners: listeners,
             worker_error,
             webgpu: None,
+            pending: Vec::new(),
             choice: BackendChoice::Auto,
             busy: None,
             owner: views::train::ID,
@@ -448,7 +455,11 @@ impl Component for App {
                 if !matches!(m, ToWorker::Cancel) {
                     self.owner = view;
                 }
-                self.send(&m);
+                if self.webgpu.is_none() {
+                    self.pending.push(m);
+                } else {
+                    self.send(&m);
+                }
                 return false;
             }
             Msg::Result(r) => self.runs.keep_result(r, &self.runs_done),

@@ -34,6 +34,26 @@ pub async fn read_weights(file: &File) -> Result<Vec<u8>, String> {
     .await
 }
 
+/// The largest JSON file of a Hugging Face folder accepted (Pythia's tokenizer.json is
+/// about 2 MiB).
+pub const HF_JSON_CAP: u64 = 16 * 1024 * 1024;
+
+/// A Hugging Face folder's `config.json` or `tokenizer.json`, as text.
+pub async fn read_json(file: &File) -> Result<String, String> {
+    let name = file.name();
+    let bytes = read_bytes(file, |n| {
+        if n > HF_JSON_CAP {
+            Err(format!(
+                "“{name}” is {n} bytes; JSON files are at most {HF_JSON_CAP} bytes"
+            ))
+        } else {
+            Ok(())
+        }
+    })
+    .await?;
+    String::from_utf8(bytes).map_err(|_| format!("“{name}” is not UTF-8 text"))
+}
+
 /// Read `file` in chunks, asking `cap` about the size before and while reading.
 async fn read_bytes(
     file: &File,

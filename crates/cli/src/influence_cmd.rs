@@ -266,6 +266,98 @@ pub fn run(
     Ok(())
 }
 
+/// `mnemo influence --hf DIR[,DIR...]`: the scores of the spec's test and training texts
+/// (its split, in the imported model's own tokens) at one or more Hugging Face
+/// checkpoints. An imported folder carries no learning rate, so each checkpoint weighs 1
+/// (a common scale: rankings and agreement are unchanged with one checkpoint); the case
+/// deletion, which retrains from the spec, is left out (deletion.csv has no rows).
+pub fn run_hf(
+    spec_path: PathBuf,
+    dirs: Vec<PathBuf>,
+    out: PathBuf,
+    backend: BackendKind,
+    quiet: bool,
+) -> Result<(), CliError> {
+    let spec = read_spec(&spec_path)?;
+    let settings = spec
+        .influence
+        .clone()
+        .ok_or(influence::InfluenceError::NoSettings)?;
+    let mut checkpoints = Vec::new();
+    let mut corpus = None;
+    for (k, dir) in dirs.iter().enumerate() {
+        let m = crate::hf_cmd::read_hf(dir)?;
+        if corpus.is_none() {
+            let tokenizer = m
+                .tokenizer
+                .ok_or_else(|| CliError::Output(format!("{}: no tokenizer.json", dir.display())))?;
+            let c = Corpus::build(&spec.data, spec.tokenizer, spec.model.context, spec.seed)
+                .map_err(TrainError::from)?;
+            corpus = Some(c.retokenised(tokenizer, m.checkpoint.config.context)?);
+        }
+        let mut ck = m.checkpoint;
+        ck.step = k;
+        checkpoints.push(influence::WeightedCheckpoint {
+            checkpoint: ck,
+            lr: 1.0,
+        });
+    }
+    let corpus = corpus.ok_or_else(|| CliError::Output("--hf names no folder".into()))?;
+    let example = |id: u32| influence::Example {
+        id,
+        tokens: corpus.get(id).map(|i| i.tokens.clone()).unwrap_or_default(),
+    };
+    let tests = influence::test_ids(&settings, &corpus)?
+        .into_iter()
+        .map(example)
+        .collect();
+    let mut train_ids = corpus.train.clone();
+    train_ids.sort_unstable();
+    let train = train_ids.into_iter().map(example).collect();
+    let dev = device(backend)?;
+    let run = InfluenceRun::from_examples(
+        settings,
+        tests,
+        train,
+        corpus.tokenizer.bos(),
+        checkpoints,
+        &dev,
+    )?;
+    let p = run.progress();
+    let b = bar(
+        quiet,
+        p.total,
+        "{bar:40} {pos}/{len} example gradients  eta {eta}",
+    );
+    let start = std::time::Instant::now();
+    let result = influence::run_blocking(run, |p| {
+        b.set_position(p.done as u64);
+        ControlFlow::Continue(())
+    })?
+    .ok_or_else(|| CliError::Output("the influence run stopped early".into()))?;
+    let grad_secs = start.elapsed().as_secs_f64();
+    b.finish_and_clear();
+    let ck_rows: Vec<(usize, f64, String)> = dirs
+        .iter()
+        .enumerate()
+        .map(|(k, d)| (k, 1.0, d.display().to_string()))
+        .collect();
+    let deletion = influence::deletion_result(Vec::new());
+    let timings = Timings {
+        training: 0.0,
+        gradient_pass: grad_secs,
+        case_deletion: 0.0,
+    };
+    write_outputs(&spec, &corpus, &result, &ck_rows, &deletion, &timings, &out)?;
+    eprintln!(
+        "gradient pass: {} example gradients at {} Hugging Face checkpoint(s) in {grad_secs:.2} s; no case deletion (it retrains from the spec); wrote {}",
+        p.total,
+        dirs.len(),
+        out.display()
+    );
+    Ok(())
+}
+
 const SHARED: &str = "shared.cbor";
 const TIMINGS: &str = "timings.cbor";
 

@@ -253,6 +253,16 @@ enum Command {
         /// for `mnemo merge`.
         #[arg(long, value_name = "I/N")]
         shard: Option<shard::Shard>,
+        /// Score with Hugging Face checkpoints (GPT-2 or GPT-NeoX folders, commas between)
+        /// instead of training: the spec's texts and split in the model's own tokens, each
+        /// checkpoint weighted 1, no case deletion.
+        #[arg(
+            long,
+            value_name = "DIR1,DIR2,...",
+            value_delimiter = ',',
+            conflicts_with = "shard"
+        )]
+        hf: Vec<PathBuf>,
     },
     /// TinyMem's post-hoc unlearning methods (METHODS.md section 5, methods 7-17) on a
     /// trained TinyMem model, each on a copy, measured before and after: writes
@@ -512,7 +522,16 @@ fn main() -> ExitCode {
             out,
             backend,
             quiet,
+            hf,
+            ..
+        } if !hf.is_empty() => influence_cmd::run_hf(spec, hf, out, backend.backend.into(), quiet),
+        Command::Influence {
+            spec,
+            out,
+            backend,
+            quiet,
             shard,
+            ..
         } => influence_cmd::run(spec, out, backend.backend.into(), quiet, shard),
         Command::Lid {
             points,

@@ -326,3 +326,68 @@ fn mitigate_on_an_exported_tinymem_model_gives_the_checkpoints_numbers() {
     );
     assert!(!c.exists());
 }
+
+#[test]
+fn influence_scores_with_imported_checkpoints_and_skips_case_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/influence");
+    let spec = fixtures.join("tied.json");
+    let mut folders = Vec::new();
+    for step in [8, 20] {
+        let out = d.join(format!("step-{step}"));
+        ok(mnemo()
+            .args(["export-hf", "--checkpoint"])
+            .arg(fixtures.join(format!("tied/checkpoints/step_{step:06}.safetensors")))
+            .arg("--spec")
+            .arg(&spec)
+            .arg("--out")
+            .arg(&out));
+        folders.push(out.display().to_string());
+    }
+    let out = d.join("inf");
+    ok(mnemo()
+        .args(["influence", "--quiet", "--spec"])
+        .arg(&spec)
+        .args(["--hf", &folders.join(","), "--out"])
+        .arg(&out));
+    let read = |f: &str| std::fs::read_to_string(out.join(f)).unwrap();
+    assert_eq!(read("deletion.csv").lines().count(), 1, "header only");
+    let rows: Vec<Vec<String>> = read("influence.csv")
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    let tests: std::collections::BTreeSet<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    let methods: std::collections::BTreeSet<&str> = rows.iter().map(|r| r[2].as_str()).collect();
+    // Tests 12 and 0 plus two held-out ones; the four methods.
+    assert_eq!(tests.len(), 4, "{tests:?}");
+    assert!(tests.contains("12") && tests.contains("0"));
+    assert_eq!(methods.len(), 4, "{methods:?}");
+    let n_train = read("instances.csv")
+        .lines()
+        .filter(|l| l.split(',').nth(1) == Some("train"))
+        .count();
+    assert_eq!(rows.len(), 4 * 4 * n_train);
+    // Test 12 is a text repeated as training texts 12, 13 and 14: the three copies are
+    // its strongest proponents under TracIn, with one score (as in the fixture's
+    // reference.csv, where they tie at the top too).
+    let score = |train: &str| {
+        rows.iter()
+            .find(|r| r[0] == "12" && r[1] == train && r[2] == "tracin")
+            .map(|r| r[3].parse::<f64>().unwrap())
+            .unwrap()
+    };
+    assert_eq!(score("12"), score("13"));
+    assert_eq!(score("12"), score("14"));
+    let best = rows
+        .iter()
+        .filter(|r| r[0] == "12" && r[2] == "tracin")
+        .max_by(|a, b| {
+            a[3].parse::<f64>()
+                .unwrap()
+                .total_cmp(&b[3].parse::<f64>().unwrap())
+        })
+        .unwrap();
+    assert_eq!(best[3].parse::<f64>().unwrap(), score("12"), "{best:?}");
+}

@@ -82,9 +82,9 @@ pub enum Msg {
     /// Ask the worker for the last model's weights.
     ExportWeights,
     /// A weights file was picked.
-    ImportWeights(File),
+    ImportWeights(Vec<File>),
     /// ... and read, to be checked against this spec.
-    WeightsRead(String, Box<ExperimentSpec>, Result<Vec<u8>, String>),
+    WeightsRead(String, Box<ExperimentSpec>, Result<WeightFiles, String>),
 }
 
 /// The view.
@@ -99,6 +99,9 @@ pub struct TrainView {
     /// (points, last step) of the loss curve as last drawn.
     drawn: Option<(usize, Option<usize>)>,
     weights_message: Option<Result<String, String>>,
+    /// How many weights messages were shown (for tests and screen readers: a new message
+    /// with the same text is still new).
+    weights_n: u32,
 }
 
 /// What the demo button does, read off the demo spec itself.
@@ -160,10 +163,12 @@ impl TrainView {
             FromWorker::Failed { message } => self.run = RunState::Failed(message.clone()),
             FromWorker::Weights { bytes, name } => {
                 if let Err(e) = download_bytes(name, "application/octet-stream", bytes) {
+                    self.weights_n += 1;
                     self.weights_message = Some(Err(e));
                 }
             }
             FromWorker::Imported { outcome } => {
+                self.weights_n += 1;
                 self.weights_message = Some(
                     outcome
                         .clone()
@@ -249,6 +254,7 @@ impl Component for TrainView {
             canvas: NodeRef::default(),
             drawn: None,
             weights_message: None,
+            weights_n: 0,
         }
     }
 
@@ -297,7 +303,7 @@ impl Component for TrainView {
                 self.hub.request(ID, ToWorker::ExportWeights);
                 return false;
             }
-            Msg::ImportWeights(file) => {
+            Msg::ImportWeights(files) => {
                 let state = &self.hub.state;
                 let Some(spec) = state
                     .form
@@ -305,6 +311,7 @@ impl Component for TrainView {
                     .cloned()
                     .or_else(|| state.trained.as_ref().map(|t| t.1.clone()))
                 else {
+                    self.weights_n += 1;
                     self.weights_message = Some(Err(
                         "fix the settings first: the weights are checked against them".into(),
                     ));
@@ -312,21 +319,25 @@ impl Component for TrainView {
                 };
                 let link = ctx.link().clone();
                 wasm_bindgen_futures::spawn_local(async move {
-                    let name = file.name();
-                    let bytes = crate::upload::read_weights(&file).await;
-                    link.send_message(Msg::WeightsRead(name, Box::new(spec), bytes));
+                    let (name, read) = read_weight_files(&files).await;
+                    link.send_message(Msg::WeightsRead(name, Box::new(spec), read));
                 });
             }
-            Msg::WeightsRead(name, spec, bytes) => match bytes {
-                Ok(bytes) => self.hub.request(
+            Msg::WeightsRead(name, spec, read) => match read {
+                Ok(f) => self.hub.request(
                     ID,
                     ToWorker::ImportWeights {
-                        bytes,
+                        bytes: f.weights,
                         name,
                         spec: *spec,
+                        config: f.config,
+                        tokenizer: f.tokenizer,
                     },
                 ),
-                Err(e) => self.weights_message = Some(Err(e)),
+                Err(e) => {
+                    self.weights_n += 1;
+                    self.weights_message = Some(Err(e));
+                }
             },
         }
         true
@@ -392,9 +403,12 @@ impl Component for TrainView {
         let no_losses = self.losses.is_empty();
         let on_weights = link.batch_callback(|e: Event| {
             let i: HtmlInputElement = e.target_unchecked_into();
-            let f = i.files().and_then(|f| f.get(0));
+            let files: Vec<File> = i
+                .files()
+                .map(|l| (0..l.length()).filter_map(|k| l.get(k)).collect())
+                .unwrap_or_default();
             i.set_value("");
-            f.map(Msg::ImportWeights)
+            (!files.is_empty()).then_some(Msg::ImportWeights(files))
         });
         html! {
             <>
@@ -424,16 +438,82 @@ impl Component for TrainView {
                     <button id="weights-download" onclick={link.callback(|_| Msg::ExportWeights)} disabled={state.trained.is_none() || running}
                         title="The final weights of the last run, as safetensors (GPT-2 tensor names, the model config in the metadata)">{ "Weights (safetensors)" }</button>
                     <label class="file">{ "Import weights " }
-                        <input id="weights-input" type="file" accept=".safetensors" disabled={running} onchange={on_weights} />
+                        <input id="weights-input" type="file" accept=".safetensors,.json" multiple=true disabled={running} onchange={on_weights} />
                     </label>
                 </div>
+                <p class="help" id="weights-help">{ format!(
+                    "Import weights takes a Mnemo .safetensors file, or a Hugging Face GPT-2 or GPT-NeoX folder's config.json, model.safetensors and tokenizer.json selected together (up to {} MiB of weights: they run on the CPU here; bigger models belong to the mnemo CLI).",
+                    crate::upload::WEIGHTS_CAP / 1024 / 1024
+                ) }</p>
                 { match &self.weights_message {
-                    Some(Ok(m)) => html! { <p id="weights-message" class="ok" role="status">{ m }</p> },
-                    Some(Err(m)) => html! { <p id="weights-message" class="error" role="alert">{ m }</p> },
+                    Some(Ok(m)) => html! { <p id="weights-message" class="ok" role="status" data-n={self.weights_n.to_string()}>{ m }</p> },
+                    Some(Err(m)) => html! { <p id="weights-message" class="error" role="alert" data-n={self.weights_n.to_string()}>{ m }</p> },
                     None => html! {},
                 } }
             </section>
             </>
         }
     }
+}
+
+/// What the weights input gave: the weights, and a Hugging Face folder's JSON files.
+#[derive(Debug)]
+pub struct WeightFiles {
+    weights: Vec<u8>,
+    config: Option<String>,
+    tokenizer: Option<String>,
+}
+
+/// Read the picked files: one Mnemo `.safetensors`, or a Hugging Face folder's
+/// `config.json`, `*.safetensors` and (optionally) `tokenizer.json`. Returns the name to
+/// show and the files, or why they cannot be used.
+async fn read_weight_files(files: &[File]) -> (String, Result<WeightFiles, String>) {
+    let names: Vec<String> = files.iter().map(File::name).collect();
+    let weights: Vec<&File> = files
+        .iter()
+        .filter(|f| f.name().ends_with(".safetensors"))
+        .collect();
+    let find = |n: &str| files.iter().find(|f| f.name() == n);
+    let config = find("config.json");
+    let tokenizer = find("tokenizer.json");
+    let name = weights
+        .first()
+        .map_or_else(|| names.join(", "), |f| f.name());
+    let unknown: Vec<&String> = names
+        .iter()
+        .filter(|n| !n.ends_with(".safetensors") && *n != "config.json" && *n != "tokenizer.json")
+        .collect();
+    let read = async {
+        if !unknown.is_empty() {
+            return Err(format!(
+                "“{}” is not part of a model: pick a .safetensors file, with config.json and tokenizer.json for a Hugging Face model",
+                unknown[0]
+            ));
+        }
+        let [w] = weights.as_slice() else {
+            return Err(if weights.is_empty() {
+                "pick the weights too (model.safetensors)".to_string()
+            } else {
+                "pick one weights file (sharded Hugging Face models are not supported)".to_string()
+            });
+        };
+        if config.is_none() && tokenizer.is_some() {
+            return Err("a Hugging Face model needs its config.json too".into());
+        }
+        let weights = crate::upload::read_weights(w).await?;
+        let config = match config {
+            Some(f) => Some(crate::upload::read_json(f).await?),
+            None => None,
+        };
+        let tokenizer = match tokenizer {
+            Some(f) => Some(crate::upload::read_json(f).await?),
+            None => None,
+        };
+        Ok(WeightFiles {
+            weights,
+            config,
+            tokenizer,
+        })
+    };
+    (name, read.await)
 }

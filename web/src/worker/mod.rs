@@ -256,7 +256,16 @@ fn on_message(event: MessageEvent) {
             run_exclusive(exposure::unlearn(spec, settings))
         }
         ToWorker::ExportWeights => weights::export(),
-        ToWorker::ImportWeights { bytes, name, spec } => weights::import(&bytes, &name, spec),
+        ToWorker::ImportWeights {
+            bytes,
+            name,
+            spec,
+            config,
+            tokenizer,
+        } => match config {
+            Some(config) => weights::import_hf(&bytes, &name, &config, tokenizer, spec),
+            None => weights::import(&bytes, &name, spec),
+        },
     }
 }
 

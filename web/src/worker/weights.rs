@@ -1,5 +1,6 @@
 //! Requests (not jobs): the kept model's weights out as safetensors, and weights in.
 
+use mnemo_core::hf::{self, HfFiles};
 use mnemo_core::{BackendKind, Checkpoint, Corpus, ExperimentSpec, Gpt};
 
 use super::{Kept, busy, keep, kept, post};
@@ -29,6 +30,78 @@ pub fn import(bytes: &[u8], name: &str, spec: ExperimentSpec) {
         checked(bytes, name, spec)
     };
     post(&FromWorker::Imported { outcome });
+}
+
+/// Import a Hugging Face folder's files (GPT-2 or GPT-NeoX) and keep the model, with the
+/// settings' texts and split in its own tokens; refused while a job runs.
+pub fn import_hf(
+    bytes: &[u8],
+    name: &str,
+    config: &str,
+    tokenizer: Option<String>,
+    spec: ExperimentSpec,
+) {
+    let outcome = if busy() {
+        Err("wait for the current run to finish".into())
+    } else {
+        checked_hf(bytes, name, config, tokenizer, spec)
+    };
+    post(&FromWorker::Imported { outcome });
+}
+
+fn checked_hf(
+    bytes: &[u8],
+    name: &str,
+    config: &str,
+    tokenizer: Option<String>,
+    spec: ExperimentSpec,
+) -> Result<String, String> {
+    let m = hf::import(&HfFiles {
+        config,
+        weights: bytes,
+        tokenizer: tokenizer.as_deref(),
+    })
+    .map_err(|e| format!("the Hugging Face folder cannot be used: {e}"))?;
+    spec.validate().map_err(|e| e.to_string())?;
+    let corpus = Corpus::build(&spec.data, spec.tokenizer, spec.model.context, spec.seed)
+        .map_err(|e| e.to_string())?;
+    let ck = m.checkpoint;
+    let corpus = match m.tokenizer {
+        Some(t) => corpus
+            .retokenised(t, ck.config.context)
+            .map_err(|e| format!("the settings' texts in the model's tokens: {e}"))?,
+        None if ck.vocab == corpus.tokenizer.vocab_size() => corpus,
+        None => {
+            return Err(format!(
+                "select the folder's tokenizer.json too: the model's vocabulary has {} ids and the settings' tokenizer {}",
+                ck.vocab,
+                corpus.tokenizer.vocab_size()
+            ));
+        }
+    };
+    let device = BackendKind::Flex
+        .cpu_device()
+        .ok_or("the CPU backend is not part of this build")?;
+    Gpt::from_checkpoint(&ck, &device).map_err(|e| format!("“{name}”: {e}"))?;
+    let family = match m.family {
+        hf::Family::Gpt2 => "GPT-2",
+        hf::Family::Neox => "GPT-NeoX",
+    };
+    let description = format!(
+        "Hugging Face {family} model “{name}” ({} layers, d_model {}, vocabulary {}, context {})",
+        ck.config.n_layers, ck.config.d_model, ck.vocab, ck.config.context
+    );
+    keep(
+        Kept {
+            checkpoint: ck,
+            corpus,
+            backend: BackendKind::Flex,
+            packed: false,
+            description: description.clone(),
+        },
+        &spec,
+    );
+    Ok(description)
 }
 
 /// Check the weights against the spec (model, vocabulary, every tensor's shape) and keep

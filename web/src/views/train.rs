@@ -469,9 +469,11 @@ pub struct WeightFiles {
 /// show and the files, or why they cannot be used.
 async fn read_weight_files(files: &[File]) -> (String, Result<WeightFiles, String>) {
     let names: Vec<String> = files.iter().map(File::name).collect();
+    // The weights: the one file that is not a folder's JSON (any name: a download may
+    // have lost its extension).
     let weights: Vec<&File> = files
         .iter()
-        .filter(|f| f.name().ends_with(".safetensors"))
+        .filter(|f| f.name() != "config.json" && f.name() != "tokenizer.json")
         .collect();
     let find = |n: &str| files.iter().find(|f| f.name() == n);
     let config = find("config.json");
@@ -479,23 +481,20 @@ async fn read_weight_files(files: &[File]) -> (String, Result<WeightFiles, Strin
     let name = weights
         .first()
         .map_or_else(|| names.join(", "), |f| f.name());
-    let unknown: Vec<&String> = names
-        .iter()
-        .filter(|n| !n.ends_with(".safetensors") && *n != "config.json" && *n != "tokenizer.json")
-        .collect();
     let read = async {
-        if !unknown.is_empty() {
-            return Err(format!(
-                "“{}” is not part of a model: pick a .safetensors file, with config.json and tokenizer.json for a Hugging Face model",
-                unknown[0]
-            ));
-        }
         let [w] = weights.as_slice() else {
-            return Err(if weights.is_empty() {
-                "pick the weights too (model.safetensors)".to_string()
-            } else {
-                "pick one weights file (sharded Hugging Face models are not supported)".to_string()
-            });
+            if weights.is_empty() {
+                return Err("pick the weights too (model.safetensors)".to_string());
+            }
+            if let Some(f) = weights.iter().find(|f| !f.name().ends_with(".safetensors")) {
+                return Err(format!(
+                    "“{}” is not part of a model: pick a .safetensors file, with config.json and tokenizer.json for a Hugging Face model",
+                    f.name()
+                ));
+            }
+            return Err(
+                "pick one weights file (sharded Hugging Face models are not supported)".into(),
+            );
         };
         if config.is_none() && tokenizer.is_some() {
             return Err("a Hugging Face model needs its config.json too".into());

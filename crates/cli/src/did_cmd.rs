@@ -36,6 +36,23 @@ pub fn outputs(result: &DidResult) -> Result<Vec<(&'static str, String)>, CliErr
     Ok(files)
 }
 
+/// A profile's files ([`outputs`]) and the panel it was estimated from, panel.csv.
+pub fn profile_outputs(
+    result: &DidResult,
+    panel: &Panel,
+) -> Result<Vec<(&'static str, String)>, CliError> {
+    let mut files = outputs(result)?;
+    let mut panel_csv = Vec::new();
+    panel
+        .write_csv(&mut panel_csv)
+        .map_err(|e| CliError::Output(e.to_string()))?;
+    files.push((
+        "panel.csv",
+        String::from_utf8(panel_csv).map_err(|e| CliError::Output(e.to_string()))?,
+    ));
+    Ok(files)
+}
+
 /// Write `files` into `out` (created if missing).
 pub fn write_all(out: &Path, files: &[(&str, String)]) -> Result<(), CliError> {
     fs::create_dir_all(out).map_err(|source| CliError::Io {
@@ -123,16 +140,7 @@ pub fn profile(args: TrainArgs) -> Result<(), CliError> {
         |_, _| {},
     ))?;
     let result = mnemo_measures::profile::estimate_profile(&panel, &settings, spec.seed)?;
-    let mut files = outputs(&result)?;
-    let mut panel_csv = Vec::new();
-    panel
-        .write_csv(&mut panel_csv)
-        .map_err(|e| CliError::Output(e.to_string()))?;
-    files.push((
-        "panel.csv",
-        String::from_utf8(panel_csv).map_err(|e| CliError::Output(e.to_string()))?,
-    ));
-    write_all(&out, &files)?;
+    write_all(&out, &profile_outputs(&result, &panel)?)?;
     let inst: Vec<String> = result
         .instantaneous
         .iter()

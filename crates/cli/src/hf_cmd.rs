@@ -391,16 +391,7 @@ pub fn profile_series(args: SeriesArgs, out: PathBuf, backend: Backend) -> Resul
         ..DidOptions::default()
     };
     let result = mnemo_measures::did::estimate(&panel, &options)?;
-    let mut files = crate::did_cmd::outputs(&result)?;
-    let mut panel_csv = Vec::new();
-    panel
-        .write_csv(&mut panel_csv)
-        .map_err(|e| CliError::Output(e.to_string()))?;
-    files.push((
-        "panel.csv",
-        String::from_utf8(panel_csv).map_err(|e| CliError::Output(e.to_string()))?,
-    ));
-    crate::did_cmd::write_all(&out, &files)?;
+    crate::did_cmd::write_all(&out, &crate::did_cmd::profile_outputs(&result, &panel)?)?;
     let mean = times.iter().sum::<f64>() / times.len() as f64;
     let inst: Vec<String> = result
         .instantaneous

@@ -68,6 +68,26 @@ fn bar(quiet: bool, len: usize, template: &str) -> ProgressBar {
     bar
 }
 
+/// Run the gradient pass with a progress bar: the result and its seconds.
+fn gradient_pass(
+    run: InfluenceRun,
+    quiet: bool,
+) -> Result<(influence::InfluenceResult, f64), CliError> {
+    let b = bar(
+        quiet,
+        run.progress().total,
+        "{bar:40} {pos}/{len} example gradients  eta {eta}",
+    );
+    let start = std::time::Instant::now();
+    let result = influence::run_blocking(run, |p| {
+        b.set_position(p.done as u64);
+        ControlFlow::Continue(())
+    })?
+    .ok_or_else(|| CliError::Output("the influence run stopped early".into()))?;
+    b.finish_and_clear();
+    Ok((result, start.elapsed().as_secs_f64()))
+}
+
 /// `mnemo influence`.
 ///
 /// With `shard`, the training and gradient pass run whole (they are deterministic, so
@@ -137,19 +157,7 @@ pub fn run(
     // The gradient pass.
     let run = InfluenceRun::new(&spec, &corpus, &kept, &dev)?;
     let p = run.progress();
-    let b = bar(
-        quiet,
-        p.total,
-        "{bar:40} {pos}/{len} example gradients  eta {eta}",
-    );
-    let start = std::time::Instant::now();
-    let result = influence::run_blocking(run, |p| {
-        b.set_position(p.done as u64);
-        ControlFlow::Continue(())
-    })?
-    .ok_or_else(|| CliError::Output("the influence run stopped early".into()))?;
-    let grad_secs = start.elapsed().as_secs_f64();
-    b.finish_and_clear();
+    let (result, grad_secs) = gradient_pass(run, quiet)?;
     eprintln!(
         "gradient pass: {} example gradients ({} test + {} training texts at {} checkpoints) in {grad_secs:.2} s",
         p.total,
@@ -303,17 +311,7 @@ pub fn run_hf(
         });
     }
     let corpus = corpus.ok_or_else(|| CliError::Output("--hf names no folder".into()))?;
-    let example = |id: u32| influence::Example {
-        id,
-        tokens: corpus.get(id).map(|i| i.tokens.clone()).unwrap_or_default(),
-    };
-    let tests = influence::test_ids(&settings, &corpus)?
-        .into_iter()
-        .map(example)
-        .collect();
-    let mut train_ids = corpus.train.clone();
-    train_ids.sort_unstable();
-    let train = train_ids.into_iter().map(example).collect();
+    let (tests, train) = influence::examples(&settings, &corpus)?;
     let dev = device(backend)?;
     let run = InfluenceRun::from_examples(
         settings,
@@ -324,19 +322,7 @@ pub fn run_hf(
         &dev,
     )?;
     let p = run.progress();
-    let b = bar(
-        quiet,
-        p.total,
-        "{bar:40} {pos}/{len} example gradients  eta {eta}",
-    );
-    let start = std::time::Instant::now();
-    let result = influence::run_blocking(run, |p| {
-        b.set_position(p.done as u64);
-        ControlFlow::Continue(())
-    })?
-    .ok_or_else(|| CliError::Output("the influence run stopped early".into()))?;
-    let grad_secs = start.elapsed().as_secs_f64();
-    b.finish_and_clear();
+    let (result, grad_secs) = gradient_pass(run, quiet)?;
     let ck_rows: Vec<(usize, f64, String)> = dirs
         .iter()
         .enumerate()

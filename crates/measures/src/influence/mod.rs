@@ -293,6 +293,24 @@ pub struct InfluenceProgress {
     pub checkpoint: usize,
 }
 
+/// The test texts ([`test_ids`]) and the training texts (by id) of `corpus` as examples.
+pub fn examples(
+    settings: &InfluenceSpec,
+    corpus: &Corpus,
+) -> Result<(Vec<Example>, Vec<Example>), InfluenceError> {
+    let example = |id: u32| Example {
+        id,
+        tokens: corpus.get(id).map(|i| i.tokens.clone()).unwrap_or_default(),
+    };
+    let tests = test_ids(settings, corpus)?
+        .into_iter()
+        .map(example)
+        .collect();
+    let mut train_ids = corpus.train.clone();
+    train_ids.sort_unstable();
+    Ok((tests, train_ids.into_iter().map(example).collect()))
+}
+
 /// The test ids of `settings` on `corpus`: the listed ids (checked), then the first
 /// `heldout_tests` held-out ids, without repeats, in that order.
 pub fn test_ids(settings: &InfluenceSpec, corpus: &Corpus) -> Result<Vec<u32>, InfluenceError> {
@@ -429,17 +447,7 @@ impl InfluenceRun {
                 lr: checkpoint_lr(&spec.training, total, step),
             });
         }
-        let example = |id: u32| Example {
-            id,
-            tokens: corpus.get(id).map(|i| i.tokens.clone()).unwrap_or_default(),
-        };
-        let tests = test_ids(&settings, corpus)?
-            .into_iter()
-            .map(example)
-            .collect();
-        let mut train_ids = corpus.train.clone();
-        train_ids.sort_unstable();
-        let train = train_ids.into_iter().map(example).collect();
+        let (tests, train) = examples(&settings, corpus)?;
         Self::from_examples(
             settings,
             tests,

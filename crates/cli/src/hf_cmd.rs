@@ -13,9 +13,8 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use mnemo_core::backend::Device;
 use mnemo_core::hf::{self, HfModel};
-use mnemo_core::model::ids_tensor;
 use mnemo_core::spec::Outcome;
-use mnemo_core::train::block_on;
+use mnemo_core::train::{block_on, token_batch};
 use mnemo_core::{BackendKind, Checkpoint, Corpus, Gpt, Tokenizer};
 use mnemo_measures::did::DidOptions;
 use mnemo_measures::profile::{PanelBuilder, plan_from_order};
@@ -139,6 +138,9 @@ fn mnemo_model(ck_path: &Path, spec_path: &Path) -> Result<(Checkpoint, Tokenize
     Ok((ck, corpus.tokenizer))
 }
 
+/// The most logits `mnemo eval` holds at once (64 Mi values, 256 MiB).
+const EVAL_LOGITS: usize = 64 << 20;
+
 /// Run `mnemo eval`.
 pub fn eval(args: EvalArgs) -> Result<(), CliError> {
     let (ck, tokenizer) = match (&args.hf, &args.checkpoint, &args.spec) {
@@ -171,26 +173,48 @@ pub fn eval(args: EvalArgs) -> Result<(), CliError> {
     let mut logprobs = String::from("text,position,token,logprob\n");
     let mut surprisal = String::from("text,tokens,mean_surprisal\n");
     let mut scored = 0usize;
-    for inst in &corpus.instances {
-        let t = &inst.tokens;
-        if t.len() < 2 {
-            let _ = writeln!(surprisal, "{},0,", inst.id);
-            continue;
+    // Texts are scored in batches of consecutive texts, right-padded (causal attention:
+    // padding after a text does not change its log-probabilities), with the logits of a
+    // batch kept under EVAL_LOGITS values.
+    let vocab = ck.vocab.max(1);
+    let mut start_row = 0;
+    let rows = &corpus.instances;
+    while start_row < rows.len() {
+        let mut end = start_row;
+        let mut longest = 0;
+        while end < rows.len() {
+            let len = rows[end].tokens.len().max(2);
+            let wider = longest.max(len);
+            if end > start_row && (end + 1 - start_row) * wider * vocab > EVAL_LOGITS {
+                break;
+            }
+            longest = wider;
+            end += 1;
         }
-        let n = t.len() - 1;
-        let inputs = ids_tensor(&[t[..n].to_vec()], n, 0, &device);
-        let targets = ids_tensor(&[t[1..].to_vec()], n, 0, &device);
+        let chunk = &rows[start_row..end];
+        start_row = end;
+        let tokens: Vec<&[u32]> = chunk.iter().map(|i| i.tokens.as_slice()).collect();
+        let (inputs, targets, _, _) = token_batch(&tokens, 0, &device);
+        let [_, width] = inputs.dims();
         let lp = block_on(model.token_log_probs(inputs, targets).into_data_async())
             .map_err(|e| CliError::Output(format!("evaluation failed: {e:?}")))?
             .try_into_vec::<f32>()
             .map_err(|e| CliError::Output(format!("evaluation failed: {e:?}")))?;
-        let mut sum = 0.0f64;
-        for (p, v) in lp.iter().enumerate() {
-            let _ = writeln!(logprobs, "{},{},{},{v}", inst.id, p + 1, t[p + 1]);
-            sum -= *v as f64;
+        for (r, inst) in chunk.iter().enumerate() {
+            let t = &inst.tokens;
+            if t.len() < 2 {
+                let _ = writeln!(surprisal, "{},0,", inst.id);
+                continue;
+            }
+            let n = t.len() - 1;
+            let mut sum = 0.0f64;
+            for (p, v) in lp[r * width..r * width + n].iter().enumerate() {
+                let _ = writeln!(logprobs, "{},{},{},{v}", inst.id, p + 1, t[p + 1]);
+                sum -= *v as f64;
+            }
+            scored += n;
+            let _ = writeln!(surprisal, "{},{n},{}", inst.id, sum / n as f64);
         }
-        scored += n;
-        let _ = writeln!(surprisal, "{},{n},{}", inst.id, sum / n as f64);
     }
     let seconds = start.elapsed().as_secs_f64();
     crate::did_cmd::write_all(

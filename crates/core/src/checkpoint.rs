@@ -139,7 +139,7 @@ impl Gpt {
     /// A model with the checkpoint's weights, on `device`. Every tensor's name and shape
     /// is checked against the checkpoint's config.
     pub fn from_checkpoint(ck: &Checkpoint, device: &Device) -> Result<Gpt, CheckpointError> {
-        let mut model = Gpt::new(&ck.config, ck.vocab, 0, device);
+        let mut model = Gpt::zeroed(&ck.config, ck.vocab, device);
         let by_name: HashMap<&str, &NamedTensor> =
             ck.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
         let fetch = |name: &str, expected: Vec<usize>| -> Result<TensorData, CheckpointError> {

@@ -21,7 +21,12 @@ use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
 use crate::rng::{self, Stream};
+
+mod decode;
+mod rotary;
+
 use crate::spec::{SpecError, limits};
+pub use rotary::{Layout, Rotary, RotaryTables};
 
 /// The shape of a model (the vocabulary size comes from the tokenizer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,59 +52,6 @@ pub struct ModelConfig {
     /// GPT-NeoX's (imported Pythia models).
     #[serde(default, skip_serializing_if = "Layout::is_gpt2")]
     pub layout: Layout,
-}
-
-/// How a model places positions and wires its blocks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Layout {
-    /// GPT-2: learned position embeddings added to the token embeddings; each block is
-    /// `x + attn(ln1(x))`, then `+ mlp(ln2(.))`.
-    #[default]
-    Gpt2,
-    /// GPT-NeoX (Hugging Face's `GPTNeoXForCausalLM`): no position embeddings; rotary
-    /// positions on the first `rotary_dims` dimensions of every query and key head
-    /// (NeoX's rotate-half pairing, frequencies `base^(-2i/rotary_dims)`); with
-    /// `parallel`, each block is `x + attn(ln1(x)) + mlp(ln2(x))`.
-    Neox {
-        /// Rotated dimensions per head (even, at most the head dimension).
-        rotary_dims: usize,
-        /// The rotary base (`rope_theta`).
-        rotary_base: u32,
-        /// Attention and MLP read the same input (`use_parallel_residual`).
-        parallel: bool,
-    },
-}
-
-impl Layout {
-    /// Whether this is the default, GPT-2.
-    pub fn is_gpt2(&self) -> bool {
-        *self == Layout::Gpt2
-    }
-
-    /// The rotary settings, for GPT-NeoX.
-    fn rotary(&self) -> Option<Rotary> {
-        match *self {
-            Layout::Gpt2 => None,
-            Layout::Neox {
-                rotary_dims,
-                rotary_base,
-                ..
-            } => (rotary_dims > 0).then_some(Rotary {
-                dims: rotary_dims,
-                base: rotary_base as f64,
-            }),
-        }
-    }
-}
-
-/// Rotary position embedding of part of each attention head (GPT-NeoX).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Rotary {
-    /// Rotated dimensions per head (even).
-    pub dims: usize,
-    /// Base of the frequencies.
-    pub base: f64,
 }
 
 fn yes() -> bool {
@@ -306,17 +258,23 @@ pub struct Gpt {
     pub context: usize,
 }
 
-/// Host-side initialiser: every weight comes from one seeded stream, in a fixed order.
+/// Host-side initialiser: every weight comes from one seeded stream, in a fixed order;
+/// without a stream, zeros (a model whose weights are about to be loaded).
 struct HostInit {
-    rng: rand_chacha::ChaCha8Rng,
+    rng: Option<rand_chacha::ChaCha8Rng>,
     device: Device,
 }
 
 impl HostInit {
     fn normal(&mut self, shape: [usize; 2], std: f64) -> Param<Tensor<2>> {
-        let dist = Normal::new(0.0f64, std).unwrap_or_else(|_| unreachable_normal());
         let n = shape[0] * shape[1];
-        let v: Vec<f32> = (0..n).map(|_| dist.sample(&mut self.rng) as f32).collect();
+        let v: Vec<f32> = match &mut self.rng {
+            Some(rng) => {
+                let dist = Normal::new(0.0f64, std).unwrap_or_else(|_| unreachable_normal());
+                (0..n).map(|_| dist.sample(rng) as f32).collect()
+            }
+            None => vec![0.0; n],
+        };
         Param::from_tensor(Tensor::from_data(TensorData::new(v, shape), &self.device))
     }
 
@@ -343,8 +301,18 @@ fn unreachable_normal() -> Normal<f64> {
 impl Gpt {
     /// A freshly initialised model.
     pub fn new(config: &ModelConfig, vocab: usize, seed: u64, device: &Device) -> Self {
+        Self::build(config, vocab, Some(seed), device)
+    }
+
+    /// A model of this shape with zero weights, to be overwritten by loaded ones (no
+    /// random draws: at Pythia-70m's size they take about a second).
+    pub(crate) fn zeroed(config: &ModelConfig, vocab: usize, device: &Device) -> Self {
+        Self::build(config, vocab, None, device)
+    }
+
+    fn build(config: &ModelConfig, vocab: usize, seed: Option<u64>, device: &Device) -> Self {
         let mut init = HostInit {
-            rng: rng::stream(seed, Stream::Init),
+            rng: seed.map(|seed| rng::stream(seed, Stream::Init)),
             device: device.clone(),
         };
         let d = config.d_model;
@@ -433,15 +401,22 @@ impl Gpt {
     /// whatever position embeddings the caller chose: the blocks (causal), the final norm
     /// and the head. [`Gpt::forward_embeddings`] is this after adding positions 0..T.
     pub fn forward_residual(&self, h: Tensor<3>) -> Tensor<3> {
+        let tables = self.rotary_tables(&h);
         let mut h = h;
         for block in &self.blocks {
-            h = block.forward(h);
+            h = block.forward_at(h, tables.as_ref(), &mut |m, x| m.forward(x));
         }
         let h = self.ln_f.forward(h);
         match &self.head {
             Some(w) => h.matmul(w.val().unsqueeze()),
             None => h.matmul(self.wte.val().transpose().unsqueeze()),
         }
+    }
+
+    /// The rotary tables of a residual stream's length (`None` for GPT-2 models): computed
+    /// once per forward pass and shared by every layer.
+    pub fn rotary_tables(&self, h: &Tensor<3>) -> Option<RotaryTables> {
+        self.blocks.first().and_then(|b| b.attn.rotary_tables(h))
     }
 
     /// Position embeddings `[B, T, d]` of the positions `[B, T]` (each below the context);
@@ -529,185 +504,6 @@ impl Gpt {
         let [b, t, v] = logits.dims();
         softmax(logits.slice([0..b, t - 1..t, 0..v]).reshape([b, v]), 1)
     }
-
-    /// Greedy decoding: append `n` argmax tokens to `prompt` (the window slides when the
-    /// context is full). Returns only the generated tokens; an empty prompt gives none.
-    pub async fn greedy(
-        &self,
-        prompt: &[u32],
-        n: usize,
-    ) -> Result<Vec<u32>, burn::tensor::ExecutionError> {
-        if prompt.is_empty() {
-            // Nothing to condition on (and no position to read the next token from).
-            return Ok(Vec::new());
-        }
-        let device = self.wte.val().device();
-        let ctx = self.context();
-        let mut seq: Vec<u32> = prompt.to_vec();
-        let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
-            let start = seq.len().saturating_sub(ctx);
-            let window = &seq[start..];
-            let ids = ids_tensor(&[window.to_vec()], window.len(), 0, &device);
-            let logits = self.forward(ids);
-            let [_, t, v] = logits.dims();
-            let last = logits.slice([0..1, t - 1..t, 0..v]).reshape([v]);
-            let data = last.argmax(0).into_data_async().await?;
-            let next = data.iter::<i64>().next().unwrap_or(0) as u32;
-            seq.push(next);
-            out.push(next);
-        }
-        Ok(out)
-    }
-
-    /// Greedy decoding of many prompts at once: for each prompt, the `n` argmax tokens
-    /// that [`Gpt::greedy`] would append to it (the window slides when the context is
-    /// full), in the order of `prompts`.
-    ///
-    /// Prompts of the same length are decoded together, one forward pass of the whole
-    /// group per generated token; prompts of different lengths are grouped by length
-    /// internally, so any mix is accepted. An empty prompt gives no tokens (as with
-    /// [`Gpt::greedy`]); no prompts give an empty result. Callers that want to bound the
-    /// memory of one pass pass at most that many prompts per call.
-    pub async fn greedy_batch(
-        &self,
-        prompts: &[Vec<u32>],
-        n: usize,
-    ) -> Result<Vec<Vec<u32>>, burn::tensor::ExecutionError> {
-        let mut out: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
-        if n == 0 {
-            return Ok(out);
-        }
-        // Group prompt indices by length, in order of first appearance.
-        let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
-        for (i, p) in prompts.iter().enumerate() {
-            if p.is_empty() {
-                continue;
-            }
-            match groups.iter_mut().find(|(len, _)| *len == p.len()) {
-                Some((_, members)) => members.push(i),
-                None => groups.push((p.len(), vec![i])),
-            }
-        }
-        let device = self.wte.val().device();
-        let ctx = self.context();
-        for (_, members) in groups {
-            let mut seqs: Vec<Vec<u32>> = members.iter().map(|&i| prompts[i].clone()).collect();
-            let b = seqs.len();
-            for _ in 0..n {
-                let len = seqs.first().map_or(0, Vec::len);
-                let start = len.saturating_sub(ctx);
-                let t = len - start;
-                let windows: Vec<Vec<u32>> = seqs.iter().map(|s| s[start..].to_vec()).collect();
-                let ids = ids_tensor(&windows, t, 0, &device);
-                let logits = self.forward(ids);
-                let [_, t, v] = logits.dims();
-                let last = logits.slice([0..b, t - 1..t, 0..v]).reshape([b, v]);
-                let data = last.argmax(1).into_data_async().await?;
-                let mut next = data.iter::<i64>();
-                // Every row grows by one token, so the rows keep one length.
-                for seq in &mut seqs {
-                    seq.push(next.next().unwrap_or(0) as u32);
-                }
-            }
-            for (&i, mut seq) in members.iter().zip(seqs) {
-                out[i] = seq.split_off(prompts[i].len());
-            }
-        }
-        Ok(out)
-    }
-}
-
-impl Gpt {
-    /// Greedy decoding conditioned on soft prompts: for each row, the `n` argmax tokens
-    /// that follow the soft prompt `soft[i]` (a `[L_i, d]` tensor on the model's device;
-    /// `L_i` may be 0) and the tokens `prompts[i]`, read as [`Gpt::forward_prompted`]
-    /// reads them with `positions` ([`Gpt::forward_prompted_at`]).
-    ///
-    /// With an empty soft prompt this is [`Gpt::greedy_batch`]. Rows with the same
-    /// `(L_i, prompts[i].len())` are decoded together, one forward pass of the group per
-    /// generated token. A row with neither soft prompt nor tokens gives no tokens.
-    ///
-    /// Window: when `L_i` + tokens exceed the context, the oldest *tokens* slide out and
-    /// the soft prompt stays in front; a soft prompt longer than `context - 1` keeps only
-    /// its last `context - 1` vectors. Callers that want the whole input seen keep
-    /// `L_i + prompts[i].len() + n - 1 <= context`. Rows whose soft prompt is not
-    /// `[L, d_model]` give no tokens.
-    pub async fn greedy_embeddings(
-        &self,
-        positions: PromptPositions,
-        soft: &[Tensor<2>],
-        prompts: &[Vec<u32>],
-        n: usize,
-    ) -> Result<Vec<Vec<u32>>, burn::tensor::ExecutionError> {
-        let rows = soft.len().min(prompts.len());
-        let mut out: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
-        if n == 0 {
-            return Ok(out);
-        }
-        let d = self.d_model();
-        let ctx = self.context();
-        // Group rows by (soft-prompt length, token count), in order of first appearance.
-        let mut groups: Vec<((usize, usize), Vec<usize>)> = Vec::new();
-        for i in 0..rows {
-            let [l, width] = soft[i].dims();
-            if width != d || (l == 0 && prompts[i].is_empty()) {
-                continue;
-            }
-            let key = (l, prompts[i].len());
-            match groups.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, members)) => members.push(i),
-                None => groups.push((key, vec![i])),
-            }
-        }
-        let device = self.wte.val().device();
-        for ((l, _), members) in groups {
-            let b = members.len();
-            // The soft prompts of the group, `[b, l', d]`, cut to leave room for a token.
-            let keep = l.min(ctx.saturating_sub(1));
-            let soft_group: Option<Tensor<3>> = (keep > 0).then(|| {
-                Tensor::cat(
-                    members
-                        .iter()
-                        .map(|&i| soft[i].clone().slice(l - keep..l).unsqueeze::<3>())
-                        .collect(),
-                    0,
-                )
-            });
-            let mut seqs: Vec<Vec<u32>> = members.iter().map(|&i| prompts[i].clone()).collect();
-            let start_len = seqs.first().map_or(0, Vec::len);
-            for _ in 0..n {
-                let len = seqs.first().map_or(0, Vec::len);
-                let room = ctx - keep;
-                let start = len.saturating_sub(room);
-                let t = len - start;
-                let windows: Vec<Vec<u32>> = seqs.iter().map(|s| s[start..].to_vec()).collect();
-                let logits = match (&soft_group, t) {
-                    (Some(s), 0) => match positions {
-                        PromptPositions::Kept => self.forward_residual(s.clone()),
-                        PromptPositions::Shifted => self.forward_embeddings(s.clone()),
-                    },
-                    (Some(s), _) => self.forward_prompted_at(
-                        positions,
-                        s.clone(),
-                        ids_tensor(&windows, t, 0, &device),
-                    ),
-                    (None, _) => self.forward(ids_tensor(&windows, t, 0, &device)),
-                };
-                let [_, t, v] = logits.dims();
-                let last = logits.slice([0..b, t - 1..t, 0..v]).reshape([b, v]);
-                let data = last.argmax(1).into_data_async().await?;
-                let mut next = data.iter::<i64>();
-                for seq in &mut seqs {
-                    seq.push(next.next().unwrap_or(0) as u32);
-                }
-            }
-            for (&i, mut seq) in members.iter().zip(seqs) {
-                out[i] = seq.split_off(start_len);
-            }
-        }
-        Ok(out)
-    }
 }
 
 /// `[B, T]` id tensor from rows, right-padded with `pad` to length `t`.
@@ -734,7 +530,19 @@ impl Block {
         x: Tensor<3>,
         mlp: &mut dyn FnMut(&Mlp, Tensor<3>) -> Tensor<3>,
     ) -> Tensor<3> {
-        let attn = self.attn.forward(self.ln1.forward(x.clone()));
+        let tables = self.attn.rotary_tables(&x);
+        self.forward_at(x, tables.as_ref(), mlp)
+    }
+
+    /// [`Block::forward_with_mlp`] with the rotary tables of the input's length already
+    /// computed ([`Gpt::rotary_tables`]: once per forward pass, not once per layer).
+    pub fn forward_at(
+        &self,
+        x: Tensor<3>,
+        tables: Option<&RotaryTables>,
+        mlp: &mut dyn FnMut(&Mlp, Tensor<3>) -> Tensor<3>,
+    ) -> Tensor<3> {
+        let attn = self.attn.forward_at(self.ln1.forward(x.clone()), tables);
         if self.parallel {
             let m = mlp(&self.mlp, self.ln2.forward(x.clone()));
             x + attn + m
@@ -778,8 +586,9 @@ impl Gpt {
         mlp: &mut dyn FnMut(usize, &Mlp, Tensor<3>) -> Tensor<3>,
     ) -> Tensor<3> {
         let mut h = self.add_positions(self.embed(ids));
+        let tables = self.rotary_tables(&h);
         for (l, block) in self.blocks.iter().enumerate() {
-            h = block.forward_with_mlp(h, &mut |m, x| mlp(l, m, x));
+            h = block.forward_at(h, tables.as_ref(), &mut |m, x| mlp(l, m, x));
         }
         let h = self.ln_f.forward(h);
         match &self.head {
@@ -796,6 +605,18 @@ impl Attention {
     /// autodiff, and on WebGPU, they are written out (burn's autodiff would decompose the
     /// fused op into the same steps anyway). A test checks both paths give one answer.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let tables = self.rotary_tables(&x);
+        self.forward_at(x, tables.as_ref())
+    }
+
+    /// The rotary tables for `x`'s length, when this attention is rotary.
+    pub fn rotary_tables(&self, x: &Tensor<3>) -> Option<RotaryTables> {
+        self.rotary.map(|r| r.tables(x.dims()[1], &x.device()))
+    }
+
+    /// [`Attention::forward`] with the rotary tables given (`None` for GPT-2; a rotary
+    /// attention given none computes them).
+    pub fn forward_at(&self, x: Tensor<3>, tables: Option<&RotaryTables>) -> Tensor<3> {
         let [b, t, d] = x.dims();
         let h = self.n_heads;
         let hd = d / h;
@@ -809,12 +630,13 @@ impl Attention {
                 .swap_dims(1, 2)
         };
         let (q, k, v) = (split(0), split(1), split(2));
-        let (q, k) = match &self.rotary {
-            Some(r) => {
-                let (cos, sin) = r.tables(t, &q.device());
-                (r.apply(q, &cos, &sin), r.apply(k, &cos, &sin))
+        let (q, k) = match (&self.rotary, tables) {
+            (Some(r), Some(tables)) => (r.apply(q, tables), r.apply(k, tables)),
+            (Some(r), None) => {
+                let tables = r.tables(t, &q.device());
+                (r.apply(q, &tables), r.apply(k, &tables))
             }
-            None => (q, k),
+            (None, _) => (q, k),
         };
         let y = if fused {
             let options = AttentionModuleOptions {
@@ -831,48 +653,6 @@ impl Attention {
             softmax(scores.mask_fill(mask, -1.0e9), 3).matmul(v)
         };
         self.proj.forward(y.swap_dims(1, 2).reshape([b, t, d]))
-    }
-}
-
-impl Rotary {
-    /// `cos` and `sin` of the angles of positions 0..t, `[1, 1, t, dims]` each: position
-    /// `p`, dimension `j` has angle `p * base^(-2 (j mod dims/2) / dims)` (the two halves
-    /// repeat the frequencies, as NeoX pairs dimension `j` with `j + dims/2`).
-    pub fn tables(&self, t: usize, device: &Device) -> (Tensor<4>, Tensor<4>) {
-        let half = self.dims / 2;
-        let mut cos = Vec::with_capacity(t * self.dims);
-        let mut sin = Vec::with_capacity(t * self.dims);
-        for p in 0..t {
-            for j in 0..self.dims {
-                let i = j % half;
-                // As the reference computes it: inverse frequency in f32, then the angle.
-                let inv = (1.0 / self.base.powf((2 * i) as f64 / self.dims as f64)) as f32;
-                let angle = p as f32 * inv;
-                cos.push(angle.cos());
-                sin.push(angle.sin());
-            }
-        }
-        let shape = [1, 1, t, self.dims];
-        (
-            Tensor::from_data(TensorData::new(cos, shape), device),
-            Tensor::from_data(TensorData::new(sin, shape), device),
-        )
-    }
-
-    /// Rotate the first `dims` dimensions of `x` `[B, H, T, hd]`; the rest pass through.
-    pub fn apply(&self, x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
-        let [_, _, _, hd] = x.dims();
-        let half = self.dims / 2;
-        let rot = x.clone().narrow(3, 0, self.dims);
-        let x1 = rot.clone().narrow(3, 0, half);
-        let x2 = rot.clone().narrow(3, half, half);
-        let rotated = Tensor::cat(vec![-x2, x1], 3);
-        let out = rot * cos.clone() + rotated * sin.clone();
-        if self.dims == hd {
-            out
-        } else {
-            Tensor::cat(vec![out, x.narrow(3, self.dims, hd - self.dims)], 3)
-        }
     }
 }
 

@@ -85,6 +85,10 @@ pub(crate) enum Command {
         /// for `mnemo merge`.
         #[arg(long, value_name = "I/N")]
         shard: Option<shard::Shard>,
+        /// Members trained at once, one per thread (the result does not depend on it;
+        /// default: all cores but one when there are more than two).
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
     },
     /// Combine the shard folders of a `--shard I/N` run (counterfactual, mitigate,
     /// influence or sizes) into exactly the files the unsharded run writes (measured

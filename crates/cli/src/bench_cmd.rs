@@ -469,6 +469,10 @@ pub enum Bench {
         /// Models in the ensemble.
         #[arg(long, default_value_t = 16)]
         models: usize,
+        /// Threads of the pool, timed against one thread (default: all cores but one
+        /// when there are more than two).
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
     },
     /// Time training the constant soft prompt and the generator of the soft-prompt demo
     /// (its target is trained first, untimed).

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use indicatif::{ProgressBar, ProgressStyle};
 use mnemo_core::{BackendKind, Corpus, ExperimentSpec};
 use mnemo_measures::counterfactual::{
-    CounterfactualResult, MemberScores, counterfactual_result, plan_ensemble,
-    run_ensemble_blocking, run_member_blocking,
+    CounterfactualResult, MemberScores, counterfactual_result, plan_ensemble, run_ensemble_threads,
+    run_member_blocking,
 };
 use mnemo_plots::counterfactual::{in_out_scatter, mem_histogram};
 use mnemo_plots::did::svg_of;
@@ -34,10 +34,18 @@ fn with_settings(
     Ok(spec)
 }
 
+/// The default size of a pool of threads or workers: every core, less one for the rest
+/// of the machine when there are more than two.
+pub fn default_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores > 2 { cores - 1 } else { cores }
+}
+
 fn run(
     spec: &ExperimentSpec,
     backend: BackendKind,
     quiet: bool,
+    threads: usize,
 ) -> Result<(Corpus, CounterfactualResult, f64), CliError> {
     let corpus = Corpus::build(&spec.data, spec.tokenizer, spec.model.context, spec.seed)
         .map_err(mnemo_core::TrainError::from)?;
@@ -53,7 +61,8 @@ fn run(
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let start = std::time::Instant::now();
-    let result = run_ensemble_blocking(spec, &corpus, &plan, &device(backend)?, |j, _| {
+    let dev = device(backend)?;
+    let result = run_ensemble_threads(spec, &corpus, &plan, &dev, threads, |j, _| {
         bar.set_position(j as u64);
         ControlFlow::Continue(())
     })?;
@@ -70,6 +79,7 @@ pub fn counterfactual(
     backend: BackendKind,
     quiet: bool,
     shard: Option<Shard>,
+    threads: Option<usize>,
 ) -> Result<(), CliError> {
     let spec = with_settings(read_spec(&spec_path)?, models)?;
     let settings = spec.counterfactual.clone().unwrap_or_default();
@@ -81,7 +91,8 @@ pub fn counterfactual(
         settings.models,
         settings.fraction * 100.0
     );
-    let (_, result, secs) = run(&spec, backend, quiet)?;
+    let threads = threads.unwrap_or_else(default_threads).max(1);
+    let (_, result, secs) = run(&spec, backend, quiet, threads)?;
     write_outputs(&spec, &result, &out)?;
     eprintln!(
         "{} models in {secs:.1} s; mem defined for {} of {} training texts. Most memorised:",
@@ -195,9 +206,10 @@ pub fn merge(set: &ShardSet, out: &Path) -> Result<(), CliError> {
 
 /// `mnemo bench counterfactual`: time per ensemble member and for the whole ensemble of
 /// the counterfactual demo on the native CPU backend.
-pub fn bench(models: usize) -> Result<(), CliError> {
+pub fn bench(models: usize, threads: Option<usize>) -> Result<(), CliError> {
     let spec = with_settings(ExperimentSpec::counterfactual_demo(), Some(models))?;
-    let (_, result, secs) = run(&spec, BackendKind::Flex, true)?;
+    let threads = threads.unwrap_or_else(default_threads).max(1);
+    let (_, result, secs) = run(&spec, BackendKind::Flex, true, 1)?;
     println!(
         "counterfactual demo ({} models, 2 layers, d_model {}, {} epochs on half the texts) on {}",
         result.models,
@@ -213,5 +225,13 @@ pub fn bench(models: usize) -> Result<(), CliError> {
         secs * 1000.0 / result.models.max(1) as f64
     );
     println!("  whole ensemble:             {secs:8.2} s");
+    if threads > 1 {
+        let (_, pooled, pool_secs) = run(&spec, BackendKind::Flex, true, threads)?;
+        println!(
+            "  whole ensemble, {threads} threads: {pool_secs:8.2} s  ({:.2}x; same numbers: {})",
+            secs / pool_secs,
+            if pooled == result { "yes" } else { "NO" }
+        );
+    }
     Ok(())
 }

@@ -97,6 +97,7 @@ pub fn run(
             backend.into(),
             quiet,
             None,
+            None,
         )?;
     }
     if p.spec.extraction.is_some() {

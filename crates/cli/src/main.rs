@@ -225,7 +225,9 @@ fn main() -> ExitCode {
             backend,
             quiet,
         } => link_cmd::run(link, corpus, out, backend.backend, quiet),
-        Command::Bench(bench_cmd::Bench::Counterfactual { models }) => cf_cmd::bench(models),
+        Command::Bench(bench_cmd::Bench::Counterfactual { models, threads }) => {
+            cf_cmd::bench(models, threads)
+        }
         Command::Bench(bench_cmd::Bench::Softprompt) => softprompt_cmd::bench(),
         Command::Mitigate(args) => mitigate_cmd::run(args),
         Command::Pack { checkpoint, out } => mitigate_cmd::pack(&checkpoint, &out),
@@ -236,7 +238,16 @@ fn main() -> ExitCode {
             backend,
             quiet,
             shard,
-        } => cf_cmd::counterfactual(spec, out, models, backend.backend.into(), quiet, shard),
+            threads,
+        } => cf_cmd::counterfactual(
+            spec,
+            out,
+            models,
+            backend.backend.into(),
+            quiet,
+            shard,
+            threads,
+        ),
         Command::Merge(args) => merge_cmd::merge(args),
         Command::Sizes(args) => sizes_cmd::run(args),
         Command::Slurm(args) => merge_cmd::slurm(args),

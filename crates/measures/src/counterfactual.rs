@@ -368,8 +368,37 @@ pub fn counterfactual_result(
     corpus: &Corpus,
     scores: &[MemberScores],
 ) -> CounterfactualResult {
-    let done = scores.len().min(plan.models());
-    let membership: Vec<Vec<bool>> = plan.membership[..done].to_vec();
+    let done: Vec<(usize, &MemberScores)> = scores.iter().take(plan.models()).enumerate().collect();
+    result_of(plan, corpus, &done)
+}
+
+/// The result from any set of finished members, `(j, model j's scores)` in any order
+/// (a pool of workers finishes them out of order, and a Cancel may leave gaps). Members
+/// are taken in ascending `j`, so the result does not depend on who finished first.
+pub fn counterfactual_result_of(
+    plan: &EnsemblePlan,
+    corpus: &Corpus,
+    scores: &[(usize, MemberScores)],
+) -> CounterfactualResult {
+    let mut done: Vec<(usize, &MemberScores)> = scores
+        .iter()
+        .filter(|(j, _)| *j < plan.models())
+        .map(|(j, s)| (*j, s))
+        .collect();
+    done.sort_by_key(|(j, _)| *j);
+    done.dedup_by_key(|(j, _)| *j);
+    result_of(plan, corpus, &done)
+}
+
+fn result_of(
+    plan: &EnsemblePlan,
+    corpus: &Corpus,
+    done: &[(usize, &MemberScores)],
+) -> CounterfactualResult {
+    let membership: Vec<Vec<bool>> = done
+        .iter()
+        .map(|(j, _)| plan.membership[*j].clone())
+        .collect();
     // Which models trained on each unit, once (every probe reuses them).
     let columns: Vec<Vec<bool>> = (0..plan.units.len())
         .map(|u| membership.iter().map(|m| m[u]).collect())
@@ -380,7 +409,7 @@ pub fn counterfactual_result(
         .iter()
         .enumerate()
         .map(|(u, ids)| {
-            let values: Vec<f64> = scores[..done].iter().map(|s| s.units[u]).collect();
+            let values: Vec<f64> = done.iter().map(|(_, s)| s.units[u]).collect();
             InstanceMem {
                 instance: ids[0],
                 copies: ids.len(),
@@ -394,7 +423,7 @@ pub fn counterfactual_result(
         .iter()
         .enumerate()
         .map(|(p, &probe)| {
-            let values: Vec<f64> = scores[..done].iter().map(|s| s.probes[p]).collect();
+            let values: Vec<f64> = done.iter().map(|(_, s)| s.probes[p]).collect();
             Influence {
                 probe,
                 text: text(probe),
@@ -406,13 +435,13 @@ pub fn counterfactual_result(
         })
         .collect();
     CounterfactualResult {
-        models: done,
+        models: done.len(),
         planned: plan.models(),
         fraction: plan.settings.fraction,
         metric: plan.settings.metric,
         instances,
         influence,
-        scores: scores[..done].iter().map(|s| s.units.clone()).collect(),
+        scores: done.iter().map(|(_, s)| s.units.clone()).collect(),
         membership,
     }
 }
@@ -534,6 +563,68 @@ pub fn run_member_blocking(
     while block_on(trainer.step())?.is_some() {}
     let model = block_on(member_model(&trainer, device))?;
     block_on(score_member(&model, corpus, plan))
+}
+
+/// Train and score the ensemble on `threads` threads (natively): each thread takes the
+/// next member nobody has taken, trains and scores it as [`run_member_blocking`] does, so
+/// the members and the result are [`run_ensemble_blocking`]'s whatever the thread count.
+/// `progress(done, total)` is called on this thread after each member; returning `Break`
+/// stops handing out members (members in training still finish and count). The first
+/// member that fails stops the pool and is the error.
+#[cfg(not(target_family = "wasm"))]
+pub fn run_ensemble_threads(
+    spec: &ExperimentSpec,
+    corpus: &Corpus,
+    plan: &EnsemblePlan,
+    device: &Device,
+    threads: usize,
+    mut progress: impl FnMut(usize, usize) -> std::ops::ControlFlow<()>,
+) -> Result<CounterfactualResult, CounterfactualError> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let total = plan.models();
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut done: Vec<(usize, MemberScores)> = Vec::with_capacity(total);
+    let mut failure = None;
+    std::thread::scope(|s| {
+        for _ in 0..threads.clamp(1, total.max(1)) {
+            let tx = tx.clone();
+            let (next, stop) = (&next, &stop);
+            s.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let j = next.fetch_add(1, Ordering::Relaxed);
+                    if j >= total {
+                        break;
+                    }
+                    let scored = run_member_blocking(spec, corpus, plan, j, device);
+                    let failed = scored.is_err();
+                    if tx.send((j, scored)).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for (j, scored) in rx {
+            match scored {
+                Ok(scores) => {
+                    done.push((j, scores));
+                    if progress(done.len(), total).is_break() {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                }
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+    });
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(counterfactual_result_of(plan, corpus, &done)),
+    }
 }
 
 /// A trained member's weights as an inference model on `device`.

@@ -6,8 +6,8 @@ use mnemo_core::Corpus;
 use mnemo_core::backend::Device;
 use mnemo_core::spec::{CounterfactualSpec, ExperimentSpec};
 use mnemo_measures::counterfactual::{
-    EnsemblePlan, MemberScores, contrast, counterfactual_result, plan_ensemble,
-    run_ensemble_blocking,
+    EnsemblePlan, MemberScores, contrast, counterfactual_result, counterfactual_result_of,
+    plan_ensemble, run_ensemble_blocking, run_ensemble_threads,
 };
 
 fn close(a: f64, b: f64) -> bool {
@@ -107,6 +107,29 @@ fn result_keeps_the_books_of_a_three_model_toy() {
     assert_eq!((r.models, r.planned), (2, 3));
     assert!(close(r.instances[0].mem.diff.unwrap(), 0.6));
     assert_eq!(r.membership.len(), 2);
+
+    // A pool finishes members out of order: the result is the in-order one.
+    let shuffled: Vec<(usize, MemberScores)> =
+        [2, 0, 1].iter().map(|&j| (j, scores[j].clone())).collect();
+    assert_eq!(
+        counterfactual_result_of(&plan, &corpus, &shuffled),
+        counterfactual_result(&plan, &corpus, &scores)
+    );
+    // A Cancel can leave a gap: models 0 and 2 done. Unit 0 is in both -> undefined;
+    // unit 1 is in model 2 (0.9) and out of model 0 (0.4) -> 0.5.
+    let gapped = vec![(2, scores[2].clone()), (0, scores[0].clone())];
+    let r = counterfactual_result_of(&plan, &corpus, &gapped);
+    assert_eq!((r.models, r.planned), (2, 3));
+    assert_eq!(
+        r.membership,
+        vec![plan.membership[0].clone(), plan.membership[2].clone()]
+    );
+    assert_eq!(r.instances[0].mem.diff, None);
+    assert!(close(r.instances[1].mem.diff.unwrap(), 0.5));
+    assert_eq!(
+        r.scores,
+        vec![scores[0].units.clone(), scores[2].units.clone()]
+    );
 }
 
 #[test]
@@ -215,4 +238,10 @@ fn a_text_repeated_many_times_is_memorised_far_more_than_unique_ones() {
         result.scores[..3],
         "members are deterministic"
     );
+    // Three threads, members finishing in any order: the same result, bit for bit.
+    let pooled = run_ensemble_threads(&spec, &corpus, &plan, &Device::flex(), 3, |_, _| {
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(pooled, result);
 }

@@ -37,6 +37,10 @@ def ratio(a, b):
     return a / b if a is not None and b else None
 
 
+def result_pool_same(native_pool, browser_pool):
+    return native_pool["same_numbers"] and (browser_pool is None or browser_pool["same_table"])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mnemo", required=True, help="the default build of mnemo (the headline figures)")
@@ -118,6 +122,17 @@ def main():
             ["node", str(here / "browser_bench.mjs"), str(init / "text.txt"), str(args.browser_steps), str(tokens_per_step)],
             env, "browser_bench.mjs",
         )
+    # The pool of workers (issue 20): the counterfactual demo's ensemble on one thread or
+    # worker and on `--threads` of them, with the results compared for equality.
+    pool_models = "8"
+    print(f"pool: counterfactual demo, {pool_models} models, 1 vs {threads} threads/workers", file=sys.stderr)
+    native_pool = run_json(
+        [args.mnemo, "bench", "counterfactual", "--models", pool_models, "--threads", threads, "--json"],
+        env, "mnemo bench counterfactual",
+    )
+    browser_pool = None
+    if not args.no_browser:
+        browser_pool = run_json(["node", str(here / "pool_bench.mjs"), pool_models, threads], env, "pool_bench.mjs")
     load_after = os.getloadavg()
 
     # The exactness check comes from the first PyTorch run (every run starts from the same state).
@@ -128,6 +143,8 @@ def main():
         failures.append("PyTorch's first batch differs from Mnemo's")
     if diff is None or not diff <= LOSS_TOLERANCE:
         failures.append(f"first-step loss differs by {diff} (tolerance {LOSS_TOLERANCE})")
+    if not result_pool_same(native_pool, browser_pool):
+        failures.append("the pool of threads or workers changed the counterfactual numbers")
     if not check["eval_surprisal_max_abs_diff"] <= LOSS_TOLERANCE:
         failures.append(f"per-sequence surprisal differs by {check['eval_surprisal_max_abs_diff']} (tolerance {LOSS_TOLERANCE})")
 
@@ -157,6 +174,10 @@ def main():
         "browser_eval_sequences_per_s": browser_eval,
         "ratio_native_vs_torch_eval": ratio(native_eval[best_backend], torch_eval),
         "ratio_browser_vs_native_eval": ratio(browser_eval, native_eval[best_backend]),
+        "native_pool_speedup": native_pool["speedup"],
+        "browser_pool_speedup": browser_pool["speedup"] if browser_pool else None,
+        "pool_same_numbers": result_pool_same(native_pool, browser_pool),
+        "pool": {"native": native_pool, "browser": browser_pool},
         "torch_peak_rss_mib": torch["peak_rss_mib"],
         "native_peak_rss_mib": nat["peak_rss_mib"],
         "browser_peak_rss_mib": browser["peak_rss_mib"] if browser else None,
@@ -218,6 +239,13 @@ def main():
         f"steps 1-{len(check['loss_abs_diff'])}: {', '.join(f'{d:.1e}' for d in check['loss_abs_diff'])}; "
         f"per-sequence surprisal max |diff| {check['eval_surprisal_max_abs_diff']:.1e}; "
         f"first batch identical: {check['first_batch_identical']}"
+    )
+    print(
+        f"counterfactual demo ({native_pool['models']} models) on {native_pool['threads']} threads natively: "
+        f"{native_pool['speedup']:.2f}x one thread"
+        + (f"; on {browser_pool['workers']} workers in the browser: {browser_pool['speedup']:.2f}x one worker "
+           f"({browser_pool['memory_mib']} MiB per worker)" if browser_pool else "")
+        + f"; same numbers: {result['pool_same_numbers']}"
     )
     print(f"wrote {out / 'bench.json'}")
     if failures:

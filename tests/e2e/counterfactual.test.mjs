@@ -29,15 +29,19 @@ test('an impossible number of models is refused in place', async () => {
   assert.ok(!(await page.isDisabled('#cf-button')));
 });
 
+let pooled; // the demo's table and seconds on two workers
+
 test('the counterfactual demo trains its ensemble and finds the repeated text', async () => {
   const { page, errors } = browser;
+  await page.fill('#cf-workers', '2');
   const t0 = Date.now();
   await page.click('#cf-button');
   await page.waitForSelector('#cf-progress');
+  await page.waitForFunction(() => /on 2 workers \(up to \d+ MiB each\)/.test(document.getElementById('cf-status')?.textContent ?? ''), null, { timeout: 300_000 });
   await page.waitForSelector('#cf-status[data-state="ready"]', { timeout: 300_000 });
   const secs = (Date.now() - t0) / 1000;
   const status = await page.textContent('#cf-status');
-  console.log(`# counterfactual demo, 6 models, in the browser (CPU): ${secs.toFixed(1)} s (${(secs / 6).toFixed(1)} s per model); ${status}`);
+  console.log(`# counterfactual demo, 6 models, in the browser (CPU), 2 workers: ${secs.toFixed(1)} s (${(secs / 6).toFixed(1)} s per model); ${status}`);
   assert.match(status, /^6 models trained and scored/);
   for (const id of ['cf-histogram', 'cf-scatter']) {
     assert.ok((await inkOnChart(page, id)) > 2000, `${id} is drawn`);
@@ -53,10 +57,28 @@ test('the counterfactual demo trains its ensemble and finds the repeated text', 
   assert.equal(csv.name, 'counterfactual.csv');
   assert.ok(csv.text.startsWith('instance,mem,in_mean,out_mean,n_in,n_out,se,text\n'));
   assert.equal(csv.text.trim().split('\n').length, 1 + 49);
+  pooled = { csv: csv.text, secs };
   const svg = await download(page, page.locator('#cf-panel button', { hasText: 'SVG' }).first());
   assert.equal(svg.name, 'mem_histogram.svg');
   assert.ok(svg.text.startsWith('<svg'));
   await page.locator('#cf-panel').screenshot({ path: 'target/e2e/counterfactual-cpu.png' });
+  assert.deepEqual(errors, []);
+});
+
+test('one worker gives the pool\'s numbers exactly', async () => {
+  const { page, errors } = browser;
+  await page.fill('#cf-workers', '0');
+  assert.match(await page.textContent('#cf-panel label:has(#cf-workers) small'), /from 1 to 16/);
+  assert.ok(await page.isDisabled('#cf-button'));
+  await page.fill('#cf-workers', '1');
+  const t0 = Date.now();
+  await page.click('#cf-button');
+  await page.waitForSelector('#cf-status[data-state="training"]');
+  await page.waitForSelector('#cf-status[data-state="ready"]', { timeout: 300_000 });
+  const secs = (Date.now() - t0) / 1000;
+  const csv = await download(page, page.locator('#cf-panel button', { hasText: 'CSV' }).first());
+  assert.equal(csv.text, pooled.csv, 'the same table from one worker and from two');
+  console.log(`# counterfactual demo, 6 models, 1 worker: ${secs.toFixed(1)} s; 2 workers: ${pooled.secs.toFixed(1)} s (${(secs / pooled.secs).toFixed(2)}x)`);
   assert.deepEqual(errors, []);
 });
 

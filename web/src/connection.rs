@@ -13,31 +13,42 @@ use crate::views;
 /// An event listener kept alive as long as the page.
 pub type Listener = Closure<dyn FnMut(web_sys::Event)>;
 
+/// Start the training worker, its messages going to the shell.
 pub fn spawn_worker(link: &html::Scope<App>) -> Result<(Worker, Vec<Listener>), String> {
+    let l = link.clone();
+    start_worker(move |m| l.send_message(Msg::Worker(m)))
+}
+
+/// Start a training worker (the page's, or a helper of a pool started by a worker);
+/// `on_message` gets what it posts, an unreadable message or a crash as
+/// [`FromWorker::Failed`].
+pub fn start_worker(
+    on_message: impl Fn(FromWorker) + 'static,
+) -> Result<(Worker, Vec<Listener>), String> {
     let opts = WorkerOptions::new();
     opts.set_type(WorkerType::Classic);
     let worker =
         Worker::new_with_options("./worker_loader.js", &opts).map_err(|e| format!("{e:?}"))?;
-    let l = link.clone();
-    let on_message = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+    let on_message = std::rc::Rc::new(on_message);
+    let on = on_message.clone();
+    let on_data = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
         let e: MessageEvent = e.unchecked_into();
-        l.send_message(Msg::Worker(
+        on(
             serde_wasm_bindgen::from_value::<FromWorker>(e.data()).unwrap_or_else(|err| {
                 FromWorker::Failed {
                     message: format!("unreadable message from the worker: {err}"),
                 }
             }),
-        ))
+        )
     });
-    worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-    let l = link.clone();
+    worker.set_onmessage(Some(on_data.as_ref().unchecked_ref()));
     let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_e: web_sys::Event| {
-        l.send_message(Msg::Worker(FromWorker::Failed {
+        on_message(FromWorker::Failed {
             message: "the training worker stopped unexpectedly (see the browser console)".into(),
-        }));
+        });
     });
     worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-    Ok((worker, vec![on_message, on_error]))
+    Ok((worker, vec![on_data, on_error]))
 }
 
 /// The view the address names (`?view=…`), if it names one.

@@ -5,7 +5,7 @@ use mnemo_core::spec::ExtractionSpec;
 use mnemo_core::spec::mitigation::MethodSettings;
 use mnemo_core::train::Progress;
 use mnemo_core::{BackendKind, ExperimentSpec};
-use mnemo_measures::counterfactual::CounterfactualResult;
+use mnemo_measures::counterfactual::{CounterfactualResult, MemberScores};
 use mnemo_measures::did::DidResult;
 use mnemo_measures::exposure::{ExposureProgress, ExposureResult};
 use mnemo_measures::extraction::ExtractionResult;
@@ -15,6 +15,10 @@ use mnemo_measures::softprompt::{PromptStep, SoftPromptProgress, SoftPromptResul
 use mnemo_measures::tinymem::ShownExample;
 use mnemo_measures::unlearn::{MethodResult, MitigationSummary, StepProgress};
 use serde::{Deserialize, Serialize};
+
+fn one() -> usize {
+    1
+}
 
 /// Facts about a training run, sent by the worker when it starts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,6 +76,20 @@ pub enum ToWorker {
         spec: ExperimentSpec,
         /// Where to run it.
         backend: BackendKind,
+        /// Members trained at once, each in its own worker (the CPU backend; WebGPU
+        /// trains one at a time). The result does not depend on it.
+        #[serde(default = "one")]
+        workers: usize,
+    },
+    /// To a helper worker of a pool: train and score member `j` of `spec`'s ensemble and
+    /// answer [`FromWorker::MemberScored`].
+    Member {
+        /// The experiment.
+        spec: ExperimentSpec,
+        /// Where to run it.
+        backend: BackendKind,
+        /// The member.
+        j: usize,
     },
     /// Measure extraction on the model of the last finished training run, or on the
     /// model of `train` trained first (a link's extraction view).
@@ -179,6 +197,7 @@ impl ToWorker {
             ToWorker::Train { backend, .. }
             | ToWorker::Profile { backend, .. }
             | ToWorker::Counterfactual { backend, .. }
+            | ToWorker::Member { backend, .. }
             | ToWorker::SoftPrompt { backend, .. }
             | ToWorker::Influence { backend, .. }
             | ToWorker::Deletion { backend, .. }
@@ -354,6 +373,21 @@ pub enum FromWorker {
         total: usize,
         /// Seconds since the ensemble started.
         elapsed_s: f64,
+        /// Workers training members.
+        #[serde(default = "one")]
+        workers: usize,
+        /// Memory of each worker that has reported, in MiB (the WebAssembly heap).
+        #[serde(default)]
+        memory_mib: Vec<f64>,
+    },
+    /// From a helper worker of a pool: member `j` trained and scored.
+    MemberScored {
+        /// The member.
+        j: usize,
+        /// Its scores.
+        scores: MemberScores,
+        /// The helper's memory (its WebAssembly heap), in MiB.
+        memory_mib: f64,
     },
     /// A counterfactual result (from every member, or from those done before a Cancel).
     Counterfactual {

@@ -473,6 +473,10 @@ pub enum Bench {
         /// when there are more than two).
         #[arg(long, value_name = "N")]
         threads: Option<usize>,
+        /// Print JSON (`models`, `threads`, `one_thread_s`, `pool_s`, `speedup`,
+        /// `same_numbers`) instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Time training the constant soft prompt and the generator of the soft-prompt demo
     /// (its target is trained first, untimed).

@@ -206,10 +206,28 @@ pub fn merge(set: &ShardSet, out: &Path) -> Result<(), CliError> {
 
 /// `mnemo bench counterfactual`: time per ensemble member and for the whole ensemble of
 /// the counterfactual demo on the native CPU backend.
-pub fn bench(models: usize, threads: Option<usize>) -> Result<(), CliError> {
+pub fn bench(models: usize, threads: Option<usize>, json: bool) -> Result<(), CliError> {
     let spec = with_settings(ExperimentSpec::counterfactual_demo(), Some(models))?;
     let threads = threads.unwrap_or_else(default_threads).max(1);
     let (_, result, secs) = run(&spec, BackendKind::Flex, true, 1)?;
+    let pooled = match threads {
+        1 => None,
+        _ => Some(run(&spec, BackendKind::Flex, true, threads)?),
+    };
+    let pool_secs = pooled.as_ref().map_or(secs, |(_, _, s)| *s);
+    let same = pooled.as_ref().is_none_or(|(_, r, _)| *r == result);
+    if json {
+        let doc = serde_json::json!({
+            "models": result.models,
+            "threads": threads,
+            "one_thread_s": secs,
+            "pool_s": pool_secs,
+            "speedup": secs / pool_secs,
+            "same_numbers": same,
+        });
+        println!("{doc}");
+        return Ok(());
+    }
     println!(
         "counterfactual demo ({} models, 2 layers, d_model {}, {} epochs on half the texts) on {}",
         result.models,
@@ -226,11 +244,10 @@ pub fn bench(models: usize, threads: Option<usize>) -> Result<(), CliError> {
     );
     println!("  whole ensemble:             {secs:8.2} s");
     if threads > 1 {
-        let (_, pooled, pool_secs) = run(&spec, BackendKind::Flex, true, threads)?;
         println!(
             "  whole ensemble, {threads} threads: {pool_secs:8.2} s  ({:.2}x; same numbers: {})",
             secs / pool_secs,
-            if pooled == result { "yes" } else { "NO" }
+            if same { "yes" } else { "NO" }
         );
     }
     Ok(())

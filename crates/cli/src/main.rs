@@ -225,9 +225,11 @@ fn main() -> ExitCode {
             backend,
             quiet,
         } => link_cmd::run(link, corpus, out, backend.backend, quiet),
-        Command::Bench(bench_cmd::Bench::Counterfactual { models, threads }) => {
-            cf_cmd::bench(models, threads)
-        }
+        Command::Bench(bench_cmd::Bench::Counterfactual {
+            models,
+            threads,
+            json,
+        }) => cf_cmd::bench(models, threads, json),
         Command::Bench(bench_cmd::Bench::Softprompt) => softprompt_cmd::bench(),
         Command::Mitigate(args) => mitigate_cmd::run(args),
         Command::Pack { checkpoint, out } => mitigate_cmd::pack(&checkpoint, &out),

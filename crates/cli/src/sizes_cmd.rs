@@ -39,6 +39,11 @@ pub struct SizesArgs {
     /// folder for `mnemo merge`.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<Shard>,
+    /// Widths trained at once, one per thread (the results do not depend on it; default:
+    /// all cores but one when there are more than two). With more than one, no progress
+    /// bar: a line per width as it finishes.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 /// The specs of each width, checked before any work.
@@ -127,19 +132,33 @@ pub fn run(args: SizesArgs) -> Result<(), CliError> {
         Some(s) => s.jobs(specs.len()),
         None => (0..specs.len()).collect(),
     };
-    let mut results = Vec::with_capacity(jobs.len());
-    for &j in &jobs {
-        let start = std::time::Instant::now();
-        let r = profile_of(&specs[j], args.backend.backend.into(), args.quiet)?;
-        eprintln!(
-            "d_model {}: {} cohorts, {} checkpoints in {:.1} s",
-            widths[j],
-            r.cohorts.len(),
-            r.checkpoints,
-            start.elapsed().as_secs_f64()
-        );
-        results.push((j, r));
-    }
+    let threads = args
+        .threads
+        .unwrap_or_else(crate::cf_cmd::default_threads)
+        .max(1);
+    let quiet = args.quiet || threads > 1;
+    let mut results = mnemo_measures::pool::map_threads(
+        jobs.len(),
+        threads,
+        |i| {
+            let j = jobs[i];
+            let start = std::time::Instant::now();
+            let r = profile_of(&specs[j], args.backend.backend.into(), quiet)?;
+            eprintln!(
+                "d_model {}: {} cohorts, {} checkpoints in {:.1} s",
+                widths[j],
+                r.cohorts.len(),
+                r.checkpoints,
+                start.elapsed().as_secs_f64()
+            );
+            Ok::<_, CliError>((j, r))
+        },
+        |_, _| ControlFlow::Continue(()),
+    )?
+    .into_iter()
+    .map(|(_, r)| r)
+    .collect::<Vec<_>>();
+    results.sort_by_key(|(j, _)| *j);
     if let Some(s) = args.shard {
         return shard::write(
             &args.out,

@@ -578,53 +578,15 @@ pub fn run_ensemble_threads(
     plan: &EnsemblePlan,
     device: &Device,
     threads: usize,
-    mut progress: impl FnMut(usize, usize) -> std::ops::ControlFlow<()>,
+    progress: impl FnMut(usize, usize) -> std::ops::ControlFlow<()>,
 ) -> Result<CounterfactualResult, CounterfactualError> {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    let total = plan.models();
-    let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
-    let (tx, rx) = std::sync::mpsc::channel();
-    let mut done: Vec<(usize, MemberScores)> = Vec::with_capacity(total);
-    let mut failure = None;
-    std::thread::scope(|s| {
-        for _ in 0..threads.clamp(1, total.max(1)) {
-            let tx = tx.clone();
-            let (next, stop) = (&next, &stop);
-            s.spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let j = next.fetch_add(1, Ordering::Relaxed);
-                    if j >= total {
-                        break;
-                    }
-                    let scored = run_member_blocking(spec, corpus, plan, j, device);
-                    let failed = scored.is_err();
-                    if tx.send((j, scored)).is_err() || failed {
-                        break;
-                    }
-                }
-            });
-        }
-        drop(tx);
-        for (j, scored) in rx {
-            match scored {
-                Ok(scores) => {
-                    done.push((j, scores));
-                    if progress(done.len(), total).is_break() {
-                        stop.store(true, Ordering::Relaxed);
-                    }
-                }
-                Err(e) => {
-                    stop.store(true, Ordering::Relaxed);
-                    failure.get_or_insert(e);
-                }
-            }
-        }
-    });
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(counterfactual_result_of(plan, corpus, &done)),
-    }
+    let done = crate::pool::map_threads(
+        plan.models(),
+        threads,
+        |j| run_member_blocking(spec, corpus, plan, j, device),
+        progress,
+    )?;
+    Ok(counterfactual_result_of(plan, corpus, &done))
 }
 
 /// A trained member's weights as an inference model on `device`.

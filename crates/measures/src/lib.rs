@@ -13,6 +13,8 @@ pub mod exposure;
 pub mod extraction;
 pub mod geometry;
 pub mod influence;
+#[cfg(not(target_family = "wasm"))]
+pub mod pool;
 pub mod profile;
 pub mod softprompt;
 pub mod tinymem;

@@ -21,12 +21,13 @@ use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
 use crate::protocol::{FromWorker, ToWorker};
 
-mod counterfactual;
+pub mod counterfactual;
 mod exposure;
 mod extraction;
 mod geometry;
 mod influence;
 mod mitigation;
+pub mod pool;
 mod profile;
 mod softprompt;
 mod train;
@@ -77,10 +78,25 @@ pub fn now_ms() -> f64 {
 
 /// Let the event loop run (a Cancel message is handled then).
 pub async fn yield_now() {
+    sleep_ms(0).await
+}
+
+/// Wait `ms` milliseconds, letting the event loop run.
+pub async fn sleep_ms(ms: i32) {
     let p = Promise::new(&mut |resolve, _| {
-        let _ = scope().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
+        let _ = scope().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
     });
     let _ = JsFuture::from(p).await;
+}
+
+/// This worker's memory: the size of its WebAssembly heap, in MiB.
+pub fn memory_mib() -> f64 {
+    Reflect::get(&wasm_bindgen::memory(), &"buffer".into())
+        .ok()
+        .and_then(|b| Reflect::get(&b, &"byteLength".into()).ok())
+        .and_then(|n| n.as_f64())
+        .unwrap_or(0.0)
+        / (1024.0 * 1024.0)
 }
 
 /// Whether the user asked the running job to stop.
@@ -230,8 +246,13 @@ fn on_message(event: MessageEvent) {
                 .map(|_| ())
         }),
         ToWorker::Profile { runs, backend } => run_exclusive(profile::run(runs, backend)),
-        ToWorker::Counterfactual { spec, backend } => {
-            run_exclusive(counterfactual::run(spec, backend))
+        ToWorker::Counterfactual {
+            spec,
+            backend,
+            workers,
+        } => run_exclusive(counterfactual::run(spec, backend, workers)),
+        ToWorker::Member { spec, backend, j } => {
+            run_exclusive(counterfactual::member(spec, backend, j))
         }
         ToWorker::Extract { settings, train } => run_exclusive(extraction::run(settings, train)),
         ToWorker::SoftPrompt {

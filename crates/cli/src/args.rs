@@ -227,6 +227,10 @@ pub(crate) enum Command {
         /// for `mnemo merge`.
         #[arg(long, value_name = "I/N")]
         shard: Option<shard::Shard>,
+        /// Case-deletion retrains run at once, one per thread (the tables do not depend
+        /// on it; default: all cores but one when there are more than two).
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
         /// Score with Hugging Face checkpoints (GPT-2 or GPT-NeoX folders, commas between)
         /// instead of training: the spec's texts and split in the model's own tokens, each
         /// checkpoint weighted 1, no case deletion.

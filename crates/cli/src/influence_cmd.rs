@@ -12,7 +12,7 @@ use mnemo_core::{BackendKind, Checkpoint, Corpus, ExperimentSpec, TrainError};
 use mnemo_measures::export;
 use mnemo_measures::influence::{
     self, DeletionPlan, DeletionResult, DeletionRow, InfluenceResult, InfluenceRun, agreement,
-    plan_deletion, run_deletion_blocking,
+    plan_deletion, run_deletion_threads,
 };
 use mnemo_plots::did::svg_of;
 use mnemo_plots::influence::{agreement_chart, deletion_chart};
@@ -100,7 +100,11 @@ pub fn run(
     backend: BackendKind,
     quiet: bool,
     shard: Option<Shard>,
+    threads: Option<usize>,
 ) -> Result<(), CliError> {
+    let threads = threads
+        .unwrap_or_else(crate::cf_cmd::default_threads)
+        .max(1);
     let spec = read_spec(&spec_path)?;
     let corpus = Corpus::build(&spec.data, spec.tokenizer, spec.model.context, spec.seed)
         .map_err(TrainError::from)?;
@@ -198,10 +202,10 @@ pub fn run(
         } else {
             let b = bar(
                 quiet,
-                sub.jobs.len(),
+                sub.distinct_retrains(),
                 "{bar:40} {pos}/{len} retrains  eta {eta}",
             );
-            let d = run_deletion_blocking(&spec, &corpus, &sub, final_ck, &dev, |i, _| {
+            let d = run_deletion_threads(&spec, &corpus, &sub, final_ck, &dev, threads, |i, _| {
                 b.set_position(i as u64);
                 ControlFlow::Continue(())
             })?;
@@ -253,10 +257,10 @@ pub fn run(
         );
         let b = bar(
             quiet,
-            plan.jobs.len(),
+            plan.distinct_retrains(),
             "{bar:40} {pos}/{len} retrains  eta {eta}",
         );
-        let d = run_deletion_blocking(&spec, &corpus, &plan, final_ck, &dev, |i, _| {
+        let d = run_deletion_threads(&spec, &corpus, &plan, final_ck, &dev, threads, |i, _| {
             b.set_position(i as u64);
             ControlFlow::Continue(())
         })?;

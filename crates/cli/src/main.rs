@@ -184,8 +184,9 @@ fn main() -> ExitCode {
             backend,
             quiet,
             shard,
+            threads,
             ..
-        } => influence_cmd::run(spec, out, backend.backend.into(), quiet, shard),
+        } => influence_cmd::run(spec, out, backend.backend.into(), quiet, shard, threads),
         Command::Lid {
             points,
             estimator,

@@ -21,7 +21,7 @@ use mnemo_core::{Checkpoint, Corpus, Gpt, Trainer};
 use mnemo_measures::influence::{
     DeletionRow, Example, InfluenceError, InfluenceRun, Removal, WeightedCheckpoint, agreement,
     check, deletion_result, plan_deletion, run_blocking as run_influence, run_deletion_blocking,
-    spearman,
+    run_deletion_threads, spearman,
 };
 
 const BOS: u32 = 1;
@@ -401,6 +401,12 @@ fn a_memorised_text_is_its_own_top_proponent_and_deletion_beats_random() {
         "{top:?} vs {random:?}"
     );
     assert_eq!(random.n, 3);
+    // The retrains on a pool of three threads: the same rows, in the same order.
+    let pooled = run_deletion_threads(&spec, &corpus, &plan, last, &Device::flex(), 3, |_, _| {
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(pooled, del);
 }
 
 #[test]

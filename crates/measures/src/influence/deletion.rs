@@ -447,3 +447,66 @@ pub fn run_deletion_blocking(
     }
     Ok(run.result())
 }
+
+/// Case deletion on `threads` threads (natively): each distinct removed set is one part
+/// ([`crate::pool::map_threads`]): its retrain, then the loss of every job's test text
+/// that removes it. Rows come back in the plan's job order, so the result is
+/// [`run_deletion_blocking`]'s whatever the thread count. `on_progress(retrains done,
+/// distinct retrains)`; `Break` stops handing out retrains and keeps the rows of those
+/// finished.
+#[cfg(not(target_family = "wasm"))]
+pub fn run_deletion_threads(
+    spec: &ExperimentSpec,
+    corpus: &Corpus,
+    plan: &DeletionPlan,
+    final_ck: &Checkpoint,
+    device: &Device,
+    threads: usize,
+    on_progress: impl FnMut(usize, usize) -> std::ops::ControlFlow<()>,
+) -> Result<DeletionResult, InfluenceError> {
+    let before = block_on(losses_before(final_ck, corpus, &plan.tests, device))?;
+    // The first job of each distinct removed set, in the order first needed.
+    let mut firsts: Vec<usize> = Vec::new();
+    for (i, job) in plan.jobs.iter().enumerate() {
+        if !firsts.iter().any(|&f| plan.jobs[f].removed == job.removed) {
+            firsts.push(i);
+        }
+    }
+    let parts = crate::pool::map_threads(
+        firsts.len(),
+        threads,
+        |d| {
+            let first = &plan.jobs[firsts[d]];
+            let mut trainer = deletion_trainer(spec, corpus, first, device.clone())?;
+            while block_on(trainer.step())?.is_some() {}
+            let model = trainer.model();
+            let mut rows = Vec::new();
+            for (i, job) in plan.jobs.iter().enumerate() {
+                if job.removed != first.removed {
+                    continue;
+                }
+                let tokens = corpus
+                    .get(job.test)
+                    .map(|x| x.tokens.clone())
+                    .unwrap_or_default();
+                let loss_after = block_on(text_loss(model, &tokens))?;
+                rows.push((
+                    i,
+                    DeletionRow {
+                        removal: job.removal,
+                        k: job.k,
+                        draw: job.draw,
+                        test: job.test,
+                        loss_before: before.get(&job.test).copied().unwrap_or(f64::NAN),
+                        loss_after,
+                    },
+                ));
+            }
+            Ok::<_, InfluenceError>(rows)
+        },
+        on_progress,
+    )?;
+    let mut rows: Vec<(usize, DeletionRow)> = parts.into_iter().flat_map(|(_, r)| r).collect();
+    rows.sort_by_key(|(i, _)| *i);
+    Ok(deletion_result(rows.into_iter().map(|(_, r)| r).collect()))
+}

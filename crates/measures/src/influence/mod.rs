@@ -80,12 +80,12 @@ mod gradients;
 pub use agreement::{Agreement, agreement, spearman};
 use gradients::{ExampleGrad, dot, example_grad, shared_terms};
 
-#[cfg(not(target_family = "wasm"))]
-pub use deletion::run_deletion_blocking;
 pub use deletion::{
     DeletionJob, DeletionPlan, DeletionResult, DeletionRow, DeletionRun, DeletionSummary, Removal,
     deletion_result, deletion_trainer, losses_before, plan_deletion, retrain_spec, text_loss,
 };
+#[cfg(not(target_family = "wasm"))]
+pub use deletion::{run_deletion_blocking, run_deletion_threads};
 
 /// Proponents and opponents reported per test text and method.
 pub const TOP: usize = 10;

@@ -26,7 +26,7 @@ try {
   await nav(page, 'counterfactual');
   await page.fill('#cf-models', String(models));
   const run = async (w) => {
-    await page.fill('#cf-workers', String(w));
+    await page.selectOption('#workers-select', String(w));
     const t0 = Date.now();
     let memory = '';
     await page.click('#cf-button');

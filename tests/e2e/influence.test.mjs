@@ -77,13 +77,17 @@ test('the influence demo finds the repeated text as its own top proponent', asyn
   assert.deepEqual(errors, []);
 });
 
+let pooledCsv; // deletion.csv from two workers
+
 test('case deletion retrains with progress and beats random removal on the repeated text', async () => {
   const { page, errors } = browser;
+  await page.selectOption('#workers-select', '2');
   await page.fill('#inf-dtests', '1');
   await page.fill('#inf-k', '1,6');
   const t0 = Date.now();
   await page.click('#inf-delete');
   await page.waitForSelector('#inf-del-progress', { timeout: 30_000 });
+  await page.waitForFunction(() => / on 2 workers/.test(document.getElementById('inf-status')?.textContent ?? ''), null, { timeout: 120_000 });
   await page.waitForSelector('#inf-deletion-table', { timeout: 300_000 });
   console.log(`# case deletion in the browser (1 test text, k = 1, 6, 3 random draws): ${((Date.now() - t0) / 1000).toFixed(1)} s; ${await page.textContent('#inf-deletion-summary')}`);
   const rise = async (removal, col) => Number((await page.textContent(`#inf-deletion-table tr[data-removal="${removal}"] td:nth-child(${col})`)).split(' ')[0]);
@@ -97,6 +101,22 @@ test('case deletion retrains with progress and beats random removal on the repea
   const rows = csv.text.trim().split('\n');
   assert.equal(rows[0], 'method,k,draw,test,loss_before,loss_after');
   assert.equal(rows.length, 1 + 2 * (4 + 3), 'per k: 4 methods and 3 random draws');
+  pooledCsv = csv.text;
+  assert.deepEqual(errors, []);
+});
+
+test('case deletion on one worker gives the pool\'s rows exactly', async () => {
+  const { page, errors } = browser;
+  await page.selectOption('#workers-select', '1');
+  const t0 = Date.now();
+  await page.click('#inf-delete');
+  await page.waitForSelector('#inf-del-progress', { timeout: 30_000 });
+  await page.waitForSelector('#inf-del-progress', { state: 'detached', timeout: 300_000 });
+  await page.waitForSelector('#inf-deletion-table', { timeout: 300_000 });
+  console.log(`# the same case deletion on one worker: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  const csv = await download(page, page.locator('#inf-panel button', { hasText: /^CSV$/ }));
+  assert.equal(csv.text, pooledCsv);
+  await page.selectOption('#workers-select', '2');
   assert.deepEqual(errors, []);
 });
 

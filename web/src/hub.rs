@@ -121,6 +121,8 @@ pub struct HubState {
     pub busy: Option<ViewId>,
     /// The backend the next job will use.
     pub backend: BackendKind,
+    /// Workers a job of independent parts may use (the header's choice).
+    pub workers: usize,
     /// The form's experiment, or `None` while a field is invalid (shared, not copied,
     /// at each render: a text can be megabytes).
     pub form: Option<Rc<ExperimentSpec>>,

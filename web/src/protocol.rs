@@ -10,7 +10,7 @@ use mnemo_measures::did::DidResult;
 use mnemo_measures::exposure::{ExposureProgress, ExposureResult};
 use mnemo_measures::extraction::ExtractionResult;
 use mnemo_measures::geometry::{GeometryProgress, GeometryResult};
-use mnemo_measures::influence::{DeletionResult, InfluenceProgress, InfluenceResult};
+use mnemo_measures::influence::{DeletionJob, DeletionResult, InfluenceProgress, InfluenceResult};
 use mnemo_measures::softprompt::{PromptStep, SoftPromptProgress, SoftPromptResult};
 use mnemo_measures::tinymem::ShownExample;
 use mnemo_measures::unlearn::{MethodResult, MitigationSummary, StepProgress};
@@ -127,6 +127,23 @@ pub enum ToWorker {
         backend: BackendKind,
         /// The scores that choose the texts to remove.
         result: Box<InfluenceResult>,
+        /// Retrains at once, each in its own worker (the CPU backend).
+        #[serde(default = "one")]
+        workers: usize,
+    },
+    /// To a helper worker of a pool: retrain `spec`'s model without `job.removed` and
+    /// answer [`FromWorker::Retrained`] with the losses of `tests`.
+    Retrain {
+        /// The experiment.
+        spec: ExperimentSpec,
+        /// Where to run it.
+        backend: BackendKind,
+        /// The retrain's first job (its removed set is what counts).
+        job: DeletionJob,
+        /// The test texts to measure after.
+        tests: Vec<u32>,
+        /// The retrain's index.
+        d: usize,
     },
     /// Run the unlearning methods of the spec's `mitigation` section, one after another,
     /// each on a copy of the model: its built-in model, or the spec's model (trained
@@ -198,6 +215,7 @@ impl ToWorker {
             | ToWorker::Profile { backend, .. }
             | ToWorker::Counterfactual { backend, .. }
             | ToWorker::Member { backend, .. }
+            | ToWorker::Retrain { backend, .. }
             | ToWorker::SoftPrompt { backend, .. }
             | ToWorker::Influence { backend, .. }
             | ToWorker::Deletion { backend, .. }
@@ -446,12 +464,24 @@ pub enum FromWorker {
     },
     /// Case deletion: retrains done.
     DeletionProgress {
-        /// Jobs done.
+        /// Retrains done.
         done: usize,
-        /// Jobs in all.
+        /// Retrains in all (distinct removed sets).
         total: usize,
         /// Seconds since it started.
         elapsed_s: f64,
+        /// Workers retraining.
+        #[serde(default = "one")]
+        workers: usize,
+    },
+    /// From a helper worker of a pool: retrain `d` of a case deletion done.
+    Retrained {
+        /// The retrain (its index in `DeletionPlan::retrains`).
+        d: usize,
+        /// The losses of its jobs' test texts under the retrained model, in job order.
+        losses: Vec<f64>,
+        /// The helper's memory (its WebAssembly heap), in MiB.
+        memory_mib: f64,
     },
     /// Case deletion measured (all retrains, or those done before Cancel).
     Deletion {

@@ -47,6 +47,8 @@ pub enum Msg {
     FormChanged(Option<ExperimentSpec>),
     /// Backend select.
     SetBackend(BackendChoice),
+    /// The header's workers.
+    SetWorkers(usize),
     /// Show a view (and name it in the address).
     Navigate(ViewId),
     /// Back or forward.
@@ -77,6 +79,8 @@ pub struct App {
     /// arrive while its wasm still loads): sent once it has.
     pending: Vec<ToWorker>,
     choice: BackendChoice,
+    /// Workers for jobs of independent parts (the header's choice).
+    workers: usize,
     /// The view whose job runs, and the job's last training step.
     busy: Option<(ViewId, Option<Progress>)>,
     /// The view that gets the worker's answers.
@@ -347,6 +351,7 @@ impl App {
                 webgpu: self.webgpu.clone(),
                 busy: self.busy.as_ref().map(|b| b.0),
                 backend: self.backend(),
+                workers: self.workers,
                 form: self.form.clone(),
                 trained: self.trained.clone(),
                 runs: self.runs.snapshot(),
@@ -420,6 +425,7 @@ impl Component for App {
             webgpu: None,
             pending: Vec::new(),
             choice: BackendChoice::Auto,
+            workers: banner::default_workers(),
             busy: None,
             owner: views::train::ID,
             form: None,
@@ -466,6 +472,7 @@ impl Component for App {
             Msg::SetForm(spec) => self.load = (Rc::new(*spec), self.load.1 + 1),
             Msg::FormChanged(spec) => self.form = spec.map(Rc::new),
             Msg::SetBackend(c) => self.choice = c,
+            Msg::SetWorkers(w) => self.workers = w,
             Msg::Navigate(id) => self.navigate(id, true),
             Msg::PopState => self.active = view_in_address().unwrap_or(views::train::ID),
             Msg::ToggleSettings => self.settings_open = !self.settings_open,
@@ -595,7 +602,7 @@ impl Component for App {
         html! {
             <ContextProvider<Hub> context={hub}>
             <main>
-                { banner::header(&self.webgpu, self.choice, backend, &chrome, running, link.callback(Msg::SetBackend)) }
+                { banner::header(&self.webgpu, (self.choice, link.callback(Msg::SetBackend)), backend, (self.workers, link.callback(Msg::SetWorkers)), &chrome, running) }
                 if !chrome.embedded { <nav id="views" class="tabs" aria-label="Analyses">{ for nav }</nav> }
                 if let Some(Err(reason)) = &self.webgpu {
                     <p id="webgpu-notice" class="notice" role="status">

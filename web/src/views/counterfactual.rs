@@ -18,22 +18,6 @@ use crate::store::RunResult;
 /// This view's id.
 pub const ID: &str = "counterfactual";
 
-/// The most workers the page offers (as the worker allows).
-pub const MAX_WORKERS: usize = crate::worker::counterfactual::MAX_WORKERS;
-
-/// This machine's cores (`navigator.hardwareConcurrency`), 1 if unknown.
-fn cores() -> usize {
-    web_sys::window()
-        .map_or(1, |w| w.navigator().hardware_concurrency() as usize)
-        .max(1)
-}
-
-/// Workers by default: every core, less one for the page when there are more than two.
-fn default_workers() -> usize {
-    let n = cores();
-    (if n > 2 { n - 1 } else { n }).min(MAX_WORKERS)
-}
-
 /// How many of the most memorised texts are listed.
 const TOP: usize = 12;
 
@@ -76,8 +60,6 @@ pub struct CfState {
     pub selected: Option<usize>,
     /// The models field.
     pub models: String,
-    /// The workers field.
-    pub workers: String,
     /// Why the last ensemble failed.
     pub error: Option<String>,
     /// Charts need drawing.
@@ -93,7 +75,6 @@ impl Default for CfState {
             result: None,
             selected: None,
             models: CounterfactualSpec::default().models.to_string(),
-            workers: default_workers().to_string(),
             error: None,
             dirty: false,
             hist: NodeRef::default(),
@@ -114,14 +95,6 @@ impl CfState {
         match self.models.trim().parse::<usize>() {
             Ok(m) if (lo..=hi).contains(&m) => Ok(m),
             _ => Err(format!("a whole number from {lo} to {hi}")),
-        }
-    }
-
-    /// The workers field: 1 to [`MAX_WORKERS`].
-    pub fn workers(&self) -> Result<usize, String> {
-        match self.workers.trim().parse::<usize>() {
-            Ok(w) if (1..=MAX_WORKERS).contains(&w) => Ok(w),
-            _ => Err(format!("a whole number from 1 to {MAX_WORKERS}")),
         }
     }
 
@@ -202,8 +175,6 @@ pub enum Msg {
     Run(bool),
     /// The number of models.
     SetModels(String),
-    /// The number of workers.
-    SetWorkers(String),
     /// Open (or close) the detail of a text.
     Select(Option<usize>),
     /// Export a chart or table.
@@ -221,13 +192,7 @@ impl CfView {
     /// Start an ensemble of `base` (its `counterfactual` section, with the view's number
     /// of models).
     fn start(&mut self, base: ExperimentSpec) {
-        let workers = match self.cf.workers() {
-            Ok(w) => w,
-            Err(e) => {
-                self.cf.error = Some(format!("workers: {e}"));
-                return;
-            }
-        };
+        let workers = self.hub.state.workers;
         match self.cf.spec(base) {
             Ok(spec) => {
                 self.cf.error = None;
@@ -339,7 +304,6 @@ impl CfView {
                 self.start(base);
             }
             Msg::SetModels(m) => self.cf.models = m,
-            Msg::SetWorkers(w) => self.cf.workers = w,
             Msg::Select(u) => self.cf.selected = u,
             Msg::Export(what) => {
                 if let Err(e) = self.cf.export(what) {
@@ -378,7 +342,6 @@ impl Component for CfView {
         let cf = &self.cf;
         let blocked = !self.hub.state.can_start();
         let models_err = cf.models().err();
-        let workers_err = cf.workers().err();
         let (state, status) = match &cf.status {
             CfStatus::Idle => ("idle", "Trains several small models, each on a random half of 48 invented facts and a “my PIN is …” line repeated 8 times; then compares, text by text, the models that trained on it with those that did not.".to_string()),
             CfStatus::Training { done, total, elapsed_s, workers, memory_mib } => {
@@ -464,14 +427,11 @@ impl Component for CfView {
                 <h2>{ "Counterfactual memorisation" }</h2>
                 <p class="help">{ "Zhang et al. (2023): a text is memorised when the models that trained on it predict it much better than models that did not see it." }</p>
                 <div class="row actions">
-                    <button id="cf-button" class="primary" onclick={link.callback(|_| Msg::Run(false))} disabled={blocked || models_err.is_some() || workers_err.is_some()}>{ "Run the counterfactual demo" }</button>
-                    <button id="cf-form-button" onclick={link.callback(|_| Msg::Run(true))} disabled={blocked || models_err.is_some() || workers_err.is_some()}
+                    <button id="cf-button" class="primary" onclick={link.callback(|_| Msg::Run(false))} disabled={blocked || models_err.is_some()}>{ "Run the counterfactual demo" }</button>
+                    <button id="cf-form-button" onclick={link.callback(|_| Msg::Run(true))} disabled={blocked || models_err.is_some()}
                         title="Use the data, model and training settings">{ "On my data and settings" }</button>
                     { text_field("cf-models", "Models", &cf.models, models_err.clone().map_or(Ok(()), Err), "each on a random half", blocked,
                         link.callback(|e: InputEvent| Msg::SetModels(input_value(&e)))) }
-                    { text_field("cf-workers", "Workers", &cf.workers, workers_err.clone().map_or(Ok(()), Err),
-                        &match cores() { 1 => "members trained at once; this machine has 1 core".to_string(), n => format!("members trained at once; this machine has {n} cores") }, blocked,
-                        link.callback(|e: InputEvent| Msg::SetWorkers(input_value(&e)))) }
                 </div>
                 <p id="cf-status" data-state={state}>{ status }</p>
                 if let Some(e) = &cf.error { <p id="cf-error" class="error" role="alert">{ e }</p> }

@@ -21,7 +21,7 @@ use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
 use crate::protocol::{FromWorker, ToWorker};
 
-pub mod counterfactual;
+mod counterfactual;
 mod exposure;
 mod extraction;
 mod geometry;
@@ -265,7 +265,15 @@ fn on_message(event: MessageEvent) {
             spec,
             backend,
             result,
-        } => run_exclusive(influence::deletion(spec, backend, *result)),
+            workers,
+        } => run_exclusive(influence::deletion(spec, backend, *result, workers)),
+        ToWorker::Retrain {
+            spec,
+            backend,
+            job,
+            tests,
+            d,
+        } => run_exclusive(influence::retrain(spec, backend, job, tests, d)),
         ToWorker::Mitigate {
             spec,
             backend,

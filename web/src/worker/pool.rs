@@ -1,6 +1,6 @@
 //! Helper workers for a job whose parts are independent (the members of a counterfactual
-//! ensemble): the worker running the job starts them, hands each a part, and reads
-//! their answers between its own steps. Each helper is the same program as the page's
+//! ensemble, the retrains of case deletion): the worker running the job starts them,
+//! hands each a part, and reads their answers between its own steps ([`drive`]). Each helper is the same program as the page's
 //! worker, so a part computes the same numbers wherever it runs. Dropping the pool stops
 //! every helper (after Cancel, a part in progress is lost; finished parts are kept by the
 //! job).
@@ -11,6 +11,7 @@ use std::rc::Rc;
 
 use web_sys::Worker;
 
+use super::{cancelled, memory_mib, now_ms, sleep_ms, yield_now};
 use crate::connection::{Listener, send, start_worker};
 use crate::protocol::{FromWorker, ToWorker};
 
@@ -103,4 +104,120 @@ impl Drop for Pool {
             h.worker.terminate();
         }
     }
+}
+
+/// A job's independent parts, as [`drive`] sees them: each part can go to a helper as a
+/// message, or run here one step at a time.
+// The worker is single-threaded: the futures need not be `Send`.
+#[allow(async_fn_in_trait)]
+pub trait Parts {
+    /// A part's result.
+    type Out;
+    /// Parts in all.
+    fn count(&self) -> usize;
+    /// The message that has a helper compute part `j`.
+    fn message(&self, j: usize) -> ToWorker;
+    /// A helper's answer as `(part, result, the helper's memory in MiB)`, if it is one.
+    fn answer(&self, msg: FromWorker) -> Option<(usize, Self::Out, f64)>;
+    /// Begin part `j` here.
+    fn begin(&mut self, j: usize) -> Result<(), String>;
+    /// One step of the part begun here; its index and result once it is done.
+    async fn step(&mut self) -> Result<Option<(usize, Self::Out)>, String>;
+}
+
+/// What [`drive`] did.
+pub struct Driven<T> {
+    /// `(part, result)` of every part done, in order of completion.
+    pub done: Vec<(usize, T)>,
+    /// Cut short by Cancel.
+    pub stopped: bool,
+}
+
+/// Run `parts` on `workers` workers (this one and `workers - 1` helpers; one when helpers
+/// cannot start): each helper is handed the next part when it is free, and this worker
+/// runs parts itself, reading the helpers' answers between its steps. `progress(done,
+/// workers, memory)` after each part (`memory[0]` is this worker's heap, then each
+/// helper's as it reports, MiB). It yields about every 50 ms so Cancel is seen; Cancel
+/// stops the helpers (their parts in progress are lost) and keeps the parts done.
+pub async fn drive<P: Parts>(
+    parts: &mut P,
+    workers: usize,
+    mut progress: impl FnMut(usize, usize, &[f64]),
+) -> Result<Driven<P::Out>, String> {
+    let total = parts.count();
+    let mut pool = match Pool::start(workers.clamp(1, total.max(1)) - 1) {
+        Ok(p) => p,
+        Err(e) => {
+            web_sys::console::warn_1(&format!("no helper workers ({e}); working alone").into());
+            Pool::start(0)?
+        }
+    };
+    let workers = pool.len() + 1;
+    let mut memory = vec![memory_mib()];
+    progress(0, workers, &memory);
+    let mut next = 0usize;
+    let mut done = Vec::with_capacity(total);
+    let mut own = false;
+    let mut last_yield = now_ms();
+    while done.len() < total {
+        for (h, msg) in pool.take() {
+            match msg {
+                FromWorker::Ready => pool.set_idle(h),
+                FromWorker::Failed { message } => {
+                    return Err(format!("helper worker {}: {message}", h + 1));
+                }
+                other => {
+                    if let Some((j, out, mib)) = parts.answer(other) {
+                        done.push((j, out));
+                        if memory.len() < h + 2 {
+                            memory.resize(h + 2, 0.0);
+                        }
+                        memory[h + 1] = mib;
+                        pool.set_idle(h);
+                        progress(done.len(), workers, &memory);
+                    }
+                }
+            }
+        }
+        for h in pool.idle() {
+            if next < total {
+                pool.assign(h, &parts.message(next));
+                next += 1;
+            }
+        }
+        if !own && next < total {
+            parts.begin(next)?;
+            own = true;
+            next += 1;
+        }
+        let mut finished = false;
+        if own {
+            if let Some((j, out)) = parts.step().await? {
+                done.push((j, out));
+                own = false;
+                memory[0] = memory_mib();
+                progress(done.len(), workers, &memory);
+                finished = true;
+            }
+        } else {
+            // Every part handed out: wait for the helpers' answers.
+            sleep_ms(10).await;
+        }
+        // After each part and otherwise about every 50 ms: often enough for Cancel and
+        // the helpers' answers, rarely enough that the timer's clamping costs nothing.
+        if finished || now_ms() - last_yield > 50.0 {
+            yield_now().await;
+            last_yield = now_ms();
+        }
+        if cancelled() {
+            return Ok(Driven {
+                stopped: done.len() < total,
+                done,
+            });
+        }
+    }
+    Ok(Driven {
+        done,
+        stopped: false,
+    })
 }

@@ -79,6 +79,72 @@ impl DeletionPlan {
             .collect::<BTreeSet<_>>()
             .len()
     }
+
+    /// The jobs of each distinct removed set, in the order the sets are first needed:
+    /// the independent parts of a case deletion (set `d`'s retrain serves every job in
+    /// `retrains()[d]`).
+    pub fn retrains(&self) -> Vec<Vec<usize>> {
+        let mut out: Vec<Vec<usize>> = Vec::new();
+        for (i, job) in self.jobs.iter().enumerate() {
+            match out
+                .iter_mut()
+                .find(|jobs| self.jobs[jobs[0]].removed == job.removed)
+            {
+                Some(jobs) => jobs.push(i),
+                None => out.push(vec![i]),
+            }
+        }
+        out
+    }
+
+    /// The rows of `jobs` (one retrain's, see [`DeletionPlan::retrains`]) from the losses
+    /// of their test texts under the retrained model (`losses_after[i]` is `jobs[i]`'s)
+    /// and the losses before, each with its job index.
+    pub fn rows(
+        &self,
+        jobs: &[usize],
+        losses_after: &[f64],
+        before: &HashMap<u32, f64>,
+    ) -> Vec<(usize, DeletionRow)> {
+        jobs.iter()
+            .zip(losses_after)
+            .filter_map(|(&i, &loss_after)| {
+                let job = self.jobs.get(i)?;
+                Some((
+                    i,
+                    DeletionRow {
+                        removal: job.removal,
+                        k: job.k,
+                        draw: job.draw,
+                        test: job.test,
+                        loss_before: before.get(&job.test).copied().unwrap_or(f64::NAN),
+                        loss_after,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// The result from the rows of any retrains done, in any order (a pool finishes them
+    /// out of order): rows in the plan's job order, then summarised.
+    pub fn result_of(&self, mut rows: Vec<(usize, DeletionRow)>) -> DeletionResult {
+        rows.sort_by_key(|(i, _)| *i);
+        deletion_result(rows.into_iter().map(|(_, r)| r).collect())
+    }
+}
+
+/// The losses of `tests` (text ids of `corpus`) under a retrained model.
+pub async fn test_losses(
+    model: &Gpt,
+    corpus: &Corpus,
+    tests: &[u32],
+) -> Result<Vec<f64>, InfluenceError> {
+    let mut out = Vec::with_capacity(tests.len());
+    for &id in tests {
+        let tokens = corpus.get(id).map(|x| x.tokens.clone()).unwrap_or_default();
+        out.push(text_loss(model, &tokens).await?);
+    }
+    Ok(out)
 }
 
 /// Plan the case deletion of `spec`'s settings from an influence `result` on `corpus`.
@@ -465,48 +531,19 @@ pub fn run_deletion_threads(
     on_progress: impl FnMut(usize, usize) -> std::ops::ControlFlow<()>,
 ) -> Result<DeletionResult, InfluenceError> {
     let before = block_on(losses_before(final_ck, corpus, &plan.tests, device))?;
-    // The first job of each distinct removed set, in the order first needed.
-    let mut firsts: Vec<usize> = Vec::new();
-    for (i, job) in plan.jobs.iter().enumerate() {
-        if !firsts.iter().any(|&f| plan.jobs[f].removed == job.removed) {
-            firsts.push(i);
-        }
-    }
+    let retrains = plan.retrains();
     let parts = crate::pool::map_threads(
-        firsts.len(),
+        retrains.len(),
         threads,
         |d| {
-            let first = &plan.jobs[firsts[d]];
-            let mut trainer = deletion_trainer(spec, corpus, first, device.clone())?;
+            let jobs = &retrains[d];
+            let mut trainer = deletion_trainer(spec, corpus, &plan.jobs[jobs[0]], device.clone())?;
             while block_on(trainer.step())?.is_some() {}
-            let model = trainer.model();
-            let mut rows = Vec::new();
-            for (i, job) in plan.jobs.iter().enumerate() {
-                if job.removed != first.removed {
-                    continue;
-                }
-                let tokens = corpus
-                    .get(job.test)
-                    .map(|x| x.tokens.clone())
-                    .unwrap_or_default();
-                let loss_after = block_on(text_loss(model, &tokens))?;
-                rows.push((
-                    i,
-                    DeletionRow {
-                        removal: job.removal,
-                        k: job.k,
-                        draw: job.draw,
-                        test: job.test,
-                        loss_before: before.get(&job.test).copied().unwrap_or(f64::NAN),
-                        loss_after,
-                    },
-                ));
-            }
-            Ok::<_, InfluenceError>(rows)
+            let tests: Vec<u32> = jobs.iter().map(|&i| plan.jobs[i].test).collect();
+            let losses = block_on(test_losses(trainer.model(), corpus, &tests))?;
+            Ok::<_, InfluenceError>(plan.rows(jobs, &losses, &before))
         },
         on_progress,
     )?;
-    let mut rows: Vec<(usize, DeletionRow)> = parts.into_iter().flat_map(|(_, r)| r).collect();
-    rows.sort_by_key(|(i, _)| *i);
-    Ok(deletion_result(rows.into_iter().map(|(_, r)| r).collect()))
+    Ok(plan.result_of(parts.into_iter().flat_map(|(_, r)| r).collect()))
 }

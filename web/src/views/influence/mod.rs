@@ -39,8 +39,8 @@ pub enum Status {
     Training(usize, usize),
     /// The gradient pass.
     Gradients(InfluenceProgress, f64),
-    /// Case deletion: retrains done, in all, seconds.
-    Deleting(usize, usize, f64),
+    /// Case deletion: retrains done, in all, seconds, workers.
+    Deleting(usize, usize, f64, usize),
     /// Results in.
     Ready,
     /// Stopped before a result.
@@ -225,7 +225,8 @@ impl InfluencePanel {
                 done,
                 total,
                 elapsed_s,
-            } => self.status = Status::Deleting(done, total, elapsed_s),
+                workers,
+            } => self.status = Status::Deleting(done, total, elapsed_s, workers),
             FromWorker::Deletion {
                 result,
                 cancelled,
@@ -348,12 +349,13 @@ impl Component for InfluencePanel {
                 match self.spec(spec) {
                     Ok(spec) => {
                         self.error = None;
-                        self.status = Status::Deleting(0, 0, 0.0);
+                        self.status = Status::Deleting(0, 0, 0.0, 1);
                         self.spec = Some(spec.clone());
                         let job = ToWorker::Deletion {
                             spec: spec.clone(),
                             backend: self.hub.state.backend,
                             result: Box::new(v.result.clone()),
+                            workers: self.hub.state.workers,
                         };
                         self.hub.start(JobRequest {
                             view: ID,
@@ -444,10 +446,15 @@ impl Component for InfluencePanel {
                     eta(p.done, p.total, *secs)
                 ),
             ),
-            Status::Deleting(d, t, secs) => (
+            Status::Deleting(d, t, secs, w) => (
                 "deleting",
                 format!(
-                    "Case deletion: retrain {d} of {t}{}… (Cancel keeps the retrains done)",
+                    "Case deletion: {d} of {t} retrains done{}{}… (Cancel keeps the retrains done)",
+                    if *w > 1 {
+                        format!(" on {w} workers")
+                    } else {
+                        String::new()
+                    },
                     eta(*d, *t, *secs)
                 ),
             ),
@@ -461,7 +468,7 @@ impl Component for InfluencePanel {
             Status::Gradients(p, _) => {
                 html! { <progress id="inf-progress" max={p.total.to_string()} value={p.done.to_string()}></progress> }
             }
-            Status::Deleting(d, t, _) => {
+            Status::Deleting(d, t, _, _) => {
                 html! { <progress id="inf-del-progress" max={(*t).max(1).to_string()} value={d.to_string()}></progress> }
             }
             _ => html! {},

@@ -34,13 +34,6 @@ fn with_settings(
     Ok(spec)
 }
 
-/// The default size of a pool of threads or workers: every core, less one for the rest
-/// of the machine when there are more than two.
-pub fn default_threads() -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if cores > 2 { cores - 1 } else { cores }
-}
-
 fn run(
     spec: &ExperimentSpec,
     backend: BackendKind,
@@ -91,7 +84,7 @@ pub fn counterfactual(
         settings.models,
         settings.fraction * 100.0
     );
-    let threads = threads.unwrap_or_else(default_threads).max(1);
+    let threads = crate::threads::count(threads);
     let (_, result, secs) = run(&spec, backend, quiet, threads)?;
     write_outputs(&spec, &result, &out)?;
     eprintln!(
@@ -208,7 +201,7 @@ pub fn merge(set: &ShardSet, out: &Path) -> Result<(), CliError> {
 /// the counterfactual demo on the native CPU backend.
 pub fn bench(models: usize, threads: Option<usize>, json: bool) -> Result<(), CliError> {
     let spec = with_settings(ExperimentSpec::counterfactual_demo(), Some(models))?;
-    let threads = threads.unwrap_or_else(default_threads).max(1);
+    let threads = crate::threads::count(threads);
     let (_, result, secs) = run(&spec, BackendKind::Flex, true, 1)?;
     let pooled = match threads {
         1 => None,

@@ -102,9 +102,7 @@ pub fn run(
     shard: Option<Shard>,
     threads: Option<usize>,
 ) -> Result<(), CliError> {
-    let threads = threads
-        .unwrap_or_else(crate::cf_cmd::default_threads)
-        .max(1);
+    let threads = crate::threads::count(threads);
     let spec = read_spec(&spec_path)?;
     let corpus = Corpus::build(&spec.data, spec.tokenizer, spec.model.context, spec.seed)
         .map_err(TrainError::from)?;

@@ -41,6 +41,7 @@ mod shard;
 mod sizes_cmd;
 mod softprompt_cmd;
 mod spec_cmd;
+mod threads;
 
 #[derive(Debug, Error)]
 enum CliError {

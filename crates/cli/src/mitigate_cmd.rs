@@ -345,61 +345,48 @@ pub fn run(args: MitigateArgs) -> Result<(), CliError> {
         Some(shard) => shard.jobs(runs.len()),
         None => (0..runs.len()).collect(),
     };
-    let threads = args
-        .threads
-        .unwrap_or_else(crate::cf_cmd::default_threads)
-        .max(1);
+    let threads = crate::threads::count(args.threads);
     let quiet = args.quiet || threads > 1;
-    let mut results = mnemo_measures::pool::map_threads(
-        jobs.len(),
-        threads,
-        |i| {
-            let j = jobs[i];
-            let settings = &runs[j];
-            let mut last = 0usize;
-            let mut progress = |p: mnemo_measures::unlearn::StepProgress| {
-                if !quiet && p.total > 0 && (p.done * 10 / p.total) > last {
-                    last = p.done * 10 / p.total;
-                    eprint!(
-                        "\r  {} {}: {}%   ",
-                        settings.method.name(),
-                        settings.label(),
-                        last * 10
-                    );
-                }
-                ControlFlow::Continue(())
-            };
-            let r = block_on(run_method(
-                &ctx,
-                settings,
-                spec.seed,
-                &device,
-                &clock,
-                &mut progress,
-            ))
-            .map_err(|e| CliError::Output(format!("{}: {e}", settings.method.name())))?
-            .result;
-            eprintln!(
-                "\r[{}/{}] {} {}: memorised {:.1}% -> {:.1}%, accuracy {:.2}% -> {:.2}%, perplexity {:.3}, {:.1} s",
-                j + 1,
-                runs.len(),
-                r.method.name(),
-                r.settings.label(),
-                100.0 * r.memorised_before,
-                100.0 * r.memorised_after,
-                100.0 * r.accuracy_before,
-                100.0 * r.accuracy_after,
-                r.perplexity_after,
-                r.seconds
-            );
-            Ok::<_, CliError>((j, r))
-        },
-        |_, _| ControlFlow::Continue(()),
-    )?
-    .into_iter()
-    .map(|(_, r)| r)
-    .collect::<Vec<_>>();
-    results.sort_by_key(|(j, _)| *j);
+    let results = crate::threads::map_jobs(&jobs, threads, |j| {
+        let settings = &runs[j];
+        let mut last = 0usize;
+        let mut progress = |p: mnemo_measures::unlearn::StepProgress| {
+            if !quiet && p.total > 0 && (p.done * 10 / p.total) > last {
+                last = p.done * 10 / p.total;
+                eprint!(
+                    "\r  {} {}: {}%   ",
+                    settings.method.name(),
+                    settings.label(),
+                    last * 10
+                );
+            }
+            ControlFlow::Continue(())
+        };
+        let r = block_on(run_method(
+            &ctx,
+            settings,
+            spec.seed,
+            &device,
+            &clock,
+            &mut progress,
+        ))
+        .map_err(|e| CliError::Output(format!("{}: {e}", settings.method.name())))?
+        .result;
+        eprintln!(
+            "\r[{}/{}] {} {}: memorised {:.1}% -> {:.1}%, accuracy {:.2}% -> {:.2}%, perplexity {:.3}, {:.1} s",
+            j + 1,
+            runs.len(),
+            r.method.name(),
+            r.settings.label(),
+            100.0 * r.memorised_before,
+            100.0 * r.memorised_after,
+            100.0 * r.accuracy_before,
+            100.0 * r.accuracy_after,
+            r.perplexity_after,
+            r.seconds
+        );
+        Ok(r)
+    })?;
     if let Some(shard) = args.shard {
         // What the merge needs besides the rows: the untouched model's measures (the
         // summary without rows), the same in every shard.

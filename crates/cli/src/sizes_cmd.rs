@@ -132,33 +132,20 @@ pub fn run(args: SizesArgs) -> Result<(), CliError> {
         Some(s) => s.jobs(specs.len()),
         None => (0..specs.len()).collect(),
     };
-    let threads = args
-        .threads
-        .unwrap_or_else(crate::cf_cmd::default_threads)
-        .max(1);
+    let threads = crate::threads::count(args.threads);
     let quiet = args.quiet || threads > 1;
-    let mut results = mnemo_measures::pool::map_threads(
-        jobs.len(),
-        threads,
-        |i| {
-            let j = jobs[i];
-            let start = std::time::Instant::now();
-            let r = profile_of(&specs[j], args.backend.backend.into(), quiet)?;
-            eprintln!(
-                "d_model {}: {} cohorts, {} checkpoints in {:.1} s",
-                widths[j],
-                r.cohorts.len(),
-                r.checkpoints,
-                start.elapsed().as_secs_f64()
-            );
-            Ok::<_, CliError>((j, r))
-        },
-        |_, _| ControlFlow::Continue(()),
-    )?
-    .into_iter()
-    .map(|(_, r)| r)
-    .collect::<Vec<_>>();
-    results.sort_by_key(|(j, _)| *j);
+    let results = crate::threads::map_jobs(&jobs, threads, |j| {
+        let start = std::time::Instant::now();
+        let r = profile_of(&specs[j], args.backend.backend.into(), quiet)?;
+        eprintln!(
+            "d_model {}: {} cohorts, {} checkpoints in {:.1} s",
+            widths[j],
+            r.cohorts.len(),
+            r.checkpoints,
+            start.elapsed().as_secs_f64()
+        );
+        Ok(r)
+    })?;
     if let Some(s) = args.shard {
         return shard::write(
             &args.out,

@@ -5,6 +5,7 @@ use web_sys::HtmlSelectElement;
 use yew::prelude::*;
 
 use crate::hub::Chrome;
+use crate::worker::pool::MAX_WORKERS;
 
 /// Where the user wants to train.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,9 +19,6 @@ pub enum BackendChoice {
 }
 
 /// The header. `webgpu` is the worker's probe (`None` while it is asked).
-/// The most workers a job uses.
-pub const MAX_WORKERS: usize = 16;
-
 /// This machine's cores (`navigator.hardwareConcurrency`), 1 if unknown.
 pub fn cores() -> usize {
     web_sys::window()

@@ -25,9 +25,9 @@ pub fn map_jobs<T: Send>(
     let mut done = mnemo_measures::pool::map_threads(
         jobs.len(),
         threads,
-        |i| part(jobs[i]).map(|r| (i, jobs[i], r)),
+        |i| part(jobs[i]),
         |_, _| ControlFlow::Continue(()),
     )?;
     done.sort_by_key(|(i, _)| *i);
-    Ok(done.into_iter().map(|(_, (_, j, r))| (j, r)).collect())
+    Ok(done.into_iter().map(|(i, r)| (jobs[i], r)).collect())
 }

@@ -446,88 +446,25 @@ fn result_of(
     }
 }
 
-/// What one [`EnsembleRun::step`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EnsembleStep {
-    /// One optimiser step of the member being trained.
-    Trained,
-    /// A member finished training and was scored: members done, members planned.
-    Member(usize, usize),
+/// Train member `j` of `plan` to the end on `device` and score it: a member's numbers
+/// depend only on `j`, so members can run in any order, on threads, web workers,
+/// processes or machines, and be put together with [`counterfactual_result_of`].
+pub async fn run_member(
+    spec: &ExperimentSpec,
+    corpus: &Corpus,
+    plan: &EnsemblePlan,
+    j: usize,
+    device: &Device,
+) -> Result<MemberScores, CounterfactualError> {
+    let mut trainer = plan.member_trainer(j, spec, corpus, device.clone())?;
+    while trainer.step().await?.is_some() {}
+    let model = member_model(&trainer, device).await?;
+    score_member(&model, corpus, plan).await
 }
 
-/// An ensemble trained one optimiser step at a time, so a shell can report progress,
-/// yield to its event loop or stop between steps; the members scored so far make the
-/// result ([`EnsembleRun::result`]). The worker drives it in the browser,
-/// [`run_ensemble_blocking`] natively.
-pub struct EnsembleRun<'a> {
-    spec: &'a ExperimentSpec,
-    corpus: &'a Corpus,
-    plan: &'a EnsemblePlan,
-    device: Device,
-    trainer: Option<Trainer>,
-    scores: Vec<MemberScores>,
-}
-
-impl<'a> EnsembleRun<'a> {
-    /// A run of `plan`'s members, each trained with `spec`'s schedule on `device`.
-    pub fn new(
-        spec: &'a ExperimentSpec,
-        corpus: &'a Corpus,
-        plan: &'a EnsemblePlan,
-        device: Device,
-    ) -> Self {
-        EnsembleRun {
-            spec,
-            corpus,
-            plan,
-            device,
-            trainer: None,
-            scores: Vec::with_capacity(plan.models()),
-        }
-    }
-
-    /// Members trained and scored.
-    pub fn done(&self) -> usize {
-        self.scores.len()
-    }
-
-    /// One optimiser step, or the scoring of a member that has finished; `None` when
-    /// every member is done.
-    pub async fn step(&mut self) -> Result<Option<EnsembleStep>, CounterfactualError> {
-        let j = self.scores.len();
-        if j >= self.plan.models() {
-            return Ok(None);
-        }
-        let trainer = match &mut self.trainer {
-            Some(t) => t,
-            None => self.trainer.insert(self.plan.member_trainer(
-                j,
-                self.spec,
-                self.corpus,
-                self.device.clone(),
-            )?),
-        };
-        if trainer.step().await?.is_some() {
-            return Ok(Some(EnsembleStep::Trained));
-        }
-        let model = member_model(trainer, &self.device).await?;
-        self.scores
-            .push(score_member(&model, self.corpus, self.plan).await?);
-        self.trainer = None;
-        Ok(Some(EnsembleStep::Member(
-            self.scores.len(),
-            self.plan.models(),
-        )))
-    }
-
-    /// The result from the members scored so far.
-    pub fn result(&self) -> CounterfactualResult {
-        counterfactual_result(self.plan, self.corpus, &self.scores)
-    }
-}
-
-/// Train and score the whole ensemble on this thread (natively). `progress(j, m)` is
-/// called after each member; returning `Break` stops and keeps the members done.
+/// Train and score the ensemble on this thread (natively), member after member.
+/// `progress(j, m)` is called after each member; returning `Break` stops and keeps the
+/// members done.
 #[cfg(not(target_family = "wasm"))]
 pub fn run_ensemble_blocking(
     spec: &ExperimentSpec,
@@ -536,15 +473,14 @@ pub fn run_ensemble_blocking(
     device: &Device,
     mut progress: impl FnMut(usize, usize) -> std::ops::ControlFlow<()>,
 ) -> Result<CounterfactualResult, CounterfactualError> {
-    let mut run = EnsembleRun::new(spec, corpus, plan, device.clone());
-    while let Some(step) = mnemo_core::train::block_on(run.step())? {
-        if let EnsembleStep::Member(done, total) = step
-            && progress(done, total).is_break()
-        {
+    let mut scores = Vec::with_capacity(plan.models());
+    for j in 0..plan.models() {
+        scores.push(run_member_blocking(spec, corpus, plan, j, device)?);
+        if progress(scores.len(), plan.models()).is_break() {
             break;
         }
     }
-    Ok(run.result())
+    Ok(counterfactual_result(plan, corpus, &scores))
 }
 
 /// Train and score member `j` alone on this thread (natively): what
@@ -558,11 +494,7 @@ pub fn run_member_blocking(
     j: usize,
     device: &Device,
 ) -> Result<MemberScores, CounterfactualError> {
-    use mnemo_core::train::block_on;
-    let mut trainer = plan.member_trainer(j, spec, corpus, device.clone())?;
-    while block_on(trainer.step())?.is_some() {}
-    let model = block_on(member_model(&trainer, device))?;
-    block_on(score_member(&model, corpus, plan))
+    mnemo_core::train::block_on(run_member(spec, corpus, plan, j, device))
 }
 
 /// Train and score the ensemble on `threads` threads (natively): each thread takes the

@@ -5,22 +5,27 @@
 //! order); after Cancel the members scored so far make the result.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use mnemo_core::backend::Device;
 use mnemo_core::train::Trainer;
 use mnemo_core::{BackendKind, Corpus, ExperimentSpec};
 use mnemo_measures::counterfactual::{
-    EnsemblePlan, MemberScores, counterfactual_result_of, member_model, plan_ensemble, score_member,
+    EnsemblePlan, MemberScores, counterfactual_result_of, member_model, plan_ensemble, run_member,
+    score_member,
 };
 
 use super::pool::{Parts, drive};
 use super::{device_for, memory_mib, now_ms, post};
 use crate::protocol::{FromWorker, ToWorker};
 
+/// A spec's corpus and ensemble plan.
+type Planned = Rc<(Corpus, EnsemblePlan)>;
+
 thread_local! {
     /// A helper's corpus and plan, kept between the members it is given (keyed by the
     /// spec's JSON).
-    static PLANNED: RefCell<Option<(String, Corpus, EnsemblePlan)>> = const { RefCell::new(None) };
+    static PLANNED: RefCell<Option<(String, Planned)>> = const { RefCell::new(None) };
 }
 
 fn plan(spec: &ExperimentSpec) -> Result<(Corpus, EnsemblePlan), String> {
@@ -32,37 +37,6 @@ fn plan(spec: &ExperimentSpec) -> Result<(Corpus, EnsemblePlan), String> {
     Ok((corpus, plan))
 }
 
-/// Train member `j` to the end and score it (a helper's part).
-async fn train_member(
-    spec: &ExperimentSpec,
-    corpus: &Corpus,
-    plan: &EnsemblePlan,
-    backend: BackendKind,
-    j: usize,
-) -> Result<MemberScores, String> {
-    let device = device_for(backend).await?;
-    let mut trainer = plan
-        .member_trainer(j, spec, corpus, device.clone())
-        .map_err(|e| e.to_string())?;
-    while trainer.step().await.map_err(|e| e.to_string())?.is_some() {}
-    finish(&trainer, corpus, plan, backend).await
-}
-
-async fn finish(
-    trainer: &Trainer,
-    corpus: &Corpus,
-    plan: &EnsemblePlan,
-    backend: BackendKind,
-) -> Result<MemberScores, String> {
-    let device = device_for(backend).await?;
-    let model = member_model(trainer, &device)
-        .await
-        .map_err(|e| e.to_string())?;
-    score_member(&model, corpus, plan)
-        .await
-        .map_err(|e| e.to_string())
-}
-
 /// A helper's part: member `j` of `spec`'s ensemble, answered with
 /// [`FromWorker::MemberScored`].
 pub async fn member(spec: ExperimentSpec, backend: BackendKind, j: usize) -> Result<(), String> {
@@ -70,18 +44,22 @@ pub async fn member(spec: ExperimentSpec, backend: BackendKind, j: usize) -> Res
     let cached = PLANNED.with(|p| {
         p.borrow()
             .as_ref()
-            .filter(|(k, _, _)| *k == key)
-            .map(|(_, c, pl)| (c.clone(), pl.clone()))
+            .filter(|(k, _)| *k == key)
+            .map(|(_, planned)| planned.clone())
     });
-    let (corpus, plan) = match cached {
-        Some(cp) => cp,
+    let planned = match cached {
+        Some(planned) => planned,
         None => {
-            let (c, pl) = plan(&spec)?;
-            PLANNED.with(|p| *p.borrow_mut() = Some((key, c.clone(), pl.clone())));
-            (c, pl)
+            let planned = Rc::new(plan(&spec)?);
+            PLANNED.with(|p| *p.borrow_mut() = Some((key, planned.clone())));
+            planned
         }
     };
-    let scores = train_member(&spec, &corpus, &plan, backend, j).await?;
+    let (corpus, plan) = &*planned;
+    let device = device_for(backend).await?;
+    let scores = run_member(&spec, corpus, plan, j, &device)
+        .await
+        .map_err(|e| e.to_string())?;
     post(&FromWorker::MemberScored {
         j,
         scores,
@@ -142,8 +120,13 @@ impl Parts for Members {
         if trainer.step().await.map_err(|e| e.to_string())?.is_some() {
             return Ok(None);
         }
-        let scores = finish(trainer, &self.corpus, &self.plan, self.backend).await?;
         let j = *j;
+        let model = member_model(trainer, &self.device)
+            .await
+            .map_err(|e| e.to_string())?;
+        let scores = score_member(&model, &self.corpus, &self.plan)
+            .await
+            .map_err(|e| e.to_string())?;
         self.own = None;
         Ok(Some((j, scores)))
     }
@@ -155,10 +138,6 @@ pub async fn run(spec: ExperimentSpec, backend: BackendKind, workers: usize) -> 
     let (corpus, plan) = plan(&spec)?;
     let device = device_for(backend).await?;
     let total = plan.models();
-    let workers = match backend {
-        BackendKind::Wgpu => 1,
-        _ => workers.min(crate::banner::MAX_WORKERS),
-    };
     let start = now_ms();
     let mut members = Members {
         spec,
@@ -168,7 +147,7 @@ pub async fn run(spec: ExperimentSpec, backend: BackendKind, workers: usize) -> 
         device,
         own: None,
     };
-    let driven = drive(&mut members, workers, |done, workers, memory| {
+    let driven = drive(&mut members, workers, backend, |done, workers, memory| {
         post(&FromWorker::EnsembleProgress {
             done,
             total,

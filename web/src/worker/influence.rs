@@ -10,7 +10,7 @@ use mnemo_core::backend::Device;
 use mnemo_core::{BackendKind, Corpus, ExperimentSpec, Trainer};
 use mnemo_measures::influence::{
     DeletionJob, DeletionPlan, InfluenceResult, InfluenceRun, check, deletion_trainer,
-    losses_before, plan_deletion, retrain_spec, test_losses,
+    losses_before, plan_deletion, retrain_losses, retrain_spec, test_losses,
 };
 
 use super::pool::{Parts, drive};
@@ -124,10 +124,6 @@ pub async fn deletion(
     let before = losses_before(&final_ck, &corpus, &plan.tests, &device)
         .await
         .map_err(|e| e.to_string())?;
-    let workers = match backend {
-        BackendKind::Wgpu => 1,
-        _ => workers.min(crate::banner::MAX_WORKERS),
-    };
     let mut parts = Retrains {
         spec,
         backend,
@@ -137,7 +133,7 @@ pub async fn deletion(
         device,
         own: None,
     };
-    let driven = drive(&mut parts, workers, |done, workers, _| {
+    let driven = drive(&mut parts, workers, backend, |done, workers, _| {
         post(&FromWorker::DeletionProgress {
             done,
             total,
@@ -175,15 +171,6 @@ struct Retrains {
     own: Option<(usize, Trainer)>,
 }
 
-impl Retrains {
-    fn tests(&self, d: usize) -> Vec<u32> {
-        self.retrains[d]
-            .iter()
-            .map(|&i| self.plan.jobs[i].test)
-            .collect()
-    }
-}
-
 impl Parts for Retrains {
     type Out = Vec<f64>;
 
@@ -196,7 +183,7 @@ impl Parts for Retrains {
             spec: self.spec.clone(),
             backend: self.backend,
             job: self.plan.jobs[self.retrains[d][0]].clone(),
-            tests: self.tests(d),
+            tests: self.plan.tests_of(&self.retrains[d]),
             d,
         }
     }
@@ -231,9 +218,13 @@ impl Parts for Retrains {
         let Some((_, trainer)) = self.own.take() else {
             return Ok(None);
         };
-        let losses = test_losses(trainer.model(), &self.corpus, &self.tests(d))
-            .await
-            .map_err(|e| e.to_string())?;
+        let losses = test_losses(
+            trainer.model(),
+            &self.corpus,
+            &self.plan.tests_of(&self.retrains[d]),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         Ok(Some((d, losses)))
     }
 }
@@ -249,9 +240,7 @@ pub async fn retrain(
 ) -> Result<(), String> {
     let corpus = corpus_of(&spec)?;
     let device = device_for(backend).await?;
-    let mut trainer = deletion_trainer(&spec, &corpus, &job, device).map_err(|e| e.to_string())?;
-    while trainer.step().await.map_err(|e| e.to_string())?.is_some() {}
-    let losses = test_losses(trainer.model(), &corpus, &tests)
+    let losses = retrain_losses(&spec, &corpus, &job, &tests, &device)
         .await
         .map_err(|e| e.to_string())?;
     post(&FromWorker::Retrained {

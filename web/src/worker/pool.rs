@@ -9,11 +9,15 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
+use mnemo_core::BackendKind;
 use web_sys::Worker;
 
 use super::{cancelled, memory_mib, now_ms, sleep_ms, yield_now};
 use crate::connection::{Listener, send, start_worker};
 use crate::protocol::{FromWorker, ToWorker};
+
+/// The most workers a job uses (the header offers up to this many).
+pub const MAX_WORKERS: usize = 16;
 
 /// A helper's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,7 +137,8 @@ pub struct Driven<T> {
     pub stopped: bool,
 }
 
-/// Run `parts` on `workers` workers (this one and `workers - 1` helpers; one when helpers
+/// Run `parts` on `workers` workers (this one and `workers - 1` helpers; at most
+/// [`MAX_WORKERS`]; one on WebGPU, whose one device the parts would share, or when helpers
 /// cannot start): each helper is handed the next part when it is free, and this worker
 /// runs parts itself, reading the helpers' answers between its steps. `progress(done,
 /// workers, memory)` after each part (`memory[0]` is this worker's heap, then each
@@ -142,10 +147,15 @@ pub struct Driven<T> {
 pub async fn drive<P: Parts>(
     parts: &mut P,
     workers: usize,
+    backend: BackendKind,
     mut progress: impl FnMut(usize, usize, &[f64]),
 ) -> Result<Driven<P::Out>, String> {
     let total = parts.count();
-    let mut pool = match Pool::start(workers.clamp(1, total.max(1)) - 1) {
+    let workers = match backend {
+        BackendKind::Wgpu => 1,
+        _ => workers.clamp(1, MAX_WORKERS).min(total.max(1)),
+    };
+    let mut pool = match Pool::start(workers - 1) {
         Ok(p) => p,
         Err(e) => {
             web_sys::console::warn_1(&format!("no helper workers ({e}); working alone").into());

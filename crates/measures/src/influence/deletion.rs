@@ -1,7 +1,8 @@
 //! Case deletion (METHODS.md section 4): for a test text, remove its top-`k` training
 //! texts by a method (or `k` random ones, the baseline), retrain from the same initial
 //! weights in the same data order minus them, and measure the rise of its loss. Every
-//! retrain is an independent [`DeletionJob`]; [`DeletionRun`] steps through them.
+//! retrain is an independent [`DeletionJob`]; jobs that remove the same texts share one
+//! retrain ([`retrain_losses`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -95,6 +96,14 @@ impl DeletionPlan {
             }
         }
         out
+    }
+
+    /// The test texts of `jobs`, in order.
+    pub fn tests_of(&self, jobs: &[usize]) -> Vec<u32> {
+        jobs.iter()
+            .filter_map(|&i| self.jobs.get(i))
+            .map(|j| j.test)
+            .collect()
     }
 
     /// The rows of `jobs` (one retrain's, see [`DeletionPlan::retrains`]) from the losses
@@ -380,111 +389,23 @@ pub async fn losses_before(
     Ok(out)
 }
 
-/// Case deletion as a step machine: one optimiser step of the current retrain per
-/// [`DeletionRun::step`], so a shell can yield and cancel between steps. Retrains that
-/// remove the same texts give the same model, so each removed set is trained once and
-/// every job that removes it is measured on that model. [`DeletionRun::result`] works
-/// from however many jobs are done (a cancelled run keeps them).
-pub struct DeletionRun {
-    spec: ExperimentSpec,
-    corpus: Corpus,
-    plan: DeletionPlan,
-    device: Device,
-    before: HashMap<u32, f64>,
-    models: HashMap<Vec<u32>, Gpt>,
-    trainer: Option<Trainer>,
-    rows: Vec<DeletionRow>,
+/// One retrain: `spec`'s model trained without `job.removed` (same initial weights, same
+/// data order minus them), then the losses of `tests` under it. Every job that removes
+/// the same set shares this retrain ([`DeletionPlan::retrains`]); retrains are
+/// independent, so they run in any order, on threads or web workers.
+pub async fn retrain_losses(
+    spec: &ExperimentSpec,
+    corpus: &Corpus,
+    job: &DeletionJob,
+    tests: &[u32],
+    device: &Device,
+) -> Result<Vec<f64>, InfluenceError> {
+    let mut trainer = deletion_trainer(spec, corpus, job, device.clone())?;
+    while trainer.step().await?.is_some() {}
+    test_losses(trainer.model(), corpus, tests).await
 }
 
-impl DeletionRun {
-    /// A run of `plan`; the losses before come from the original final weights
-    /// (`final_ck`).
-    pub async fn new(
-        spec: &ExperimentSpec,
-        corpus: &Corpus,
-        plan: DeletionPlan,
-        final_ck: &Checkpoint,
-        device: &Device,
-    ) -> Result<Self, InfluenceError> {
-        let before = losses_before(final_ck, corpus, &plan.tests, device).await?;
-        Ok(DeletionRun {
-            spec: spec.clone(),
-            corpus: corpus.clone(),
-            plan,
-            device: device.clone(),
-            before,
-            models: HashMap::new(),
-            trainer: None,
-            rows: Vec::new(),
-        })
-    }
-
-    /// Jobs done, and in all.
-    pub fn progress(&self) -> (usize, usize) {
-        (self.rows.len(), self.plan.jobs.len())
-    }
-
-    /// Whether every job is done.
-    pub fn is_done(&self) -> bool {
-        self.rows.len() == self.plan.jobs.len()
-    }
-
-    /// One optimiser step of the retrain the next job needs, then measure every job whose
-    /// model is there. Returns the progress; does nothing once done.
-    pub async fn step(&mut self) -> Result<(usize, usize), InfluenceError> {
-        let Some(job) = self.plan.jobs.get(self.rows.len()).cloned() else {
-            return Ok(self.progress());
-        };
-        if !self.models.contains_key(&job.removed) {
-            if self.trainer.is_none() {
-                self.trainer = Some(deletion_trainer(
-                    &self.spec,
-                    &self.corpus,
-                    &job,
-                    self.device.clone(),
-                )?);
-            }
-            if let Some(trainer) = self.trainer.as_mut()
-                && trainer.step().await?.is_some()
-            {
-                return Ok(self.progress());
-            }
-            if let Some(trainer) = self.trainer.take() {
-                self.models
-                    .insert(job.removed.clone(), trainer.model().clone());
-            }
-        }
-        while let Some(job) = self.plan.jobs.get(self.rows.len()) {
-            let Some(model) = self.models.get(&job.removed) else {
-                break;
-            };
-            let tokens = self
-                .corpus
-                .get(job.test)
-                .map(|x| x.tokens.clone())
-                .unwrap_or_default();
-            let loss_after = text_loss(model, &tokens).await?;
-            self.rows.push(DeletionRow {
-                removal: job.removal,
-                k: job.k,
-                draw: job.draw,
-                test: job.test,
-                loss_before: self.before.get(&job.test).copied().unwrap_or(f64::NAN),
-                loss_after,
-            });
-        }
-        Ok(self.progress())
-    }
-
-    /// The rows done so far and their summaries.
-    pub fn result(&self) -> DeletionResult {
-        deletion_result(self.rows.clone())
-    }
-}
-
-/// Run every job of `plan` on this thread ([`DeletionRun`] driven to the end), reporting
-/// `(jobs done, jobs)` whenever a job is done; `on_progress` returning `Break` stops
-/// early with the rows done so far.
+/// Every job of `plan` on this thread: [`run_deletion_threads`] on one thread.
 #[cfg(not(target_family = "wasm"))]
 pub fn run_deletion_blocking(
     spec: &ExperimentSpec,
@@ -492,32 +413,15 @@ pub fn run_deletion_blocking(
     plan: &DeletionPlan,
     final_ck: &Checkpoint,
     device: &Device,
-    mut on_progress: impl FnMut(usize, usize) -> std::ops::ControlFlow<()>,
+    on_progress: impl FnMut(usize, usize) -> std::ops::ControlFlow<()>,
 ) -> Result<DeletionResult, InfluenceError> {
-    let mut run = block_on(DeletionRun::new(
-        spec,
-        corpus,
-        plan.clone(),
-        final_ck,
-        device,
-    ))?;
-    let mut reported = 0;
-    while !run.is_done() {
-        let (done, total) = block_on(run.step())?;
-        if done > reported {
-            reported = done;
-            if on_progress(done, total).is_break() {
-                break;
-            }
-        }
-    }
-    Ok(run.result())
+    run_deletion_threads(spec, corpus, plan, final_ck, device, 1, on_progress)
 }
 
 /// Case deletion on `threads` threads (natively): each distinct removed set is one part
 /// ([`crate::pool::map_threads`]): its retrain, then the loss of every job's test text
 /// that removes it. Rows come back in the plan's job order, so the result is
-/// [`run_deletion_blocking`]'s whatever the thread count. `on_progress(retrains done,
+/// the same whatever the thread count. `on_progress(retrains done,
 /// distinct retrains)`; `Break` stops handing out retrains and keeps the rows of those
 /// finished.
 #[cfg(not(target_family = "wasm"))]
@@ -537,10 +441,13 @@ pub fn run_deletion_threads(
         threads,
         |d| {
             let jobs = &retrains[d];
-            let mut trainer = deletion_trainer(spec, corpus, &plan.jobs[jobs[0]], device.clone())?;
-            while block_on(trainer.step())?.is_some() {}
-            let tests: Vec<u32> = jobs.iter().map(|&i| plan.jobs[i].test).collect();
-            let losses = block_on(test_losses(trainer.model(), corpus, &tests))?;
+            let losses = block_on(retrain_losses(
+                spec,
+                corpus,
+                &plan.jobs[jobs[0]],
+                &plan.tests_of(jobs),
+                device,
+            ))?;
             Ok::<_, InfluenceError>(plan.rows(jobs, &losses, &before))
         },
         on_progress,

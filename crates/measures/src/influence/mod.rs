@@ -81,9 +81,9 @@ pub use agreement::{Agreement, agreement, spearman};
 use gradients::{ExampleGrad, dot, example_grad, shared_terms};
 
 pub use deletion::{
-    DeletionJob, DeletionPlan, DeletionResult, DeletionRow, DeletionRun, DeletionSummary, Removal,
-    deletion_result, deletion_trainer, losses_before, plan_deletion, retrain_spec, test_losses,
-    text_loss,
+    DeletionJob, DeletionPlan, DeletionResult, DeletionRow, DeletionSummary, Removal,
+    deletion_result, deletion_trainer, losses_before, plan_deletion, retrain_losses, retrain_spec,
+    test_losses, text_loss,
 };
 #[cfg(not(target_family = "wasm"))]
 pub use deletion::{run_deletion_blocking, run_deletion_threads};

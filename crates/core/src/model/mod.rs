@@ -23,7 +23,10 @@ use serde::{Deserialize, Serialize};
 use crate::rng::{self, Stream};
 
 mod decode;
+pub mod layernorm;
 mod rotary;
+
+use layernorm::layer_norm;
 
 use crate::spec::{SpecError, limits};
 pub use rotary::{Layout, Rotary, RotaryTables};
@@ -406,7 +409,7 @@ impl Gpt {
         for block in &self.blocks {
             h = block.forward_at(h, tables.as_ref(), &mut |m, x| m.forward(x));
         }
-        let h = self.ln_f.forward(h);
+        let h = layer_norm(&self.ln_f, h);
         match &self.head {
             Some(w) => h.matmul(w.val().unsqueeze()),
             None => h.matmul(self.wte.val().transpose().unsqueeze()),
@@ -542,13 +545,15 @@ impl Block {
         tables: Option<&RotaryTables>,
         mlp: &mut dyn FnMut(&Mlp, Tensor<3>) -> Tensor<3>,
     ) -> Tensor<3> {
-        let attn = self.attn.forward_at(self.ln1.forward(x.clone()), tables);
+        let attn = self
+            .attn
+            .forward_at(layer_norm(&self.ln1, x.clone()), tables);
         if self.parallel {
-            let m = mlp(&self.mlp, self.ln2.forward(x.clone()));
+            let m = mlp(&self.mlp, layer_norm(&self.ln2, x.clone()));
             x + attn + m
         } else {
             let x = x + attn;
-            x.clone() + mlp(&self.mlp, self.ln2.forward(x))
+            x.clone() + mlp(&self.mlp, layer_norm(&self.ln2, x))
         }
     }
 }
@@ -590,7 +595,7 @@ impl Gpt {
         for (l, block) in self.blocks.iter().enumerate() {
             h = block.forward_at(h, tables.as_ref(), &mut |m, x| mlp(l, m, x));
         }
-        let h = self.ln_f.forward(h);
+        let h = layer_norm(&self.ln_f, h);
         match &self.head {
             Some(w) => h.matmul(w.val().unsqueeze()),
             None => h.matmul(self.wte.val().transpose().unsqueeze()),

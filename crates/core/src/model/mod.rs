@@ -16,17 +16,17 @@ use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::activation::{gelu, gelu_approximate, log_softmax, relu, softmax};
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
 use crate::rng::{self, Stream};
 
 mod decode;
-pub mod layernorm;
+pub mod fused;
 mod rotary;
 
-use layernorm::layer_norm;
+use fused::{bias_gelu, causal_softmax, layer_norm};
 
 use crate::spec::{SpecError, limits};
 pub use rotary::{Layout, Rotary, RotaryTables};
@@ -566,7 +566,13 @@ impl Mlp {
 
     /// The hidden activations `act(fc(x))` `[B, T, 4d]`: one value per neuron.
     pub fn hidden(&self, x: Tensor<3>) -> Tensor<3> {
-        self.act(self.fc.forward(x))
+        match (self.activation, &self.fc.bias) {
+            // The bias and exact GELU as one fused operation.
+            (Activation::Gelu, Some(bias)) => {
+                bias_gelu(x.matmul(self.fc.weight.val().unsqueeze()), bias.val())
+            }
+            _ => self.act(self.fc.forward(x)),
+        }
     }
 
     /// The nonlinearity alone.
@@ -607,8 +613,10 @@ impl Attention {
     /// Causal multi-head self-attention: `softmax(q k^T / sqrt(hd))` with the future
     /// masked, times `v`. Without autodiff on the CPU backend (evaluation, decoding) the
     /// scores, softmax and weighted sum are burn's fused `attention` kernel; under
-    /// autodiff, and on WebGPU, they are written out (burn's autodiff would decompose the
-    /// fused op into the same steps anyway). A test checks both paths give one answer.
+    /// autodiff, and on WebGPU, the scaled causal softmax is Mnemo's fused primitive
+    /// ([`fused::causal_softmax`]) between two matrix products (burn's autodiff would
+    /// decompose burn's `attention` into many steps). A test checks both paths give one
+    /// answer.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let tables = self.rotary_tables(&x);
         self.forward_at(x, tables.as_ref())
@@ -651,11 +659,7 @@ impl Attention {
             };
             attention(q, k, v, None, None, options)
         } else {
-            let scores = q.matmul(k.swap_dims(2, 3)) / sqrt_hd;
-            let mask = Tensor::<2, Bool>::tril_mask([t, t], 0, &scores.device())
-                .unsqueeze::<4>()
-                .expand([b, h, t, t]);
-            softmax(scores.mask_fill(mask, -1.0e9), 3).matmul(v)
+            causal_softmax(q.matmul(k.swap_dims(2, 3)), 1.0 / sqrt_hd).matmul(v)
         };
         self.proj.forward(y.swap_dims(1, 2).reshape([b, t, d]))
     }

@@ -1,15 +1,8 @@
-//! Layer norm as one fused operation, forward and backward, on the CPU backend (flex).
+//! Layer norm as one fused operation (see the parent module).
 //!
 //! burn's `LayerNorm` runs flex's fused kernel only without autodiff: burn-autodiff does
 //! not override `ModuleOps::layer_norm`, so in training every layer norm was about ten
-//! primitive operations, each with its own backward. This registers a primitive of
-//! Mnemo's own through burn's backend extension (`#[backend_extension]`): flex gets
-//! fused f32 kernels over contiguous rows, `Autodiff<B, C>` a handwritten backward that
-//! calls the fused gradient kernel, and every other backend (WebGPU, CUDA, ndarray) the
-//! trait's default bodies, which compose plain burn operations. A test checks values and
-//! gradients against burn's `LayerNorm` (tests/fused_layernorm.rs).
-
-use std::borrow::Cow;
+//! primitive operations, each with its own backward.
 
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -20,6 +13,8 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, TensorMetadata, backend_extension};
 use burn::nn::LayerNorm;
 use burn::tensor::{Shape, Tensor};
+
+use super::{broadcast, rows_of};
 
 /// The layer norm's primitives.
 #[backend_extension(
@@ -49,23 +44,6 @@ pub trait LayerNormBackend: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         composed_backward::<Self>(x, gamma, grad, eps)
     }
-}
-
-/// `(dims, rows, d)` of a tensor normalised over its last dimension.
-fn rows_of(shape: &Shape) -> (Vec<usize>, usize, usize) {
-    let dims: Vec<usize> = shape.iter().copied().collect();
-    let d = dims.last().copied().unwrap_or(1).max(1);
-    let rows = dims.iter().product::<usize>() / d;
-    (dims, rows, d)
-}
-
-/// `[1, ..., 1, d]` of rank `rank`.
-fn broadcast(rank: usize, d: usize) -> Shape {
-    Shape::from(
-        (0..rank)
-            .map(|i| if i + 1 == rank { d } else { 1 })
-            .collect::<Vec<_>>(),
-    )
 }
 
 /// The forward in plain operations (every backend without kernels of its own).
@@ -131,46 +109,9 @@ mod flex {
     //! The fused f32 kernels on flex.
 
     use super::*;
+    use crate::model::fused::flex::{lane_sum, par_rows, sum_parts, tensor, view};
     use burn::backend::Flex;
     use burn::backend::flex::FlexTensor;
-    use burn::tensor::{DType, TensorData};
-
-    /// A contiguous f32 view, copied only when the tensor is a strided view.
-    fn rows(t: &FlexTensor) -> Option<Cow<'_, [f32]>> {
-        match t.as_slice::<f32>() {
-            Some(s) => Some(Cow::Borrowed(s)),
-            None => t
-                .to_contiguous()
-                .as_slice::<f32>()
-                .map(|s| Cow::Owned(s.to_vec())),
-        }
-    }
-
-    fn tensor(values: Vec<f32>, dims: Vec<usize>) -> FlexTensor {
-        FlexTensor::from_data(TensorData::new(values, dims))
-    }
-
-    const LANES: usize = 8;
-
-    /// `sum f(a[i], b[i])` over eight accumulators, so the loop vectorises (a single f32
-    /// accumulator cannot be reordered by the compiler).
-    #[inline(always)]
-    fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
-        let mut acc = [0.0f32; LANES];
-        let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-        let tail: f32 = ca
-            .remainder()
-            .iter()
-            .zip(cb.remainder())
-            .map(|(&x, &y)| f(x, y))
-            .sum();
-        for (xa, xb) in ca.zip(cb) {
-            for l in 0..LANES {
-                acc[l] += f(xa[l], xb[l]);
-            }
-        }
-        acc.iter().sum::<f32>() + tail
-    }
 
     /// A row's mean and `1 / sqrt(var + eps)`.
     #[inline(always)]
@@ -190,19 +131,17 @@ mod flex {
         }
     }
 
-    /// `dx` of the rows; `dgamma` and `dbeta` added into `dg` and `db`.
-    #[allow(clippy::too_many_arguments)]
+    /// `dx` of the rows; their `dgamma` and `dbeta`.
     fn backward_rows(
         x: &[f32],
         g: &[f32],
         dy: &[f32],
-        d: usize,
         eps: f32,
         dx: &mut [f32],
-        dg: &mut [f32],
-        db: &mut [f32],
-    ) {
+    ) -> (Vec<f32>, Vec<f32>) {
+        let d = g.len();
         let n = d as f32;
+        let (mut dg, mut db) = (vec![0.0f32; d], vec![0.0f32; d]);
         let mut xh = vec![0.0f32; d];
         let mut a = vec![0.0f32; d];
         for ((xr, dyr), dxr) in x
@@ -224,60 +163,6 @@ mod flex {
                 *dx = rstd * (v - m1 - h * m2);
             }
         }
-    }
-
-    /// Rows per task when rows are split over threads.
-    #[cfg(feature = "rayon")]
-    const ROWS_PER_TASK: usize = 64;
-
-    fn forward(x: &[f32], g: &[f32], b: &[f32], d: usize, eps: f32, y: &mut [f32]) {
-        #[cfg(feature = "rayon")]
-        {
-            use rayon::prelude::*;
-            y.par_chunks_mut(ROWS_PER_TASK * d)
-                .zip(x.par_chunks(ROWS_PER_TASK * d))
-                .for_each(|(yc, xc)| forward_rows(xc, g, b, d, eps, yc));
-        }
-        #[cfg(not(feature = "rayon"))]
-        forward_rows(x, g, b, d, eps, y);
-    }
-
-    /// `(dgamma, dbeta)`; each task sums its rows, then the tasks' sums are added in task
-    /// order (the same order every run: bit-identical losses run to run).
-    fn backward(
-        x: &[f32],
-        g: &[f32],
-        dy: &[f32],
-        d: usize,
-        eps: f32,
-        dx: &mut [f32],
-    ) -> (Vec<f32>, Vec<f32>) {
-        #[cfg(feature = "rayon")]
-        let parts: Vec<(Vec<f32>, Vec<f32>)> = {
-            use rayon::prelude::*;
-            let chunk = ROWS_PER_TASK * d;
-            dx.par_chunks_mut(chunk)
-                .zip(x.par_chunks(chunk).zip(dy.par_chunks(chunk)))
-                .map(|(dxc, (xc, dyc))| {
-                    let (mut dg, mut db) = (vec![0.0f32; d], vec![0.0f32; d]);
-                    backward_rows(xc, g, dyc, d, eps, dxc, &mut dg, &mut db);
-                    (dg, db)
-                })
-                .collect()
-        };
-        #[cfg(not(feature = "rayon"))]
-        let parts = {
-            let (mut dg, mut db) = (vec![0.0f32; d], vec![0.0f32; d]);
-            backward_rows(x, g, dy, d, eps, dx, &mut dg, &mut db);
-            vec![(dg, db)]
-        };
-        let (mut dg, mut db) = (vec![0.0f32; d], vec![0.0f32; d]);
-        for (pg, pb) in &parts {
-            for i in 0..d {
-                dg[i] += pg[i];
-                db[i] += pb[i];
-            }
-        }
         (dg, db)
     }
 
@@ -289,15 +174,15 @@ mod flex {
             eps: f64,
         ) -> FlexTensor {
             let (dims, _, d) = rows_of(&x.shape());
-            let views = (x.dtype() == DType::F32)
-                .then(|| Some((rows(&x)?, rows(&gamma)?, rows(&beta)?)))
-                .flatten()
+            let views = (|| Some((view(&x)?, view(&gamma)?, view(&beta)?)))()
                 .filter(|(_, g, b)| g.len() == d && b.len() == d);
             let Some((xs, gs, bs)) = views else {
                 return composed_forward::<Self>(x, gamma, beta, eps);
             };
             let mut y = vec![0.0f32; xs.len()];
-            forward(&xs, &gs, &bs, d, eps as f32, &mut y);
+            par_rows(&mut y, d, |r0, yc| {
+                forward_rows(&xs[r0 * d..r0 * d + yc.len()], &gs, &bs, d, eps as f32, yc)
+            });
             tensor(y, dims)
         }
 
@@ -308,16 +193,52 @@ mod flex {
             eps: f64,
         ) -> (FlexTensor, FlexTensor, FlexTensor) {
             let (dims, _, d) = rows_of(&x.shape());
-            let views = (x.dtype() == DType::F32)
-                .then(|| Some((rows(&x)?, rows(&gamma)?, rows(&grad)?)))
-                .flatten()
+            let views = (|| Some((view(&x)?, view(&gamma)?, view(&grad)?)))()
                 .filter(|(xs, g, dy)| g.len() == d && dy.len() == xs.len());
             let Some((xs, gs, dys)) = views else {
                 return composed_backward::<Self>(x, gamma, grad, eps);
             };
             let mut dx = vec![0.0f32; xs.len()];
-            let (dg, db) = backward(&xs, &gs, &dys, d, eps as f32, &mut dx);
-            (tensor(dx, dims), tensor(dg, vec![d]), tensor(db, vec![d]))
+            let parts = par_rows(&mut dx, d, |r0, dxc| {
+                let rows = r0 * d..r0 * d + dxc.len();
+                backward_rows(&xs[rows.clone()], &gs, &dys[rows], eps as f32, dxc)
+            });
+            let (pg, pb): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
+            (
+                tensor(dx, dims),
+                tensor(sum_parts(&pg, d), vec![d]),
+                tensor(sum_parts(&pb, d), vec![d]),
+            )
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::model::fused::flex::tests::{assert_close, random};
+
+        /// The kernels against the composed bodies on flex (the bodies other backends run).
+        #[test]
+        fn kernels_equal_the_composed_operations() {
+            for dims in [vec![3, 7, 13], vec![2, 5, 128], vec![130, 9]] {
+                let d = *dims.last().unwrap_or(&1);
+                let x = random(&dims, 1, 2.0);
+                let g = random(&[d], 2, 1.0);
+                let b = random(&[d], 3, 1.0);
+                let dy = random(&dims, 4, 1.0);
+                assert_close(
+                    "y",
+                    Flex::fused_layer_norm(x.clone(), g.clone(), b.clone(), 1e-5),
+                    composed_forward::<Flex>(x.clone(), g.clone(), b, 1e-5),
+                    1e-5,
+                );
+                let (dx, dg, db) =
+                    Flex::fused_layer_norm_backward(x.clone(), g.clone(), dy.clone(), 1e-5);
+                let (cx, cg, cb) = composed_backward::<Flex>(x, g, dy, 1e-5);
+                assert_close("dx", dx, cx, 1e-5);
+                assert_close("dgamma", dg, cg, 5e-5);
+                assert_close("dbeta", db, cb, 5e-5);
+            }
         }
     }
 }

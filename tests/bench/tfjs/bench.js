@@ -134,6 +134,7 @@ export async function runBench({
   const { instances, pad, batch_size: bsz, order, lr, eval_ids: evalIds } = spec;
   const opt = spec.optimizer;
   let nSteps = Math.min(steps ?? order.length, order.length);
+  out.steps_requested = nSteps;
   if (out.swiftshader && swiftshaderSteps < nSteps) {
     out.steps_note = `${swiftshaderSteps} steps, not ${nSteps}: SwiftShader, no GPU (MNEMO_BENCH_TFJS_SWIFTSHADER_STEPS)`;
     nSteps = Math.max(2, swiftshaderSteps);
@@ -265,7 +266,6 @@ export async function runBench({
     if (step >= 2 && (performance.now() - start) / 1000 > budgetS) break;
   }
   const trainS = (performance.now() - start) / 1000;
-  out.steps_requested = nSteps;
   out.steps = done;
   out.timed_steps = done - 1;
   out.capped = done < nSteps;
@@ -295,6 +295,7 @@ export async function runBench({
   const evalS = (performance.now() - e0) / 1000;
   out.eval_sequences = sequences;
   out.eval_sequences_total = evalIds.length;
+  out.eval_capped = sequences < evalIds.length;
   out.eval_batch = bsz;
   out.eval_seconds = evalS;
   out.eval_sequences_per_s = sequences / evalS;

@@ -4,7 +4,9 @@ Runs, on the same model, data and number of threads: `mnemo bench export-init` (
 weights, data, order), the PyTorch reference (tests/bench/torch_ref.py), `mnemo bench
 train --json` on each native CPU backend of the build (one process each, so each peak
 memory is its own), and the browser build in headless Chromium (tests/bench/
-browser_bench.mjs). Checks that PyTorch, from Mnemo's initial weights, gets the first
+browser_bench.mjs), and TensorFlow.js 4.22 as the browser peer on its wasm, webgl and
+webgpu backends in the same Chromium (tests/bench/tfjs_bench.mjs). Checks that PyTorch,
+and at least one TensorFlow.js backend, from Mnemo's initial weights, get the first
 training step's loss to within 1e-4 (and fails loudly if not), prints a table and
 writes OUT_DIR/bench.json. Standard library only.
 """
@@ -54,6 +56,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=2, help="native and PyTorch runs; the best counts")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-browser", action="store_true")
+    ap.add_argument("--no-tfjs", action="store_true", help="no TensorFlow.js peer (implied by --no-browser)")
     args = ap.parse_args()
     if args.steps < 1 or args.browser_steps < 2 or args.rounds < 1:
         ap.error("--steps and --rounds must be at least 1, --browser-steps at least 2")
@@ -122,6 +125,19 @@ def main():
             ["node", str(here / "browser_bench.mjs"), str(init / "text.txt"), str(args.browser_steps), str(tokens_per_step)],
             env, "browser_bench.mjs",
         )
+    # TensorFlow.js as the browser peer (issue 20): the same model, data, order and AdamW
+    # from the same initial weights, on each of its backends in turn.
+    tfjs = None
+    if not args.no_browser and not args.no_tfjs:
+        print(f"TensorFlow.js in Chromium (wasm, webgl, webgpu): {args.browser_steps} steps", file=sys.stderr)
+        tfjs = run_json(["node", str(here / "tfjs_bench.mjs"), str(init), str(args.browser_steps)], env, "tfjs_bench.mjs")
+    tfjs_ok = [
+        b for b in (tfjs["backends"] if tfjs else [])
+        if not b.get("error") and b.get("first_step_loss_abs_diff") is not None
+        and b["first_step_loss_abs_diff"] <= LOSS_TOLERANCE
+    ]
+    tfjs_best = max(tfjs_ok, key=lambda b: b["train_tokens_per_s"]) if tfjs_ok else None
+    tfjs_best_eval = max(tfjs_ok, key=lambda b: b["eval_sequences_per_s"]) if tfjs_ok else None
     # The pool of workers (issue 20): the counterfactual demo's ensemble on one thread or
     # worker and on `--threads` of them, with the results compared for equality.
     pool_models = "8"
@@ -145,6 +161,12 @@ def main():
         failures.append(f"first-step loss differs by {diff} (tolerance {LOSS_TOLERANCE})")
     if not result_pool_same(native_pool, browser_pool):
         failures.append("the pool of threads or workers changed the counterfactual numbers")
+    if tfjs is not None and tfjs_best is None:
+        seen = "; ".join(
+            f"{b['backend']}: {b['error']}" if b.get("error") else f"{b['backend']}: |diff| {b.get('first_step_loss_abs_diff')}"
+            for b in tfjs["backends"]
+        )
+        failures.append(f"no TensorFlow.js backend got the first-step loss to within {LOSS_TOLERANCE} ({seen})")
     if not check["eval_surprisal_max_abs_diff"] <= LOSS_TOLERANCE:
         failures.append(f"per-sequence surprisal differs by {check['eval_surprisal_max_abs_diff']} (tolerance {LOSS_TOLERANCE})")
 
@@ -152,6 +174,8 @@ def main():
     native_tps = nat["train_tokens_per_s"]
     browser_tps = browser["train_tokens_per_s"] if browser else None
     browser_eval = browser["eval_sequences_per_s"] if browser else None
+    tfjs_tps = tfjs_best["train_tokens_per_s"] if tfjs_best else None
+    tfjs_eval = tfjs_best_eval["eval_sequences_per_s"] if tfjs_best_eval else None
     result = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "model": "2 layers, d_model 128, 4 heads, context 150, batch 32 (150 target tokens per sequence)",
@@ -169,6 +193,13 @@ def main():
         "ratio_native_vs_torch": ratio(native_tps, torch_tps),
         "ratio_browser_vs_native": ratio(browser_tps, native_tps),
         "ratio_browser_vs_torch": ratio(browser_tps, torch_tps),
+        "tfjs_version": tfjs["tfjs_version"] if tfjs else None,
+        "tfjs_train_tokens_per_s": tfjs_tps,
+        "tfjs_best_backend": tfjs_best["backend"] if tfjs_best else None,
+        "tfjs_eval_sequences_per_s": tfjs_eval,
+        "tfjs_eval_best_backend": tfjs_best_eval["backend"] if tfjs_best_eval else None,
+        "ratio_browser_vs_tfjs": ratio(browser_tps, tfjs_tps),
+        "ratio_browser_vs_tfjs_eval": ratio(browser_eval, tfjs_eval),
         "torch_eval_sequences_per_s": torch_eval,
         "native_eval_sequences_per_s": native_eval[best_backend],
         "browser_eval_sequences_per_s": browser_eval,
@@ -197,6 +228,7 @@ def main():
         "native": native,
         "native_runs": native_runs,
         "browser": browser,
+        "tfjs": tfjs,
         "native_variants": {
             label: {
                 "train_tokens_per_s": best(runs, "train_tokens_per_s")["train_tokens_per_s"],
@@ -220,11 +252,17 @@ def main():
         rows.append((f"Mnemo native, flex, only {label}", v["train_tokens_per_s"], v["ms_per_step"], v["eval_sequences_per_s"], v["peak_rss_mib"]))
     if browser:
         rows.append(("Mnemo in Chromium, CPU (wasm)", browser_tps, browser["ms_per_step"], browser_eval, browser["peak_rss_mib"]))
-    head = f"{'':<36} {'tokens/s':>9} {'ms/step':>8} {'eval seq/s':>10} {'peak MiB':>9} {'train vs torch':>15} {'vs native':>10} {'eval vs torch':>14} {'vs native':>10}"
+    for b in tfjs["backends"] if tfjs else []:
+        name = f"TensorFlow.js {'.'.join(str(tfjs['tfjs_version'] or '4.22').split('.')[:2])} {b['backend']} in Chromium"
+        if b.get("error"):
+            rows.append((name, None, None, None, None))
+        else:
+            rows.append((name, b["train_tokens_per_s"], b["ms_per_step"], b["eval_sequences_per_s"], b.get("peak_rss_mib")))
+    head = f"{'':<44} {'tokens/s':>9} {'ms/step':>8} {'eval seq/s':>10} {'peak MiB':>9} {'train vs torch':>15} {'vs native':>10} {'eval vs torch':>14} {'vs native':>10}"
     print(head)
     for name, tps, ms, ev, mem in rows:
         print(
-            f"{name:<36} {fmt(tps):>9} {fmt(ms):>8} {fmt(ev, 1):>10} {fmt(mem):>9} "
+            f"{name:<44} {fmt(tps):>9} {fmt(ms):>8} {fmt(ev, 1):>10} {fmt(mem):>9} "
             f"{fmt(ratio(tps, torch_tps), 2) + 'x':>15} {fmt(ratio(tps, native_tps), 2) + 'x':>10} "
             f"{fmt(ratio(ev, torch_eval), 2) + 'x':>14} {fmt(ratio(ev, native_eval[best_backend]), 2) + 'x':>10}"
         )
@@ -247,6 +285,22 @@ def main():
            f"({browser_pool['memory_mib']} MiB per worker)" if browser_pool else "")
         + f"; same numbers: {result['pool_same_numbers']}"
     )
+    if tfjs:
+        parts = []
+        for b in tfjs["backends"]:
+            if b.get("error"):
+                parts.append(f"{b['backend']} failed: {b['error']}")
+            else:
+                threads_note = f", {b['threads']} threads" if b.get("threads") else ""
+                cap = f", {b['timed_steps']} timed steps" + (" (capped)" if b.get("capped") or b.get("steps_note") else "")
+                parts.append(
+                    f"{b['backend']} loss {b['first_step_loss']:.7f} (|diff| {b['first_step_loss_abs_diff']:.1e}{threads_note}{cap})"
+                )
+        print(
+            f"TensorFlow.js {tfjs['tfjs_version']}: " + "; ".join(parts)
+            + (f"; best {tfjs_best['backend']}: Mnemo's browser build {fmt(ratio(browser_tps, tfjs_tps), 2)}x its tokens/s"
+               if tfjs_best else "; no backend agrees with Mnemo's first-step loss")
+        )
     print(f"wrote {out / 'bench.json'}")
     if failures:
         print("EXACTNESS CHECK FAILED: " + "; ".join(failures), file=sys.stderr)

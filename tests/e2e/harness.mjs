@@ -63,11 +63,14 @@ const common = [
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
 ];
 
-/** Chromium on the CPU path (`gpu: false`, WebGPU has no adapter) or with SwiftShader's WebGPU. */
-export async function launch({ gpu }) {
+/**
+ * Chromium on the CPU path (`gpu: false`, WebGPU has no adapter) or with SwiftShader's
+ * WebGPU; `args` adds flags (the TensorFlow.js benchmark's SwiftShader WebGL).
+ */
+export async function launch({ gpu, args: extra = [] }) {
   const userDataDir = await mkdtemp(join(tmpdir(), 'mnemo-chromium-'));
-  const args = gpu ? [...common, '--enable-unsafe-webgpu']
-                   : [...common, '--disable-gpu'];
+  const args = [...(gpu ? [...common, '--enable-unsafe-webgpu']
+                        : [...common, '--disable-gpu']), ...extra];
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: true,

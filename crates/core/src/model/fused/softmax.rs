@@ -14,8 +14,10 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::{BoolTensor, FloatTensor};
-use burn::backend::{Backend, Dispatch, TensorMetadata, backend_extension};
-use burn::tensor::{Shape, Tensor, TensorData};
+use burn::backend::{
+    Backend, Dispatch, TensorMetadata, backend_extension, get_or_init_device_settings,
+};
+use burn::tensor::{Shape, Tensor};
 
 /// The score the written-out form gives masked positions (their probability is then 0).
 pub const MASKED: f32 = -1.0e9;
@@ -53,21 +55,24 @@ fn queries_keys(shape: &Shape) -> (Vec<usize>, usize, usize) {
     (dims, tq, tk)
 }
 
-/// The future of each query, `true` where masked, `[1, ..., 1, Tq, Tk]` expanded to `dims`.
+/// The future of each query, `true` where masked (key `j > i + Tk - Tq`), `[Tq, Tk]`
+/// expanded to `dims`; built from index ranges on the device, as burn's own causal mask.
 fn future<B: Backend>(dims: &[usize], tq: usize, tk: usize, device: &B::Device) -> BoolTensor<B> {
-    let offset = tk.saturating_sub(tq);
-    let mask: Vec<bool> = (0..tq)
-        .flat_map(|i| (0..tk).map(move |j| j > i + offset))
-        .collect();
-    let mask = B::bool_from_data(TensorData::new(mask, [tq, tk]), device);
-    let mut ones = vec![1; dims.len()];
-    let n = ones.len();
-    if n >= 2 {
-        ones[n - 2] = tq;
-    }
-    ones[n - 1] = tk;
+    let settings = get_or_init_device_settings::<B>(device);
+    let rows = B::int_reshape(
+        B::int_arange(0..tq as i64, device, settings.int_dtype),
+        Shape::from(vec![tq, 1]),
+    );
+    let cols = B::int_reshape(
+        B::int_arange(0..tk as i64, device, settings.int_dtype),
+        Shape::from(vec![1, tk]),
+    );
+    let shifted = B::int_add_scalar(rows, (tk as i64 - tq as i64).into());
+    let mask = B::int_lower(shifted, cols, settings.bool_dtype);
+    let mut lead = vec![1; dims.len().saturating_sub(2)];
+    lead.extend([tq, tk]);
     B::bool_expand(
-        B::bool_reshape(mask, Shape::from(ones)),
+        B::bool_reshape(mask, Shape::from(lead)),
         Shape::from(dims.to_vec()),
     )
 }

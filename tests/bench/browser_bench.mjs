@@ -12,8 +12,8 @@
 // last step's progress to "done" on the page gives an approximate sequences/s.
 // Peak memory: VmHWM of Chromium's renderer process (the page, its worker, wasm memory).
 import { readFile } from 'node:fs/promises';
-import { readdirSync, readFileSync } from 'node:fs';
 import { serveDist, launch, setField } from '../e2e/harness.mjs';
+import { descendants, vmHwmMiB } from './procs.mjs';
 
 const [textFile, stepsArg, tpsArg] = process.argv.slice(2);
 if (!textFile || !stepsArg || !tpsArg) {
@@ -27,39 +27,6 @@ if (!Number.isInteger(steps) || steps < 2 || !(tokensPerStep > 0)) {
   process.exit(2);
 }
 const text = await readFile(textFile, 'utf8');
-
-/** Processes descended from this one: pid -> command line. */
-function descendants() {
-  const parent = new Map();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      parent.set(Number(d), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch { /* gone */ }
-  }
-  const out = new Map();
-  const mine = new Set([process.pid]);
-  let grew = true;
-  while (grew) {
-    grew = false;
-    for (const [pid, ppid] of parent) {
-      if (mine.has(ppid) && !mine.has(pid)) {
-        mine.add(pid);
-        grew = true;
-        try { out.set(pid, readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ')); } catch { /* gone */ }
-      }
-    }
-  }
-  return out;
-}
-
-function vmHwmMiB(pid) {
-  try {
-    const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmHWM:\s+(\d+) kB/m);
-    return m ? Number(m[1]) / 1024 : null;
-  } catch { return null; }
-}
 
 const server = await serveDist();
 const browser = await launch({ gpu: false });

@@ -23,10 +23,10 @@
 // backend, default 900).
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
-import { readdirSync, readFileSync } from 'node:fs';
 import { extname, join, normalize, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launch } from '../e2e/harness.mjs';
+import { rendererPeakMiB } from './procs.mjs';
 
 const LOSS_TOLERANCE = 1e-4;
 const [initArg, stepsArg] = process.argv.slice(2);
@@ -83,34 +83,6 @@ function serve() {
     url: `http://127.0.0.1:${server.address().port}/`,
     close: () => new Promise((done) => server.close(done)),
   })));
-}
-
-/** Peak resident memory (VmHWM, MiB) of the largest renderer process under this one. */
-function rendererPeakMiB() {
-  const parent = new Map();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      parent.set(Number(d), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch { /* gone */ }
-  }
-  const mine = new Set([process.pid]);
-  let peak = null;
-  for (let grew = true; grew;) {
-    grew = false;
-    for (const [pid, ppid] of parent) {
-      if (!mine.has(ppid) || mine.has(pid)) continue;
-      mine.add(pid);
-      grew = true;
-      try {
-        if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('--type=renderer')) continue;
-        const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmHWM:\s+(\d+) kB/m);
-        if (m) peak = Math.max(peak ?? 0, Number(m[1]) / 1024);
-      } catch { /* gone */ }
-    }
-  }
-  return peak;
 }
 
 async function runBackend(server, backend) {

@@ -51,14 +51,16 @@ fn biased<B: Backend>(x: FloatTensor<B>, bias: FloatTensor<B>) -> FloatTensor<B>
 /// The forward in plain operations.
 fn composed_forward<B: Backend>(x: FloatTensor<B>, bias: FloatTensor<B>) -> FloatTensor<B> {
     let z = biased::<B>(x, bias);
-    let cdf = B::float_add_scalar(
-        B::float_erf(B::float_mul_scalar(
-            z.clone(),
-            std::f64::consts::FRAC_1_SQRT_2.into(),
-        )),
-        1.0.into(),
-    );
-    B::float_mul_scalar(B::float_mul(z, cdf), 0.5.into())
+    B::float_mul(z.clone(), cdf::<B>(z))
+}
+
+/// `Phi(z) = (1 + erf(z / sqrt 2)) / 2` in plain operations.
+fn cdf<B: Backend>(z: FloatTensor<B>) -> FloatTensor<B> {
+    let erf = B::float_erf(B::float_mul_scalar(
+        z,
+        std::f64::consts::FRAC_1_SQRT_2.into(),
+    ));
+    B::float_mul_scalar(B::float_add_scalar(erf, 1.0.into()), 0.5.into())
 }
 
 /// The backward in plain operations: `dz = dy * (Phi(z) + z phi(z))`, `dbias = sum(dz)`.
@@ -69,16 +71,7 @@ fn composed_backward<B: Backend>(
 ) -> (FloatTensor<B>, FloatTensor<B>) {
     let (_, rows, d) = rows_of(&x.shape());
     let z = biased::<B>(x, bias);
-    let cdf = B::float_mul_scalar(
-        B::float_add_scalar(
-            B::float_erf(B::float_mul_scalar(
-                z.clone(),
-                std::f64::consts::FRAC_1_SQRT_2.into(),
-            )),
-            1.0.into(),
-        ),
-        0.5.into(),
-    );
+    let cdf = cdf::<B>(z.clone());
     let pdf = B::float_mul_scalar(
         B::float_exp(B::float_mul_scalar(
             B::float_mul(z.clone(), z.clone()),

@@ -54,14 +54,21 @@ fn composed_forward<B: Backend>(
     eps: f64,
 ) -> FloatTensor<B> {
     let (dims, _, d) = rows_of(&x.shape());
-    let last = dims.len() - 1;
+    let (xh, _) = normalised::<B>(x, eps);
+    let g = B::float_reshape(gamma, broadcast(dims.len(), d));
+    let b = B::float_reshape(beta, broadcast(dims.len(), d));
+    B::float_add(B::float_mul(xh, g), b)
+}
+
+/// `(xh, rstd)`: each row normalised, `(x - mean) * rstd`, and `rstd = 1 / sqrt(var + eps)`
+/// (biased variance), in plain operations.
+fn normalised<B: Backend>(x: FloatTensor<B>, eps: f64) -> (FloatTensor<B>, FloatTensor<B>) {
+    let last = x.shape().num_dims() - 1;
     let mean = B::float_mean_dim(x.clone(), last);
     let xc = B::float_sub(x, mean);
     let var = B::float_mean_dim(B::float_mul(xc.clone(), xc.clone()), last);
-    let std = B::float_sqrt(B::float_add_scalar(var, eps.into()));
-    let g = B::float_reshape(gamma, broadcast(dims.len(), d));
-    let b = B::float_reshape(beta, broadcast(dims.len(), d));
-    B::float_add(B::float_mul(B::float_div(xc, std), g), b)
+    let rstd = B::float_recip(B::float_sqrt(B::float_add_scalar(var, eps.into())));
+    (B::float_mul(xc, rstd.clone()), rstd)
 }
 
 /// The backward in plain operations: with `xh = (x - mean) * rstd` and `a = dy * gamma`,
@@ -75,11 +82,7 @@ fn composed_backward<B: Backend>(
 ) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
     let (dims, rows, d) = rows_of(&x.shape());
     let last = dims.len() - 1;
-    let mean = B::float_mean_dim(x.clone(), last);
-    let xc = B::float_sub(x, mean);
-    let var = B::float_mean_dim(B::float_mul(xc.clone(), xc.clone()), last);
-    let rstd = B::float_recip(B::float_sqrt(B::float_add_scalar(var, eps.into())));
-    let xh = B::float_mul(xc, rstd.clone());
+    let (xh, rstd) = normalised::<B>(x, eps);
     let a = B::float_mul(
         dy.clone(),
         B::float_reshape(gamma, broadcast(dims.len(), d)),

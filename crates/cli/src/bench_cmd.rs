@@ -10,7 +10,7 @@ use std::time::Instant;
 use clap::{Subcommand, ValueEnum};
 use mnemo_core::spec::{DataSource, Duration, Outcome, SplitMode};
 use mnemo_core::train::{ADAMW_EPSILON, Trainer, block_on};
-use mnemo_core::{BackendKind, ExperimentSpec, Gpt, TrainError};
+use mnemo_core::{BackendKind, ExperimentSpec, Gpt, TokenizerKind, TrainError};
 use mnemo_measures::eval::evaluate;
 use serde_json::{Value, json};
 
@@ -40,6 +40,11 @@ pub struct BenchSize {
     /// Model width, 32-256 and a multiple of the 4 heads (default: the model's own).
     #[arg(long)]
     pub d_model: Option<usize>,
+    /// Read the text as UTF-8 bytes (a vocabulary of 259, as a model of real text has),
+    /// so that the output head and its loss weigh as they do there (default: the model's
+    /// own tokenizer, 14 digits for the TinyMem-size model).
+    #[arg(long)]
+    pub bytes: bool,
 }
 
 impl BenchSize {
@@ -49,6 +54,9 @@ impl BenchSize {
         }
         if let Some(d) = self.d_model {
             spec.model.d_model = d;
+        }
+        if self.bytes {
+            spec.tokenizer = TokenizerKind::Byte;
         }
         spec
     }
@@ -288,11 +296,15 @@ pub fn bench_train(
             rows.push(row);
         }
         if !as_json {
-            let spec = &spec.model;
+            let tokens = if spec.tokenizer == TokenizerKind::Byte {
+                ", bytes (vocabulary 259)"
+            } else {
+                ""
+            };
             let _ = writeln!(
                 stdout,
-                "  ({name}: {about}; here {} layers, d_model {})",
-                spec.n_layers, spec.d_model
+                "  ({name}: {about}; here {} layers, d_model {}{tokens})",
+                spec.model.n_layers, spec.model.d_model
             );
         }
     }

@@ -4,14 +4,15 @@
 //! and without autodiff, for several shapes (rows not a multiple of the kernels' lanes or
 //! of their tasks' rows, strided inputs, other ranks). Layer norm against burn's
 //! `LayerNorm`; the MLP's bias + GELU against `gelu(fc.forward(x))`; the causal softmax
-//! against the scaled, masked and filled scores through burn's softmax.
+//! against the scaled, masked and filled scores through burn's softmax; the head's
+//! log-likelihood against `log_softmax(logits).gather(targets)`.
 
 use mnemo_core::backend::Device;
 use mnemo_core::burn::module::Param;
 use mnemo_core::burn::nn::{LayerNorm, LayerNormConfig, LinearConfig};
-use mnemo_core::burn::tensor::activation::{gelu, softmax};
-use mnemo_core::burn::tensor::{Bool, Distribution, Tensor, TensorData};
-use mnemo_core::model::fused::{MASKED, causal_softmax, layer_norm};
+use mnemo_core::burn::tensor::activation::{gelu, log_softmax, softmax};
+use mnemo_core::burn::tensor::{Bool, Distribution, Int, Tensor, TensorData};
+use mnemo_core::model::fused::{MASKED, causal_softmax, layer_norm, target_log_softmax};
 use mnemo_core::model::{Activation, Mlp};
 use rand::{Rng, SeedableRng};
 
@@ -235,6 +236,66 @@ fn fused_ops_without_autodiff_equal_the_written_out_forms() {
         "causal softmax",
         &values(causal_softmax(s.clone(), 0.5)),
         &values(written_out(s, 0.5)),
+        1e-6,
+    );
+}
+
+/// The fused log-likelihood against `log_softmax(logits).gather(targets)` under autodiff:
+/// values and the logits' gradient, with a weight on each position so the gradient of
+/// every row differs, and a strided (transposed back) input.
+fn check_log_likelihood(shape: [usize; 3], strided: bool) {
+    let [b, t, v] = shape;
+    let device = Device::flex().autodiff();
+    let data = TensorData::new(
+        random(b * t * v, 51).iter().map(|x| 3.0 * x).collect(),
+        [b, t, v],
+    );
+    let ids: Vec<i64> = (0..b * t).map(|i| ((i * 5 + 3) % v) as i64).collect();
+    let targets: Tensor<2, Int> = Tensor::from_data(TensorData::new(ids, [b, t]), &device);
+    let w: Tensor<2> = Tensor::random([b, t], Distribution::Default, &device);
+    let run = |fused: bool| {
+        let x: Tensor<3> = Tensor::from_data(data.clone(), &device).require_grad();
+        let input = if strided {
+            x.clone().swap_dims(0, 1).swap_dims(0, 1)
+        } else {
+            x.clone()
+        };
+        let lp = if fused {
+            target_log_softmax(input, targets.clone())
+        } else {
+            log_softmax(input, 2)
+                .gather(2, targets.clone().unsqueeze_dim(2))
+                .squeeze_dim(2)
+        };
+        let grads = (lp.clone() * w.clone()).sum().backward();
+        (values(lp.inner()), values(x.grad(&grads).unwrap()))
+    };
+    let (l1, g1) = run(true);
+    let (l0, g0) = run(false);
+    assert_close("log-likelihood", &l1, &l0, 1e-5);
+    assert_close("dlogits", &g1, &g0, 1e-6);
+    assert!(l1.iter().all(|&l| l <= 0.0 && l > -30.0));
+    assert!(g1.iter().any(|g| g.abs() > 1e-3));
+}
+
+#[test]
+fn the_fused_log_likelihood_is_log_softmax_at_the_targets() {
+    check_log_likelihood([2, 5, 14], false);
+    check_log_likelihood([3, 50, 259], false);
+    check_log_likelihood([2, 7, 17], true);
+    // Without autodiff.
+    let device = Device::flex();
+    let x: Tensor<3> =
+        Tensor::from_data(TensorData::new(random(2 * 3 * 9, 61), [2, 3, 9]), &device);
+    let targets: Tensor<2, Int> =
+        Tensor::from_data(TensorData::new(vec![0i64, 8, 4, 1, 2, 7], [2, 3]), &device);
+    let written: Tensor<2> = log_softmax(x.clone(), 2)
+        .gather(2, targets.clone().unsqueeze_dim(2))
+        .squeeze_dim(2);
+    assert_close(
+        "without autodiff",
+        &values(target_log_softmax(x, targets)),
+        &values(written),
         1e-6,
     );
 }

@@ -13,7 +13,7 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::activation::{gelu, gelu_approximate, log_softmax, relu, softmax};
+use burn::tensor::activation::{gelu, gelu_approximate, relu, softmax};
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -26,7 +26,7 @@ mod decode;
 pub mod fused;
 mod rotary;
 
-use fused::{bias_gelu, causal_softmax, layer_norm};
+use fused::{bias_gelu, causal_softmax, layer_norm, target_log_softmax};
 
 use crate::spec::{SpecError, limits};
 pub use rotary::{Layout, Rotary, RotaryTables};
@@ -495,10 +495,10 @@ impl Gpt {
     }
 
     /// Log-probability of each target `[B, T]` given the inputs `[B, T]`
-    /// (`targets[b, t]` is the token that follows `inputs[b, ..=t]`).
+    /// (`targets[b, t]` is the token that follows `inputs[b, ..=t]`), through the fused
+    /// [`fused::target_log_softmax`].
     pub fn token_log_probs(&self, inputs: Tensor<2, Int>, targets: Tensor<2, Int>) -> Tensor<2> {
-        let logp = log_softmax(self.forward(inputs), 2);
-        logp.gather(2, targets.unsqueeze_dim(2)).squeeze_dim(2)
+        target_log_softmax(self.forward(inputs), targets)
     }
 
     /// Next-token probabilities at the last position, for each sequence `[B, T]`.

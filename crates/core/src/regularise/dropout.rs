@@ -1,8 +1,8 @@
 //! Example-tied dropout of the MLP's hidden units: which units each example trains, the
 //! forward the trainer uses, and the test-time model.
 
+use crate::model::fused::target_log_softmax;
 use burn::module::Param;
-use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::model::Gpt;
@@ -131,9 +131,7 @@ impl TiedUnits {
         let logits = model.forward_with_mlp(inputs, &mut |_, m, x| {
             m.proj.forward(m.hidden(x) * mask.clone())
         });
-        log_softmax(logits, 2)
-            .gather(2, targets.unsqueeze_dim(2))
-            .squeeze_dim(2)
+        target_log_softmax(logits, targets)
     }
 
     /// The model as used at test time: every non-shared unit's input weights (its column

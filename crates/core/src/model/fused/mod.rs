@@ -15,15 +15,18 @@
 //! - [`layer_norm`]: `LayerNorm` of every block and the final norm.
 //! - [`bias_gelu`]: the MLP's bias and exact GELU after its expansion's matrix product.
 //! - [`causal_softmax`]: attention's scaling, causal mask and softmax of the scores.
+//! - [`target_log_softmax`]: the head's log-softmax read at the targets (the loss).
 
 mod gelu;
 mod layernorm;
 pub mod math;
 mod softmax;
+mod xent;
 
 pub use gelu::{BiasGeluBackend, bias_gelu};
 pub use layernorm::{EPSILON, LayerNormBackend, layer_norm};
 pub use softmax::{CausalSoftmaxBackend, MASKED, causal_softmax};
+pub use xent::{TargetLogSoftmaxBackend, target_log_softmax};
 
 use burn::tensor::Shape;
 

@@ -1,7 +1,8 @@
 // The Mitigation view on the CPU path: impossible settings are refused in place; the
 // built-in backdoor model is fetched from the bundle and measured (the backdoor fires on
-// every backdoor test sequence); the methods run one after another with progress, each
-// on a copy (the untouched row stays), the table, the trade-off chart with the
+// every backdoor test sequence); the methods run on two workers with progress, each on a
+// copy (the untouched row stays), and one worker gives the same rows; the table, the
+// trade-off chart with the
 // reference's points, the sequences token by token and the exports hold what the run
 // measured; Cancel keeps the methods done; a link re-runs the same methods and gets the
 // same numbers (a fine-tune's training included). Prints each method's seconds in the
@@ -62,12 +63,16 @@ test('impossible mitigation settings are refused in place', async () => {
   assert.deepEqual(errors, []);
 });
 
-test('methods run on the built-in backdoor model, one after another, each on a copy', async () => {
+let pooled; // the table and seconds of the three methods on two workers
+
+test('methods run on the built-in backdoor model on two workers, each on a copy', async () => {
   const { page, errors } = browser;
+  await page.selectOption('#workers-select', '2');
   await tick(page, ['activations', 'durable', 'subnet']);
   const t0 = Date.now();
   await page.click('#mit-run');
   await page.waitForSelector('#mit-progress', { timeout: 60_000 });
+  await page.waitForFunction(() => /done on 2 workers/.test(document.getElementById('mit-status')?.textContent ?? ''), null, { timeout: 300_000 });
   await page.waitForSelector('#mit-status[data-state="ready"]', { timeout: 300_000 });
   const secs = (Date.now() - t0) / 1000;
   const before = await page.textContent('#mit-before');
@@ -82,7 +87,8 @@ test('methods run on the built-in backdoor model, one after another, each on a c
   assert.ok(Number(act[2]) < 50, `activations leaves ${act[2]}% memorised`);
   assert.ok(Math.abs(Number(act[3]) - Number(untouched[3])) < 1.0, `accuracy ${act[3]} vs ${untouched[3]}`);
   assert.match(act[6], /^89\.6 \/ 0\.0$/, 'the reference result beside it');
-  console.log(`# mitigation in the browser (CPU), backdoor-2l, ${secs.toFixed(1)} s in all: ` +
+  pooled = { rows, secs };
+  console.log(`# mitigation in the browser (CPU), backdoor-2l, 2 workers, ${secs.toFixed(1)} s in all: ` +
     rows.slice(1).map((r) => `${r[0]} ${r[1]}: memorised ${r[2]}%, accuracy ${r[3]}%, ${r[5]} s`).join('; '));
   assert.ok((await inkOnChart(page, 'mit-tradeoff')) > 3000, 'the trade-off chart is drawn');
   assert.ok((await inkOnChart(page, 'mit-bars')) > 2000, 'the bar chart is drawn');
@@ -116,13 +122,32 @@ test('methods run on the built-in backdoor model, one after another, each on a c
   assert.deepEqual(errors, []);
 });
 
+test('one worker gives the same rows as two', async () => {
+  const { page, errors } = browser;
+  assert.ok(pooled, 'the two-worker run came first');
+  await page.selectOption('#workers-select', '1');
+  const t0 = Date.now();
+  await page.click('#mit-run');
+  await page.waitForFunction(() => document.getElementById('mit-status')?.dataset.state !== 'ready');
+  await page.waitForSelector('#mit-status[data-state="ready"]', { timeout: 300_000 });
+  const secs = (Date.now() - t0) / 1000;
+  const rows = await table(page);
+  // Every cell but the seconds (column 5).
+  const cells = (rs) => rs.map((r) => r.filter((_, i) => i !== 5));
+  assert.deepEqual(cells(rows), cells(pooled.rows));
+  console.log(`# mitigation, backdoor-2l, three methods: 1 worker ${secs.toFixed(1)} s, 2 workers ${pooled.secs.toFixed(1)} s (${(secs / pooled.secs).toFixed(2)}x)`);
+  await page.selectOption('#workers-select', '2');
+  assert.deepEqual(errors, []);
+});
+
 test('Cancel keeps the methods done so far', async () => {
   const { page, errors } = browser;
-  // Methods run in the table's order: Activations (quick), then a long Slimming.
+  // Activations (quick) and a long Slimming, on two workers: cancelled once Activations'
+  // row is in.
   await tick(page, ['activations', 'slimming']);
   await page.fill('#mit-epochs-slimming', '2000');
   await page.click('#mit-run');
-  await page.waitForFunction(() => Number(document.getElementById('mit-progress')?.value ?? 0) > 1.01, null, { timeout: 120_000 });
+  await page.waitForFunction(() => document.querySelectorAll('#mit-table tbody tr').length >= 2 && document.getElementById('mit-status')?.dataset.state === 'running', null, { timeout: 120_000 });
   await page.click('#cancel-button');
   await page.waitForSelector('#mit-status[data-state="ready"]', { timeout: 60_000 });
   assert.match(await page.textContent('#mit-status'), /methods done so far are kept/);

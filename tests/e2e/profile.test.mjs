@@ -64,16 +64,32 @@ test('the profile demo evaluates its panel and draws every chart', async () => {
   await page.locator('#profile-panel').screenshot({ path: 'target/e2e/profile-cpu.png' });
 });
 
-test('the size comparison trains three models and overlays their curves', async () => {
-  const { page, errors } = browser;
+/** Run the size comparison on `workers` workers: its summary and seconds. */
+async function compareSizes(page, workers) {
+  await page.selectOption('#workers-select', String(workers));
   const t0 = Date.now();
   await page.click('#compare-button');
+  await page.waitForFunction(() => document.getElementById('profile-status').dataset.state !== 'ready');
+  if (workers > 1) {
+    await page.waitForFunction(
+      (w) => new RegExp(`on ${w} workers`).test(document.getElementById('profile-status')?.textContent ?? ''),
+      workers, { timeout: 300_000 });
+  }
   await page.waitForFunction(
     () => (document.getElementById('compare-summary')?.textContent ?? '').includes('d_model 128')
       && document.getElementById('profile-status').dataset.state === 'ready',
     null, { timeout: 600_000 });
-  const summary = await page.textContent('#compare-summary');
-  console.log(`# size comparison in the browser: ${((Date.now() - t0) / 1000).toFixed(1)} s; ${summary}`);
-  assert.match(summary, /d_model 32: .* · d_model 64: .* · d_model 128: /);
+  return { summary: await page.textContent('#compare-summary'), secs: (Date.now() - t0) / 1000 };
+}
+
+test('the size comparison trains three models on two workers and overlays their curves; one worker gives the same', async () => {
+  const { page, errors } = browser;
+  const pooled = await compareSizes(page, 2);
+  console.log(`# size comparison in the browser, 2 workers: ${pooled.secs.toFixed(1)} s; ${pooled.summary}`);
+  assert.match(pooled.summary, /d_model 32: .* · d_model 64: .* · d_model 128: /);
+  const alone = await compareSizes(page, 1);
+  console.log(`# size comparison, 1 worker: ${alone.secs.toFixed(1)} s (${(alone.secs / pooled.secs).toFixed(2)}x the pool's time)`);
+  assert.equal(alone.summary, pooled.summary, 'the same profiles on one worker');
+  await page.selectOption('#workers-select', '2');
   assert.deepEqual(errors, []);
 });

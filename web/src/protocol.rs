@@ -13,7 +13,7 @@ use mnemo_measures::geometry::{GeometryProgress, GeometryResult};
 use mnemo_measures::influence::{DeletionJob, DeletionResult, InfluenceProgress, InfluenceResult};
 use mnemo_measures::softprompt::{PromptStep, SoftPromptProgress, SoftPromptResult};
 use mnemo_measures::tinymem::ShownExample;
-use mnemo_measures::unlearn::{MethodResult, MitigationSummary, StepProgress};
+use mnemo_measures::unlearn::{MethodResult, MitigationContext, MitigationSummary, StepProgress};
 use serde::{Deserialize, Serialize};
 
 fn one() -> usize {
@@ -69,6 +69,20 @@ pub enum ToWorker {
         runs: Vec<(ExperimentSpec, String)>,
         /// Where to run them.
         backend: BackendKind,
+        /// Models trained at once, each in its own worker, when there are several (the
+        /// CPU backend; WebGPU trains one at a time). The results do not depend on it.
+        #[serde(default = "one")]
+        workers: usize,
+    },
+    /// To a helper worker of a pool: train `spec`, build its panel and estimate its
+    /// profile, and answer [`FromWorker::ProfilePart`].
+    ProfilePart {
+        /// The experiment.
+        spec: ExperimentSpec,
+        /// Where to run it.
+        backend: BackendKind,
+        /// Its index among the job's runs.
+        j: usize,
     },
     /// Train a counterfactual ensemble (the spec's `counterfactual` section) and score it.
     Counterfactual {
@@ -155,6 +169,23 @@ pub enum ToWorker {
         backend: BackendKind,
         /// Train the spec's model first (when the section names no built-in model).
         train: bool,
+        /// Methods run at once, each in its own worker (the CPU backend; WebGPU runs
+        /// one at a time). The result does not depend on it.
+        #[serde(default = "one")]
+        workers: usize,
+    },
+    /// To a helper worker of a pool: run method `j` of `spec`'s `mitigation` section on a
+    /// copy of the context's model and answer [`FromWorker::MitigationPart`].
+    MitigationPart {
+        /// The experiment, with its `mitigation` section.
+        spec: ExperimentSpec,
+        /// Where to run it.
+        backend: BackendKind,
+        /// The untouched model, measured, with its forget and retain sets (the job's
+        /// worker measured it once for every worker).
+        ctx: Box<MitigationContext>,
+        /// The method and setting (index into the section's `methods`).
+        j: usize,
     },
     /// Run the spec's `geometry` section: train the VP-SDE noise predictor on its toy
     /// data, sample, and estimate every training point's LID.
@@ -213,6 +244,7 @@ impl ToWorker {
         match &mut self {
             ToWorker::Train { backend, .. }
             | ToWorker::Profile { backend, .. }
+            | ToWorker::ProfilePart { backend, .. }
             | ToWorker::Counterfactual { backend, .. }
             | ToWorker::Member { backend, .. }
             | ToWorker::Retrain { backend, .. }
@@ -220,6 +252,7 @@ impl ToWorker {
             | ToWorker::Influence { backend, .. }
             | ToWorker::Deletion { backend, .. }
             | ToWorker::Mitigate { backend, .. }
+            | ToWorker::MitigationPart { backend, .. }
             | ToWorker::Geometry { backend, .. }
             | ToWorker::Exposure { backend, .. }
             | ToWorker::Extract {
@@ -383,6 +416,29 @@ pub enum FromWorker {
         /// Seconds spent estimating.
         estimate_s: f64,
     },
+    /// To the job's worker, from a helper: run `j`'s profile.
+    ProfilePart {
+        /// The run.
+        j: usize,
+        /// The estimates.
+        result: Box<DidResult>,
+        /// Seconds spent evaluating the panel.
+        panel_s: f64,
+        /// Seconds spent estimating.
+        estimate_s: f64,
+        /// The helper's heap (MiB).
+        memory_mib: f64,
+    },
+    /// Profiles on a pool: runs finished and workers (the page shows it beside the
+    /// training progress of the run this worker trains).
+    ProfilesProgress {
+        /// Runs finished.
+        done: usize,
+        /// Runs in all.
+        total: usize,
+        /// Workers (this one and its helpers).
+        workers: usize,
+    },
     /// Counterfactual ensemble: members trained and scored so far.
     EnsembleProgress {
         /// Members done.
@@ -501,7 +557,8 @@ pub enum FromWorker {
     },
     /// Mitigation: where the method in progress stands.
     MitigationProgress {
-        /// Index of the method and setting running (from 0).
+        /// Index of the method and setting running in the job's own worker (from 0);
+        /// `runs` between methods, when it runs none.
         run: usize,
         /// Methods and settings in all.
         runs: usize,
@@ -509,6 +566,23 @@ pub enum FromWorker {
         step: StepProgress,
         /// Seconds since this method started.
         elapsed_s: f64,
+        /// Methods and settings finished, on every worker.
+        #[serde(default)]
+        done: usize,
+        /// Workers running methods (this one and its helpers).
+        #[serde(default = "one")]
+        workers: usize,
+    },
+    /// To the job's worker, from a helper: method `j` is done and measured.
+    MitigationPart {
+        /// The method and setting.
+        j: usize,
+        /// Its row.
+        result: Box<MethodResult>,
+        /// What its edited model generated for each measured example.
+        generated: Vec<Vec<u32>>,
+        /// The helper's heap (MiB).
+        memory_mib: f64,
     },
     /// Mitigation: one method is done and measured.
     MitigationMethod {

@@ -81,6 +81,8 @@ pub struct ProfileView {
     state: ProfileState,
     profiles: Vec<(String, DidResult)>,
     count: usize,
+    /// On a pool: `(models done, workers)`.
+    pool: Option<(usize, usize)>,
     hover: Option<(f64, f64)>,
     layout: HeatmapLayout,
     dirty: bool,
@@ -98,6 +100,7 @@ impl ProfileView {
         };
         self.profiles.clear();
         self.count = runs.len();
+        self.pool = None;
         self.state = ProfileState::Training {
             index: 1,
             count: self.count,
@@ -109,6 +112,7 @@ impl ProfileView {
             job: ToWorker::Profile {
                 runs,
                 backend: self.hub.state.backend,
+                workers: self.hub.state.workers,
             },
             keep: Keep::New,
         });
@@ -131,6 +135,9 @@ impl ProfileView {
             &FromWorker::PanelProgress { done, total } => {
                 self.state = ProfileState::Evaluating { done, total }
             }
+            &FromWorker::ProfilesProgress { done, workers, .. } => {
+                self.pool = Some((done, workers));
+            }
             FromWorker::Profile {
                 label,
                 result,
@@ -139,9 +146,18 @@ impl ProfileView {
             } => {
                 self.profiles.push((label.clone(), (**result).clone()));
                 self.dirty = true;
-                self.state = ProfileState::Ready {
-                    panel_s: *panel_s,
-                    estimate_s: *estimate_s,
+                // On a pool, the models of this worker and of its helpers go on.
+                self.state = if self.pool.is_some() && self.profiles.len() < self.count {
+                    ProfileState::Training {
+                        index: self.profiles.len() + 1,
+                        count: self.count,
+                        step: (0, 0),
+                    }
+                } else {
+                    ProfileState::Ready {
+                        panel_s: *panel_s,
+                        estimate_s: *estimate_s,
+                    }
                 };
                 self.hub.keep_result(RunResult::Profiles(
                     self.profiles.clone(),
@@ -274,6 +290,7 @@ impl Component for ProfileView {
             state: ProfileState::Idle,
             profiles: Vec::new(),
             count: 0,
+            pool: None,
             hover: None,
             layout: HeatmapLayout::default(),
             dirty: false,
@@ -379,7 +396,10 @@ impl Component for ProfileView {
         let blocked = !self.hub.state.can_start();
         let (state_name, status) = match &self.state {
             ProfileState::Idle => ("idle", "Train a model on 480 invented facts, each seen once, and measure how much it memorised each one when it saw it and later.".to_string()),
-            ProfileState::Training { index, count, step: (s, t) } => ("training", format!("Training model {index} of {count}… step {s} of {t}")),
+            ProfileState::Training { index, count, step: (s, t) } => ("training", match self.pool {
+                Some((done, workers)) => format!("Training {count} models on {workers} workers: {done} done; this worker's model at step {s} of {t}…"),
+                None => format!("Training model {index} of {count}… step {s} of {t}"),
+            }),
             ProfileState::Evaluating { done, total } => ("evaluating", format!("Evaluating the panel: checkpoint {done} of {total}…")),
             ProfileState::Ready { panel_s, estimate_s } => ("ready", format!(
                 "Profile ready: panel evaluated in {panel_s:.1} s, estimated with 1000 bootstrap draws in {estimate_s:.2} s.")),

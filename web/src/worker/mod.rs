@@ -245,7 +245,14 @@ fn on_message(event: MessageEvent) {
                 .await
                 .map(|_| ())
         }),
-        ToWorker::Profile { runs, backend } => run_exclusive(profile::run(runs, backend)),
+        ToWorker::Profile {
+            runs,
+            backend,
+            workers,
+        } => run_exclusive(profile::run(runs, backend, workers)),
+        ToWorker::ProfilePart { spec, backend, j } => {
+            run_exclusive(profile::part(spec, backend, j))
+        }
         ToWorker::Counterfactual {
             spec,
             backend,
@@ -278,7 +285,14 @@ fn on_message(event: MessageEvent) {
             spec,
             backend,
             train,
-        } => run_exclusive(mitigation::run(spec, backend, train)),
+            workers,
+        } => run_exclusive(mitigation::run(spec, backend, train, workers)),
+        ToWorker::MitigationPart {
+            spec,
+            backend,
+            ctx,
+            j,
+        } => run_exclusive(mitigation::part(spec, backend, *ctx, j)),
         ToWorker::Geometry { spec, backend } => run_exclusive(geometry::run(spec, backend)),
         ToWorker::Exposure { spec, backend } => run_exclusive(exposure::run(spec, backend)),
         ToWorker::ExposureUnlearn { spec, settings } => {

@@ -6,11 +6,14 @@
 //! job).
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
 use std::rc::Rc;
 
 use mnemo_core::BackendKind;
 use web_sys::Worker;
+
+use wasm_bindgen_futures::spawn_local;
 
 use super::{cancelled, memory_mib, now_ms, sleep_ms, yield_now};
 use crate::connection::{Listener, send, start_worker};
@@ -230,4 +233,68 @@ pub async fn drive<P: Parts>(
         done,
         stopped: false,
     })
+}
+
+/// A part this worker runs whole, as a task of its own (it must yield between its steps):
+/// [`Parts::begin`] starts it, [`Parts::step`] looks whether it is done, and [`drive`]
+/// hands the helpers their parts meanwhile. For parts that are one long `async` call
+/// (an unlearning method, a training run with its panel).
+pub struct OwnTask<T> {
+    slot: Rc<RefCell<Option<(usize, T)>>>,
+}
+
+impl<T> Default for OwnTask<T> {
+    fn default() -> Self {
+        OwnTask {
+            slot: Rc::default(),
+        }
+    }
+}
+
+impl<T: 'static> OwnTask<T> {
+    /// Run part `j`'s `work` as a task.
+    pub fn start(&self, j: usize, work: impl Future<Output = T> + 'static) {
+        let slot = self.slot.clone();
+        spawn_local(async move {
+            let out = work.await;
+            *slot.borrow_mut() = Some((j, out));
+        });
+    }
+
+    /// The part and its outcome once the task has ended; otherwise `None` after a short
+    /// sleep (so [`drive`]'s loop does not spin).
+    pub async fn finished(&self) -> Option<(usize, T)> {
+        let done = self.slot.borrow_mut().take();
+        if done.is_none() {
+            sleep_ms(20).await;
+        }
+        done
+    }
+}
+
+/// Results that reach the page in their parts' order: a finished part waits for those
+/// before it.
+pub struct InOrder<T> {
+    ready: BTreeMap<usize, T>,
+    next: usize,
+}
+
+impl<T> Default for InOrder<T> {
+    fn default() -> Self {
+        InOrder {
+            ready: BTreeMap::new(),
+            next: 0,
+        }
+    }
+}
+
+impl<T> InOrder<T> {
+    /// Keep part `j`'s result and `emit(part, result)` every one that is now next.
+    pub fn push(&mut self, j: usize, result: T, mut emit: impl FnMut(usize, T)) {
+        self.ready.insert(j, result);
+        while let Some(r) = self.ready.remove(&self.next) {
+            emit(self.next, r);
+            self.next += 1;
+        }
+    }
 }

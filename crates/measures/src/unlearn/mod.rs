@@ -337,8 +337,10 @@ impl Default for MitigationOptions {
     }
 }
 
-/// The untouched model measured once, with the forget and retain sets.
-#[derive(Debug, Clone)]
+/// The untouched model measured once, with the forget and retain sets. It serialises
+/// (without the optimiser state), so a shell can hand it to a helper worker instead of
+/// having each helper measure the model again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MitigationContext {
     /// The untouched model.
     pub model: Checkpoint,
@@ -355,7 +357,9 @@ pub struct MitigationContext {
     /// The forget set's instance ids.
     pub forget_ids: Vec<u32>,
     /// The training run's resume point for the model (its optimiser state), when the
-    /// shell has one: fine-tunes continue from it. [`prepare`] leaves it `None`.
+    /// shell has one: fine-tunes continue from it. [`prepare`] leaves it `None`; it is
+    /// not serialised (the browser, which serialises contexts, never sets it).
+    #[serde(skip)]
     pub optimiser: Option<mnemo_core::ResumePoint>,
 }
 

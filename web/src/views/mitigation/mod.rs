@@ -51,8 +51,9 @@ pub enum Status {
     Training(usize, usize),
     /// Loading and measuring the untouched model.
     Preparing,
-    /// A method runs: index, count, its progress and seconds.
-    Running(usize, usize, StepProgress, f64),
+    /// Methods run: the index of the one this page's worker runs, the count, its progress
+    /// and seconds, then the methods finished on every worker and the workers.
+    Running(usize, usize, StepProgress, f64, usize, usize),
     /// Every method done, or cut short by Cancel.
     Ready(bool),
     /// Stopped before any method finished.
@@ -395,6 +396,7 @@ impl MitigationPanel {
                 spec,
                 backend: self.hub.state.backend,
                 train,
+                workers: self.hub.state.workers,
             },
             keep: if from_builtin || train {
                 Keep::New
@@ -428,7 +430,9 @@ impl MitigationPanel {
                 runs,
                 step,
                 elapsed_s,
-            } => self.status = Status::Running(run, runs, step, elapsed_s),
+                done,
+                workers,
+            } => self.status = Status::Running(run, runs, step, elapsed_s, done, workers),
             FromWorker::MitigationMethod { result, generated } => {
                 if let Some(v) = &mut self.view {
                     v.push((**result).clone(), generated.clone());
@@ -591,14 +595,16 @@ impl Component for MitigationPanel {
             Status::Training(s, t) => {
                 html! { <progress id="mit-train-progress" max={(*t).max(1).to_string()} value={s.to_string()}></progress> }
             }
-            Status::Running(j, n, p, _) => {
-                // Overall: finished methods plus the share of this one.
-                let share = if p.total > 0 {
+            Status::Running(j, n, p, _, done, workers) => {
+                // Overall: finished methods plus the share of this one (on one worker, the
+                // methods before it are the finished ones).
+                let finished = if *workers > 1 || j >= n { *done } else { *j };
+                let share = if p.total > 0 && j < n {
                     p.done as f64 / p.total as f64
                 } else {
                     0.0
                 };
-                html! { <progress id="mit-progress" max={(*n).max(1).to_string()} value={format!("{:.3}", *j as f64 + share)}></progress> }
+                html! { <progress id="mit-progress" max={(*n).max(1).to_string()} value={format!("{:.3}", finished as f64 + share)}></progress> }
             }
             _ => html! {},
         };

@@ -73,7 +73,14 @@ impl MitigationPanel {
             ),
             Status::Training(s, t) => ("training", format!("Training the model first: step {s} of {t}…")),
             Status::Preparing => ("preparing", "Loading and measuring the untouched model…".into()),
-            Status::Running(j, n, p, secs) => {
+            Status::Running(j, n, _, _, done, workers) if j >= n => (
+                "running",
+                format!(
+                    "{done} of {n} methods done{}… (Cancel keeps the methods done)",
+                    if *workers > 1 { format!(" on {workers} workers") } else { String::new() }
+                ),
+            ),
+            Status::Running(j, n, p, secs, done, workers) => {
                 let name = self
                     .plan
                     .get(*j)
@@ -83,10 +90,15 @@ impl MitigationPanel {
                 } else {
                     String::new()
                 };
+                let pool = if *workers > 1 {
+                    format!(" · {done} of {n} done on {workers} workers")
+                } else {
+                    String::new()
+                };
                 (
                     "running",
                     format!(
-                        "Method {} of {n}{name}: step {} of {}{eta}… (Cancel keeps the methods done)",
+                        "Method {} of {n}{name}: step {} of {}{eta}{pool}… (Cancel keeps the methods done)",
                         j + 1,
                         p.done,
                         p.total

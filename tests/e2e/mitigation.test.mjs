@@ -72,7 +72,7 @@ test('methods run on the built-in backdoor model on two workers, each on a copy'
   const t0 = Date.now();
   await page.click('#mit-run');
   await page.waitForSelector('#mit-progress', { timeout: 60_000 });
-  await page.waitForFunction(() => /done on 2 workers/.test(document.getElementById('mit-status')?.textContent ?? ''), null, { timeout: 300_000 });
+  await page.waitForFunction(() => /done on 2 workers \(up to \d+ MiB each\)/.test(document.getElementById('mit-status')?.textContent ?? ''), null, { timeout: 300_000 });
   await page.waitForSelector('#mit-status[data-state="ready"]', { timeout: 300_000 });
   const secs = (Date.now() - t0) / 1000;
   const before = await page.textContent('#mit-before');

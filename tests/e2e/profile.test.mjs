@@ -72,7 +72,7 @@ async function compareSizes(page, workers) {
   await page.waitForFunction(() => document.getElementById('profile-status').dataset.state !== 'ready');
   if (workers > 1) {
     await page.waitForFunction(
-      (w) => new RegExp(`on ${w} workers`).test(document.getElementById('profile-status')?.textContent ?? ''),
+      (w) => new RegExp(`on ${w} workers \\(up to \\d+ MiB each\\)`).test(document.getElementById('profile-status')?.textContent ?? ''),
       workers, { timeout: 300_000 });
   }
   await page.waitForFunction(

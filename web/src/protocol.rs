@@ -438,6 +438,8 @@ pub enum FromWorker {
         total: usize,
         /// Workers (this one and its helpers).
         workers: usize,
+        /// The largest heap among the workers so far (MiB).
+        memory_mib: f64,
     },
     /// Counterfactual ensemble: members trained and scored so far.
     EnsembleProgress {
@@ -572,6 +574,9 @@ pub enum FromWorker {
         /// Workers running methods (this one and its helpers).
         #[serde(default = "one")]
         workers: usize,
+        /// The largest heap among the workers so far (MiB).
+        #[serde(default)]
+        memory_mib: f64,
     },
     /// To the job's worker, from a helper: method `j` is done and measured.
     MitigationPart {

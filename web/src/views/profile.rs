@@ -81,8 +81,8 @@ pub struct ProfileView {
     state: ProfileState,
     profiles: Vec<(String, DidResult)>,
     count: usize,
-    /// On a pool: `(models done, workers)`.
-    pool: Option<(usize, usize)>,
+    /// On a pool: `(models done, workers, the largest heap in MiB)`.
+    pool: Option<(usize, usize, f64)>,
     hover: Option<(f64, f64)>,
     layout: HeatmapLayout,
     dirty: bool,
@@ -135,8 +135,13 @@ impl ProfileView {
             &FromWorker::PanelProgress { done, total } => {
                 self.state = ProfileState::Evaluating { done, total }
             }
-            &FromWorker::ProfilesProgress { done, workers, .. } => {
-                self.pool = Some((done, workers));
+            &FromWorker::ProfilesProgress {
+                done,
+                workers,
+                memory_mib,
+                ..
+            } => {
+                self.pool = Some((done, workers, memory_mib));
             }
             FromWorker::Profile {
                 label,
@@ -397,7 +402,7 @@ impl Component for ProfileView {
         let (state_name, status) = match &self.state {
             ProfileState::Idle => ("idle", "Train a model on 480 invented facts, each seen once, and measure how much it memorised each one when it saw it and later.".to_string()),
             ProfileState::Training { index, count, step: (s, t) } => ("training", match self.pool {
-                Some((done, workers)) => format!("Training {count} models on {workers} workers: {done} done; this worker's model at step {s} of {t}…"),
+                Some((done, workers, mib)) => format!("Training {count} models on {workers} workers (up to {mib:.0} MiB each): {done} done; this worker's model at step {s} of {t}…"),
                 None => format!("Training model {index} of {count}… step {s} of {t}"),
             }),
             ProfileState::Evaluating { done, total } => ("evaluating", format!("Evaluating the panel: checkpoint {done} of {total}…")),

@@ -43,8 +43,9 @@ struct Sink {
     runs: usize,
     start: f64,
     last: f64,
-    /// `(methods done, workers)`, shared with the job; `None` in a helper.
-    pool: Option<Rc<RefCell<(usize, usize)>>>,
+    /// `(methods done, workers, the largest heap in MiB)`, shared with the job; `None`
+    /// in a helper.
+    pool: Option<Rc<RefCell<(usize, usize, f64)>>>,
 }
 
 impl ProgressSink for Sink {
@@ -52,7 +53,7 @@ impl ProgressSink for Sink {
         Box::pin(async move {
             if now_ms() - self.last > 50.0 || p.done == p.total {
                 if let Some(pool) = &self.pool {
-                    let (done, workers) = *pool.borrow();
+                    let (done, workers, memory_mib) = *pool.borrow();
                     post(&FromWorker::MitigationProgress {
                         run: self.run,
                         runs: self.runs,
@@ -60,6 +61,7 @@ impl ProgressSink for Sink {
                         elapsed_s: (now_ms() - self.start) / 1000.0,
                         done,
                         workers,
+                        memory_mib,
                     });
                 }
                 yield_now().await;
@@ -162,8 +164,8 @@ struct Methods {
     backend: BackendKind,
     ctx: Rc<MitigationContext>,
     device: Device,
-    /// `(done, workers)`, shown with the own method's progress.
-    pool: Rc<RefCell<(usize, usize)>>,
+    /// `(done, workers, the largest heap in MiB)`, shown with the own method's progress.
+    pool: Rc<RefCell<(usize, usize, f64)>>,
     /// The method this worker runs.
     own: OwnTask<Result<Row, UnlearnError>>,
     /// Rows reach the page in the section's order as they are ready.
@@ -324,7 +326,7 @@ pub async fn run(
     yield_now().await;
     let runs = section.methods.len();
     let pooled = workers > 1 && runs > 1 && backend != BackendKind::Wgpu;
-    let pool = Rc::new(RefCell::new((0usize, 1usize)));
+    let pool = Rc::new(RefCell::new((0usize, 1usize, 0.0f64)));
     let mut parts = Methods {
         spec,
         backend,
@@ -338,8 +340,9 @@ pub async fn run(
         &mut parts,
         if pooled { workers } else { 1 },
         backend,
-        |done, workers, _| {
-            *pool.borrow_mut() = (done, workers);
+        |done, workers, memory| {
+            let most = memory.iter().copied().fold(0.0, f64::max);
+            *pool.borrow_mut() = (done, workers, most);
             // Between methods: how many are done (`run == runs`: none runs here now).
             post(&FromWorker::MitigationProgress {
                 run: runs,
@@ -348,6 +351,7 @@ pub async fn run(
                 elapsed_s: 0.0,
                 done,
                 workers,
+                memory_mib: most,
             });
         },
     )

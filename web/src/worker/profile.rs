@@ -47,11 +47,12 @@ pub async fn run(
         own: OwnTask::default(),
         posting: RefCell::default(),
     };
-    let driven = drive(&mut parts, workers, backend, |done, workers, _| {
+    let driven = drive(&mut parts, workers, backend, |done, workers, memory| {
         post(&FromWorker::ProfilesProgress {
             done,
             total,
             workers,
+            memory_mib: memory.iter().copied().fold(0.0, f64::max),
         })
     })
     .await?;

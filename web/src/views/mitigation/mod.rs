@@ -52,8 +52,9 @@ pub enum Status {
     /// Loading and measuring the untouched model.
     Preparing,
     /// Methods run: the index of the one this page's worker runs, the count, its progress
-    /// and seconds, then the methods finished on every worker and the workers.
-    Running(usize, usize, StepProgress, f64, usize, usize),
+    /// and seconds, then the methods finished on every worker, the workers and the
+    /// largest heap among them (MiB).
+    Running(usize, usize, StepProgress, f64, usize, usize, f64),
     /// Every method done, or cut short by Cancel.
     Ready(bool),
     /// Stopped before any method finished.
@@ -432,7 +433,10 @@ impl MitigationPanel {
                 elapsed_s,
                 done,
                 workers,
-            } => self.status = Status::Running(run, runs, step, elapsed_s, done, workers),
+                memory_mib,
+            } => {
+                self.status = Status::Running(run, runs, step, elapsed_s, done, workers, memory_mib)
+            }
             FromWorker::MitigationMethod { result, generated } => {
                 if let Some(v) = &mut self.view {
                     v.push((**result).clone(), generated.clone());
@@ -595,7 +599,7 @@ impl Component for MitigationPanel {
             Status::Training(s, t) => {
                 html! { <progress id="mit-train-progress" max={(*t).max(1).to_string()} value={s.to_string()}></progress> }
             }
-            Status::Running(j, n, p, _, done, workers) => {
+            Status::Running(j, n, p, _, done, workers, _) => {
                 // Overall: finished methods plus the share of this one (on one worker, the
                 // methods before it are the finished ones).
                 let finished = if *workers > 1 || j >= n { *done } else { *j };

@@ -73,14 +73,14 @@ impl MitigationPanel {
             ),
             Status::Training(s, t) => ("training", format!("Training the model first: step {s} of {t}…")),
             Status::Preparing => ("preparing", "Loading and measuring the untouched model…".into()),
-            Status::Running(j, n, _, _, done, workers) if j >= n => (
+            Status::Running(j, n, _, _, done, workers, mib) if j >= n => (
                 "running",
                 format!(
                     "{done} of {n} methods done{}… (Cancel keeps the methods done)",
-                    if *workers > 1 { format!(" on {workers} workers") } else { String::new() }
+                    if *workers > 1 { format!(" on {workers} workers (up to {mib:.0} MiB each)") } else { String::new() }
                 ),
             ),
-            Status::Running(j, n, p, secs, done, workers) => {
+            Status::Running(j, n, p, secs, done, workers, mib) => {
                 let name = self
                     .plan
                     .get(*j)
@@ -91,7 +91,7 @@ impl MitigationPanel {
                     String::new()
                 };
                 let pool = if *workers > 1 {
-                    format!(" · {done} of {n} done on {workers} workers")
+                    format!(" · {done} of {n} done on {workers} workers (up to {mib:.0} MiB each)")
                 } else {
                     String::new()
                 };

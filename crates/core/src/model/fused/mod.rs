@@ -98,6 +98,23 @@ mod flex {
         acc.iter().sum::<f32>() + tail
     }
 
+    /// The maximum of `a` over eight lanes (a single running maximum does not vectorise).
+    #[inline(always)]
+    pub fn lane_max(a: &[f32]) -> f32 {
+        let mut acc = [f32::NEG_INFINITY; LANES];
+        let chunks = a.chunks_exact(LANES);
+        let tail = chunks
+            .remainder()
+            .iter()
+            .fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+        for c in chunks {
+            for l in 0..LANES {
+                acc[l] = acc[l].max(c[l]);
+            }
+        }
+        acc.iter().fold(tail, |m, &x| m.max(x))
+    }
+
     /// Rows per task when rows are split over threads.
     pub const ROWS_PER_TASK: usize = 64;
 

@@ -104,7 +104,7 @@ mod flex {
     //! The fused f32 kernels on flex.
 
     use super::*;
-    use crate::model::fused::flex::{lane_sum, par_rows, tensor, view};
+    use crate::model::fused::flex::{lane_max, lane_sum, par_rows, tensor, view};
     use crate::model::fused::math::exp;
     use burn::backend::Flex;
     use burn::backend::flex::FlexTensor;
@@ -119,7 +119,7 @@ mod flex {
         for (k, (sr, pr)) in s.chunks_exact(tk).zip(p.chunks_exact_mut(tk)).enumerate() {
             let n = seen(r0 + k, tq, tk);
             let (sr, (pr, rest)) = (&sr[..n], pr.split_at_mut(n));
-            let max = sr.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) * scale;
+            let max = lane_max(sr) * scale;
             for (p, &v) in pr.iter_mut().zip(sr) {
                 *p = exp(v * scale - max);
             }

@@ -54,7 +54,8 @@ fn shapes(logits: &Shape) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
     if let Some(last) = one.last_mut() {
         *last = 1;
     }
-    (dims.clone(), one, dims[..n.saturating_sub(1)].to_vec())
+    let out = dims[..n.saturating_sub(1)].to_vec();
+    (dims, one, out)
 }
 
 /// The forward in plain operations (every backend without kernels of its own).
@@ -91,7 +92,7 @@ mod flex {
     //! The fused f32 kernels on flex.
 
     use super::*;
-    use crate::model::fused::flex::{lane_sum, par_rows, tensor, view};
+    use crate::model::fused::flex::{lane_max, lane_sum, par_rows, tensor, view};
     use crate::model::fused::math::exp;
     use burn::backend::Flex;
     use burn::backend::flex::FlexTensor;
@@ -112,27 +113,10 @@ mod flex {
             .collect()
     }
 
-    /// A row's maximum over eight lanes (a single running maximum does not vectorise).
-    #[inline(always)]
-    fn row_max(row: &[f32]) -> f32 {
-        let mut acc = [f32::NEG_INFINITY; 8];
-        let chunks = row.chunks_exact(8);
-        let tail = chunks
-            .remainder()
-            .iter()
-            .fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-        for c in chunks {
-            for l in 0..8 {
-                acc[l] = acc[l].max(c[l]);
-            }
-        }
-        acc.iter().fold(tail, |m, &x| m.max(x))
-    }
-
     /// A row's log-sum-exp (the exponentials and their sum vectorised).
     #[inline(always)]
     fn lse(row: &[f32]) -> f32 {
-        let max = row_max(row);
+        let max = lane_max(row);
         max + lane_sum(row, row, |x, _| exp(x - max)).ln()
     }
 
